@@ -1,0 +1,1 @@
+"""Procedural road-scene data set (pixood-synth)."""

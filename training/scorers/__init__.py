@@ -1,0 +1,5 @@
+"""Anomaly scorers behind one interface (see ``base.Scorer``)."""
+
+from .base import Scorer
+
+__all__ = ["Scorer"]
