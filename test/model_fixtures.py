@@ -1,0 +1,204 @@
+"""Model files for tests: ONNX graphs that honour the model-file contract (TEAM.md interface 2).
+
+`make_handmade_model` builds a tiny graph with onnx.helper only (no torch, milliseconds to build
+and run), so node, bag and engine tests can check outputs against `handmade_expected` exactly.
+Its outputs are simple, deterministic functions of the input image:
+
+- anomaly_score = R / 255                       (float32, [0, 1])
+- semantic      = (G // 8) mod num_classes      (uint8)
+- confidence    = 1 - anomaly_score             (float32, [0, 1])
+
+`make_foreign_model` writes a valid ONNX file that is *not* a PixOOD model (other I/O names),
+for error-path tests. `export_tiny_model` exports a real, tiny randomly initialised PixOOD model
+from PyTorch (needs the training extra).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+CITYSCAPES_CLASSES = [
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+]
+CITYSCAPES_PALETTE = [
+    [128, 64, 128],
+    [244, 35, 232],
+    [70, 70, 70],
+    [102, 102, 156],
+    [190, 153, 153],
+    [153, 153, 153],
+    [250, 170, 30],
+    [220, 220, 0],
+    [107, 142, 35],
+    [152, 251, 152],
+    [70, 130, 180],
+    [220, 20, 60],
+    [255, 0, 0],
+    [0, 0, 142],
+    [0, 0, 70],
+    [0, 60, 100],
+    [0, 80, 100],
+    [0, 0, 230],
+    [119, 11, 32],
+]
+
+# Opset and IR version that every onnxruntime >= 1.18 loads (robots lag behind desktops).
+HANDMADE_OPSET = 17
+HANDMADE_IR_VERSION = 9
+GREEN_QUANTUM = 8
+
+
+def handmade_metadata(
+    class_names: list[str] | None = None,
+    palette: list[list[int]] | None = None,
+    eval_labels: Iterable[int] = (0, 1),
+    network_long_side: int = 224,
+    scorer: str = "pixood",
+    config_hash: str = "handmade-0001",
+    format_version: str = "1",
+) -> dict[str, str]:
+    """The metadata_props of a contract-conforming model, as strings (what ONNX stores)."""
+    class_names = list(CITYSCAPES_CLASSES if class_names is None else class_names)
+    palette = CITYSCAPES_PALETTE[: len(class_names)] if palette is None else palette
+    return {
+        "pixood_format_version": format_version,
+        "class_names": json.dumps(class_names),
+        "palette": json.dumps([list(map(int, c)) for c in palette]),
+        "eval_labels": json.dumps([int(c) for c in eval_labels]),
+        "network_long_side": str(int(network_long_side)),
+        "scorer": scorer,
+        "config_hash": config_hash,
+    }
+
+
+def make_handmade_model(
+    path: str | Path,
+    class_names: list[str] | None = None,
+    palette: list[list[int]] | None = None,
+    eval_labels: Iterable[int] = (0, 1),
+    network_long_side: int = 224,
+    scorer: str = "pixood",
+    config_hash: str = "handmade-0001",
+    format_version: str = "1",
+    metadata_overrides: Mapping[str, str] | None = None,
+    drop_metadata: Iterable[str] = (),
+) -> Path:
+    """Write the handmade contract model to `path` and return the path.
+
+    `metadata_overrides` replaces/adds metadata entries and `drop_metadata` removes some, so
+    error paths (missing keys, unsupported format version) can be tested with the same graph.
+    """
+    num_classes = len(CITYSCAPES_CLASSES if class_names is None else class_names)
+    dims = [1, "H", "W"]
+    image = helper.make_tensor_value_info("image", TensorProto.UINT8, [1, "H", "W", 3])
+    outputs = [
+        helper.make_tensor_value_info("anomaly_score", TensorProto.FLOAT, dims),
+        helper.make_tensor_value_info("semantic", TensorProto.UINT8, dims),
+        helper.make_tensor_value_info("confidence", TensorProto.FLOAT, dims),
+    ]
+
+    def const(name: str, value, dtype) -> onnx.NodeProto:
+        return helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(name, dtype, [len(value)], value)
+        )
+
+    def scalar(name: str, value, dtype) -> onnx.NodeProto:
+        return helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(name, dtype, [], [value])
+        )
+
+    nodes = [
+        const("channel_axis", [3], TensorProto.INT64),
+        const("red_start", [0], TensorProto.INT64),
+        const("green_start", [1], TensorProto.INT64),
+        const("blue_start", [2], TensorProto.INT64),
+        scalar("inv_255", 1 / 255, TensorProto.FLOAT),
+        scalar("one", 1.0, TensorProto.FLOAT),
+        scalar("quantum", GREEN_QUANTUM, TensorProto.INT32),
+        scalar("num_classes", num_classes, TensorProto.INT32),
+        # anomaly_score = R / 255
+        helper.make_node("Slice", ["image", "red_start", "green_start", "channel_axis"], ["red"]),
+        helper.make_node("Squeeze", ["red", "channel_axis"], ["red_hw"]),
+        helper.make_node("Cast", ["red_hw"], ["red_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["red_f", "inv_255"], ["anomaly_score"]),
+        # confidence = 1 - anomaly_score
+        helper.make_node("Sub", ["one", "anomaly_score"], ["confidence"]),
+        # semantic = (G // 8) mod num_classes
+        helper.make_node(
+            "Slice", ["image", "green_start", "blue_start", "channel_axis"], ["green"]
+        ),
+        helper.make_node("Squeeze", ["green", "channel_axis"], ["green_hw"]),
+        helper.make_node("Cast", ["green_hw"], ["green_i"], to=TensorProto.INT32),
+        helper.make_node("Div", ["green_i", "quantum"], ["green_q"]),
+        helper.make_node("Mod", ["green_q", "num_classes"], ["class_id"]),
+        helper.make_node("Cast", ["class_id"], ["semantic"], to=TensorProto.UINT8),
+    ]
+    graph = helper.make_graph(nodes, "pixood_handmade", [image], outputs)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", HANDMADE_OPSET)],
+        producer_name="pixood_ros test fixtures",
+    )
+    model.ir_version = HANDMADE_IR_VERSION
+    metadata = handmade_metadata(
+        class_names, palette, eval_labels, network_long_side, scorer, config_hash, format_version
+    )
+    metadata.update(metadata_overrides or {})
+    for key in drop_metadata:
+        metadata.pop(key, None)
+    onnx.helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def handmade_expected(
+    rgb: np.ndarray, num_classes: int = len(CITYSCAPES_CLASSES)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anomaly_score, semantic, confidence) the handmade model gives for an HxWx3 RGB image."""
+    anomaly = rgb[..., 0].astype(np.float32) * np.float32(1 / 255)
+    semantic = ((rgb[..., 1].astype(np.int32) // GREEN_QUANTUM) % num_classes).astype(np.uint8)
+    return anomaly, semantic, (np.float32(1.0) - anomaly).astype(np.float32)
+
+
+def make_foreign_model(path: str | Path) -> Path:
+    """A valid ONNX file with a classifier-like interface (float `input` -> `logits`)."""
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])
+    nodes = [helper.make_node("ReduceMean", ["input"], ["logits"], axes=[2, 3], keepdims=0)]
+    model = helper.make_model(
+        helper.make_graph(nodes, "foreign", [inp], [out]),
+        opset_imports=[helper.make_opsetid("", HANDMADE_OPSET)],
+    )
+    model.ir_version = HANDMADE_IR_VERSION
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
