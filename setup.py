@@ -74,12 +74,11 @@ setup(
     packages=find_packages(include=["pixood_ros", "pixood_ros.*"])
     + ["pixood_training"]
     + [f"pixood_training.{p}" for p in find_packages(where="training")],
-    package_dir={"pixood_ros": "pixood_ros", "pixood_training": "training"},
+    package_dir={"pixood_training": "training"},
     data_files=data_files(),
     install_requires=RUNTIME_REQUIRES,
     extras_require=EXTRAS,
     zip_safe=True,
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "pixood_node = pixood_ros.node.main:main",
