@@ -1,0 +1,15 @@
+"""Exceptions of the inference engine, in a module of their own so every engine helper can raise
+them without import cycles. Users import them from `pixood_ros.engine`."""
+
+from __future__ import annotations
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be used: missing, not ONNX, not a PixOOD model, bad metadata, or a
+    runtime failure inside the model. The message is one line a user can act on."""
+
+
+class InputError(ModelError, ValueError):
+    """The image given to the engine does not match what the model takes (dtype, shape).
+
+    A ValueError as well, so callers that treat bad frames as bad values catch it naturally."""
