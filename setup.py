@@ -48,6 +48,8 @@ EXTRAS = {
         "pytest-timeout>=2.3",
         "ruff>=0.6",
         "scikit-learn>=1.3",
+        # reference implementation the image-conversion tests compare against
+        "rosbags-image>=0.10",
         "scipy>=1.10",
     ],
 }

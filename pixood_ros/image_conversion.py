@@ -1,0 +1,423 @@
+"""sensor_msgs/Image and CompressedImage <-> numpy, with every malformed input caught.
+
+Camera drivers, bag files and hand-written publishers all produce broken frames now and then
+(wrong `step`, truncated data, an encoding we do not know, NaN in a depth image, a half-written
+JPEG). The node must skip such a frame and keep serving, and it needs to know *what* was wrong
+to count it per kind in its diagnostics, so every problem raises `BadImage(kind, message)`.
+
+Functions read only message attributes (`height`, `width`, `encoding`, `is_bigendian`, `step`,
+`data`; `format`, `data` for compressed images), so rclpy messages, rosbags' message classes and
+plain test objects all work. Encoding semantics follow ROS' cv_bridge (and rosbags-image):
+
+- ``yuv422``/``uyvy`` are U Y0 V Y1 byte order, ``yuv422_yuy2``/``yuyv`` are Y0 U Y1 V
+  (ITU-R BT.601, video range, as OpenCV decodes them);
+- ``bayer_rggb8`` etc. name the top-left 2x2 tile; they are demosaiced bilinearly;
+- 16-bit colour/mono images are scaled to 8 bit by 255/65535 (cv_bridge's depth conversion);
+- ``8UC3``/``8UC4`` carry no channel order (cv_bridge passes them through unchanged to any
+  colour encoding asked for); we read them as BGR/BGRA because their usual producer is
+  ``cv2_to_imgmsg(bgr_image)`` with the default passthrough encoding;
+- ``16UC1``, ``32FC1`` and ``64FC1`` (depth-like images) are min-max normalised per frame to
+  gray, like cv_bridge's ``cvtColorForDisplay``; NaN/inf are rejected, never silently mapped.
+
+ROS 2's cv_bridge is used for the raw decode when it imports and passes a self-check; the
+result is identical either way, the native path just avoids a dependency that the pip wheels
+do not provide.
+"""
+
+from __future__ import annotations
+
+import array
+import functools
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Kinds of bad input, counted separately in the node's diagnostics.
+EMPTY = "empty"
+TOO_LARGE = "too_large"
+BAD_STEP = "bad_step"
+SIZE_MISMATCH = "size_mismatch"
+BAD_DIMENSIONS = "bad_dimensions"
+UNSUPPORTED_ENCODING = "unsupported_encoding"
+NON_FINITE = "non_finite"
+CORRUPT_COMPRESSED = "corrupt_compressed"
+BAD_IMAGE_KINDS = (
+    EMPTY,
+    TOO_LARGE,
+    BAD_STEP,
+    SIZE_MISMATCH,
+    BAD_DIMENSIONS,
+    UNSUPPORTED_ENCODING,
+    NON_FINITE,
+    CORRUPT_COMPRESSED,
+)
+
+# 8K UHD: far beyond any camera a robot carries, small enough not to exhaust memory.
+DEFAULT_MAX_PIXELS = 7680 * 4320
+
+_SYSTEM_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class BadImage(ValueError):
+    """A frame that cannot be turned into pixels; `kind` is one of `BAD_IMAGE_KINDS`."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        if kind not in BAD_IMAGE_KINDS:
+            raise ValueError(f"unknown BadImage kind {kind!r}")
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    channels: int
+    dtype: str  # numpy dtype name, native byte order
+    to_rgb: str  # how the native array becomes RGB uint8 (see _to_rgb8)
+
+
+_ENCODINGS: dict[str, _Encoding] = {
+    "rgb8": _Encoding(3, "uint8", "rgb"),
+    "bgr8": _Encoding(3, "uint8", "bgr"),
+    "rgba8": _Encoding(4, "uint8", "rgba"),
+    "bgra8": _Encoding(4, "uint8", "bgra"),
+    "rgb16": _Encoding(3, "uint16", "rgb"),
+    "bgr16": _Encoding(3, "uint16", "bgr"),
+    "rgba16": _Encoding(4, "uint16", "rgba"),
+    "bgra16": _Encoding(4, "uint16", "bgra"),
+    "mono8": _Encoding(1, "uint8", "gray"),
+    "mono16": _Encoding(1, "uint16", "gray"),
+    "8UC1": _Encoding(1, "uint8", "gray"),
+    "8UC3": _Encoding(3, "uint8", "bgr"),
+    "8UC4": _Encoding(4, "uint8", "bgra"),
+    "16UC1": _Encoding(1, "uint16", "normalize"),
+    "32FC1": _Encoding(1, "float32", "normalize"),
+    "64FC1": _Encoding(1, "float64", "normalize"),
+    "yuv422": _Encoding(2, "uint8", "uyvy"),
+    "uyvy": _Encoding(2, "uint8", "uyvy"),
+    "yuv422_yuy2": _Encoding(2, "uint8", "yuyv"),
+    "yuyv": _Encoding(2, "uint8", "yuyv"),
+    "bayer_rggb8": _Encoding(1, "uint8", "bayer_rggb"),
+    "bayer_bggr8": _Encoding(1, "uint8", "bayer_bggr"),
+    "bayer_gbrg8": _Encoding(1, "uint8", "bayer_gbrg"),
+    "bayer_grbg8": _Encoding(1, "uint8", "bayer_grbg"),
+    "bayer_rggb16": _Encoding(1, "uint16", "bayer_rggb"),
+    "bayer_bggr16": _Encoding(1, "uint16", "bayer_bggr"),
+    "bayer_gbrg16": _Encoding(1, "uint16", "bayer_gbrg"),
+    "bayer_grbg16": _Encoding(1, "uint16", "bayer_grbg"),
+}
+SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+
+# OpenCV names a Bayer pattern after the 2nd and 3rd pixel of the 2nd row, ROS after the
+# top-left 2x2 tile, so the names are shifted (the same table cv_bridge uses).
+_BAYER_TO_RGB = {
+    "bayer_rggb": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg": cv2.COLOR_BayerGB2RGB,
+}
+
+# Output encodings the node publishes: encoding -> (channels, dtype).
+_OUTPUT_ENCODINGS = {
+    "32FC1": (1, np.dtype("float32")),
+    "mono8": (1, np.dtype("uint8")),
+    "bgr8": (3, np.dtype("uint8")),
+    "rgb8": (3, np.dtype("uint8")),
+}
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise BadImage(EMPTY, f"image has zero size ({width}x{height})")
+    if width * height > max_pixels:
+        raise BadImage(
+            TOO_LARGE, f"{width}x{height} exceeds the limit of {max_pixels} pixels (max_pixels)"
+        )
+
+
+def _as_bytes_array(data: Any) -> np.ndarray:
+    """Message `data` (array.array, bytes, numpy array, list) as a flat uint8 view, no copy."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    if isinstance(data, (bytes, bytearray, memoryview, array.array)):
+        return np.frombuffer(data, dtype=np.uint8)
+    return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
+def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an Image message into its native pixels: (H, W) or (H, W, C), native byte order.
+
+    Row padding is removed and multi-byte pixels are swapped to the machine's byte order.
+    The result owns its memory (safe to keep after the message is gone).
+    """
+    encoding = str(msg.encoding)
+    spec = _ENCODINGS.get(encoding)
+    if spec is None:
+        raise BadImage(
+            UNSUPPORTED_ENCODING,
+            f"encoding {encoding!r} is not supported (supported: {', '.join(SUPPORTED_ENCODINGS)})",
+        )
+    width, height, step = int(msg.width), int(msg.height), int(msg.step)
+    _check_size(width, height, max_pixels)
+    if spec.to_rgb in ("uyvy", "yuyv") and width % 2:
+        raise BadImage(BAD_DIMENSIONS, f"{encoding} needs an even width, got {width}")
+    dtype = np.dtype(spec.dtype)
+    row_bytes = width * spec.channels * dtype.itemsize
+    if step < row_bytes:
+        raise BadImage(
+            BAD_STEP,
+            f"step {step} is smaller than width*channels*bytes = {width}*{spec.channels}"
+            f"*{dtype.itemsize} = {row_bytes} for {encoding}",
+        )
+    raw = _as_bytes_array(msg.data)
+    if raw.size != step * height:
+        raise BadImage(
+            SIZE_MISMATCH,
+            f"data has {raw.size} bytes but step*height = {step}*{height} = {step * height}",
+        )
+    bridge = _cv_bridge()
+    if bridge is not None:
+        pixels = _cv_bridge_decode(bridge, msg, spec)
+        if pixels is not None:
+            return pixels
+    rows = raw.reshape(height, step)[:, :row_bytes]
+    big_endian = bool(msg.is_bigendian)
+    wire_dtype = dtype.newbyteorder(">" if big_endian else "<") if dtype.itemsize > 1 else dtype
+    # One copy detaches the pixels from the message buffer; the byte swap (if any) is in place.
+    pixels = np.array(rows, copy=True).view(wire_dtype)
+    if wire_dtype != dtype:
+        pixels = pixels.byteswap().view(dtype)
+    shape = (height, width) if spec.channels == 1 else (height, width, spec.channels)
+    return pixels.reshape(shape)
+
+
+def image_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Image message -> RGB uint8 (H, W, 3), the model's input, for every supported encoding."""
+    pixels = image_to_array(msg, max_pixels=max_pixels)
+    return _to_rgb8(pixels, _ENCODINGS[str(msg.encoding)].to_rgb)
+
+
+def _scale16_to_8(pixels: np.ndarray) -> np.ndarray:
+    # cv_bridge converts depth with convertTo(alpha = 255/65535), i.e. round(x / 257).
+    return ((pixels.astype(np.uint32) * 2 + 257) // 514).astype(np.uint8)
+
+
+def _normalize_to_gray(pixels: np.ndarray) -> np.ndarray:
+    values = pixels.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        bad = int(values.size - np.isfinite(values).sum())
+        raise BadImage(NON_FINITE, f"{bad} NaN/inf value(s) in a float image")
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(pixels.shape, dtype=np.uint8)
+    scaled = (values - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _to_rgb8(pixels: np.ndarray, how: str) -> np.ndarray:
+    if how == "normalize":
+        return cv2.cvtColor(_normalize_to_gray(pixels), cv2.COLOR_GRAY2RGB)
+    if how in ("uyvy", "yuyv"):
+        code = cv2.COLOR_YUV2RGB_UYVY if how == "uyvy" else cv2.COLOR_YUV2RGB_YUY2
+        return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+    if how.startswith("bayer_"):
+        rgb = cv2.cvtColor(np.ascontiguousarray(pixels), _BAYER_TO_RGB[how])
+        return _scale16_to_8(rgb) if rgb.dtype == np.uint16 else rgb
+    if pixels.dtype == np.uint16:
+        pixels = _scale16_to_8(pixels)
+    if how == "rgb":
+        return np.ascontiguousarray(pixels)
+    code = {
+        "bgr": cv2.COLOR_BGR2RGB,
+        "rgba": cv2.COLOR_RGBA2RGB,
+        "bgra": cv2.COLOR_BGRA2RGB,
+        "gray": cv2.COLOR_GRAY2RGB,
+    }[how]
+    return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+
+
+# --- compressed images --------------------------------------------------------------------------
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8"
+# compressed_depth_image_transport prepends a 12-byte ConfigHeader (int32 + 2 float32) to a PNG.
+_COMPRESSED_DEPTH_HEADER = 12
+
+
+def _compressed_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG/JPEG header without decoding, or None if it cannot be read.
+
+    Lets us refuse a decompression bomb before OpenCV allocates the pixels.
+    """
+    if data.startswith(_PNG_MAGIC) and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data.startswith(_JPEG_MAGIC):
+        pos = 2
+        while pos + 4 <= len(data):
+            if data[pos] != 0xFF:
+                return None
+            marker = data[pos + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                pos += 2
+                continue
+            length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+            # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                if pos + 9 > len(data):
+                    return None
+                height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+                return width, height
+            pos += 2 + length
+    return None
+
+
+def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """CompressedImage (jpeg/png, incl. compressedDepth png) -> RGB uint8 (H, W, 3)."""
+    fmt = str(getattr(msg, "format", "")).lower()
+    data = _as_bytes_array(msg.data).tobytes()
+    if "compresseddepth" in fmt:
+        data = data[_COMPRESSED_DEPTH_HEADER:]
+    if not data:
+        raise BadImage(EMPTY, f"compressed image ({fmt or 'no format'}) has no data")
+    if not (data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC)):
+        raise BadImage(
+            CORRUPT_COMPRESSED,
+            f"data is neither PNG nor JPEG (format {fmt!r}, starts with {data[:4].hex()})",
+        )
+    dims = _compressed_dimensions(data)
+    if dims is not None:
+        _check_size(dims[0], dims[1], max_pixels)
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.size == 0:
+        raise BadImage(CORRUPT_COMPRESSED, f"OpenCV could not decode the {fmt or 'image'} data")
+    _check_size(decoded.shape[1], decoded.shape[0], max_pixels)
+    if "compresseddepth" in fmt:
+        return _to_rgb8(decoded, "normalize")
+    if decoded.ndim == 2:
+        return _to_rgb8(decoded, "gray")
+    if decoded.shape[2] == 4:
+        return _to_rgb8(decoded, "bgra")
+    return _to_rgb8(decoded, "bgr")
+
+
+def message_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Image or CompressedImage -> RGB uint8, told apart by their attributes."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return compressed_to_rgb(msg, max_pixels=max_pixels)
+    return image_to_rgb(msg, max_pixels=max_pixels)
+
+
+# --- numpy -> Image (outputs) -------------------------------------------------------------------
+
+
+def _default_image_type() -> type:
+    from sensor_msgs.msg import Image
+
+    return Image
+
+
+def array_to_image(
+    pixels: np.ndarray, encoding: str, header: Any = None, msg_type: type | None = None
+) -> Any:
+    """numpy -> Image message with `header` copied in (32FC1, mono8, bgr8 or rgb8).
+
+    `msg_type` defaults to sensor_msgs.msg.Image; rosbags' Image class works as well (its
+    `data` field then gets a numpy array instead of an array.array).
+    """
+    if encoding not in _OUTPUT_ENCODINGS:
+        raise ValueError(
+            f"cannot publish encoding {encoding!r}; use one of {list(_OUTPUT_ENCODINGS)}"
+        )
+    channels, dtype = _OUTPUT_ENCODINGS[encoding]
+    expected_ndim = 2 if channels == 1 else 3
+    if pixels.ndim != expected_ndim or (channels > 1 and pixels.shape[2] != channels):
+        raise ValueError(
+            f"{encoding} needs shape (H, W{', 3' if channels > 1 else ''}), got {pixels.shape}"
+        )
+    if pixels.dtype != dtype:
+        raise ValueError(f"{encoding} needs dtype {dtype}, got {pixels.dtype}")
+    height, width = pixels.shape[:2]
+    payload = np.ascontiguousarray(pixels)
+    msg_type = msg_type or _default_image_type()
+    is_ros_message = hasattr(msg_type, "get_fields_and_field_types")
+    if is_ros_message:
+        data: Any = array.array("B")
+        data.frombytes(payload.tobytes())
+    else:
+        data = payload.reshape(-1).view(np.uint8).copy()
+    fields = {
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": int(_SYSTEM_BIG_ENDIAN),
+        "step": width * channels * dtype.itemsize,
+        "data": data,
+    }
+    if header is not None:
+        fields["header"] = header
+    return msg_type(**fields)
+
+
+# --- optional ROS 2 cv_bridge -------------------------------------------------------------------
+
+_USE_CV_BRIDGE = True
+
+
+def set_cv_bridge_enabled(enabled: bool) -> None:
+    """Allow or forbid cv_bridge for the raw decode (both paths give identical pixels)."""
+    global _USE_CV_BRIDGE
+    _USE_CV_BRIDGE = enabled
+
+
+def cv_bridge_active() -> bool:
+    """True when ROS 2's cv_bridge imported, passed the self-check and is enabled."""
+    return _cv_bridge() is not None
+
+
+def _cv_bridge() -> Any:
+    return _load_cv_bridge() if _USE_CV_BRIDGE else None
+
+
+@functools.lru_cache(maxsize=1)
+def _load_cv_bridge() -> Any:
+    """A CvBridge that decodes a padded 16-bit big-endian frame like we do, else None.
+
+    The PyPI `cv-bridge` is an old ROS 1 port that breaks on numpy 2; a distro build compiled
+    against another numpy can fail in odd ways too. A wrong bridge must never change results.
+    """
+    try:
+        from cv_bridge import CvBridge
+
+        bridge = CvBridge()
+        probe = _SelfCheckImage()
+        decoded = bridge.imgmsg_to_cv2(probe, desired_encoding="passthrough")
+        expected = np.array([[1, 258, 65535], [4, 5, 6]], dtype=np.uint16)
+        if decoded.dtype != np.uint16 or not np.array_equal(decoded, expected):
+            return None
+        return bridge
+    except Exception:
+        return None
+
+
+class _SelfCheckImage:
+    """A 3x2 mono16 big-endian frame with 2 bytes of row padding."""
+
+    height, width, encoding, is_bigendian, step = 2, 3, "mono16", 1, 8
+    data = bytes([0, 1, 1, 2, 255, 255, 9, 9, 0, 4, 0, 5, 0, 6, 9, 9])
+
+
+def _cv_bridge_decode(bridge: Any, msg: Any, spec: _Encoding) -> np.ndarray | None:
+    """cv_bridge's passthrough decode, or None when it chokes (we then decode natively)."""
+    try:
+        pixels = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
+    except Exception:
+        return None
+    pixels = np.array(pixels, dtype=np.dtype(spec.dtype), copy=True)
+    if spec.channels == 1 and pixels.ndim == 3:
+        pixels = pixels[:, :, 0]
+    return pixels
