@@ -1,0 +1,204 @@
+"""The end-to-end PixOOD module: uint8 image in, anomaly / semantic / confidence maps out.
+
+This one module is what the ONNX export traces (DESIGN.md §3), so preprocessing, backbone,
+decoder, scorer and the upsampling back to the input size all live in ``forward``. The scores are
+combined the same way for every scorer (scorers/base.py):
+
+    semantic   = argmax_c logits                         nearest-upsampled (official ``pred_y``)
+    confidence = S_semantic                              nearest-upsampled (official ``pred_score``)
+    anomaly    = 1 - max_{c in eval_labels} S_c           S bilinearly upsampled, align_corners=False
+
+Only the eval-label channels are upsampled bilinearly (DESIGN.md §6: upsampling all 19 maps to
+full resolution dominates CPU time); semantic and confidence are gathered with integer nearest
+indices (exact, and identical in PyTorch and ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models.backbone import DinoV2Backbone
+from .models.decoder import MLPDecoder
+from .models.preprocess import normalize, preprocess_image
+from .scorers.base import Scorer
+
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)  # fmt: skip
+CITYSCAPES_PALETTE = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)  # fmt: skip
+DEFAULT_EVAL_LABELS = (0, 1)  # road + sidewalk ("road obstacle" mode of the official code)
+
+
+def _nearest_index(out_size: Any, in_size: Any, device: torch.device) -> torch.Tensor:
+    """Source index floor(i * in / out) of PyTorch's 'nearest' resize, in exact integers."""
+    return (torch.arange(out_size, device=device) * in_size) // out_size
+
+
+class PixOODModel(nn.Module):
+    """image uint8 [1,H,W,3] RGB -> (anomaly [1,H,W] f32, semantic [1,H,W] u8, confidence [1,H,W])."""
+
+    def __init__(
+        self,
+        backbone: DinoV2Backbone,
+        decoder: MLPDecoder,
+        scorer: Scorer,
+        class_names: Sequence[str] = CITYSCAPES_CLASSES,
+        palette: Sequence[Sequence[int]] | None = None,
+        eval_labels: Sequence[int] | None = DEFAULT_EVAL_LABELS,
+        network_long_side: int = 0,
+        eval_scale_factor: int = 1,
+        antialias: bool = True,
+    ):
+        super().__init__()
+        num_classes = decoder.num_classes
+        if decoder.in_channels != backbone.out_channels:
+            raise ValueError(
+                f"decoder expects {decoder.in_channels} channels, backbone gives "
+                f"{backbone.out_channels}"
+            )
+        if len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
+        if palette is None:
+            palette = CITYSCAPES_PALETTE if num_classes == len(CITYSCAPES_PALETTE) else [
+                [(37 * i) % 256, (97 * i) % 256, (173 * i) % 256] for i in range(num_classes)
+            ]
+        if len(palette) != num_classes:
+            raise ValueError(f"{len(palette)} palette colours for {num_classes} classes")
+        eval_labels = list(range(num_classes)) if not eval_labels else sorted(set(eval_labels))
+        if any(not 0 <= c < num_classes for c in eval_labels):
+            raise ValueError(f"eval_labels {eval_labels} out of range 0..{num_classes - 1}")
+        if int(eval_scale_factor) != eval_scale_factor or eval_scale_factor < 1:
+            raise ValueError(f"eval_scale_factor must be a positive integer: {eval_scale_factor}")
+        self.backbone = backbone
+        self.decoder = decoder
+        self.scorer = scorer
+        self.class_names = [str(n) for n in class_names]
+        self.palette = [[int(v) for v in colour] for colour in palette]
+        self.eval_labels = [int(c) for c in eval_labels]
+        self.network_long_side = int(network_long_side)
+        self.eval_scale_factor = int(eval_scale_factor)
+        self.antialias = bool(antialias)
+        self.register_buffer(
+            "eval_index", torch.tensor(self.eval_labels, dtype=torch.long), persistent=False
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return self.decoder.num_classes
+
+    # -- training helpers -------------------------------------------------------------------
+    def features_and_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised float image [B,3,h,w] -> (features [B,n*D,h/14,w/14], logits [B,C,..])."""
+        features = self.backbone(image)
+        return features, self.decoder(features)
+
+    def last_block(self, features: torch.Tensor) -> torch.Tensor:
+        """The normed last-block features ``e`` used by the prototype / k-means scorers."""
+        return features[:, -self.backbone.embed_dim :]
+
+    def normalize(self, image01: torch.Tensor) -> torch.Tensor:
+        """float [B,3,h,w] in [0,1] (already at network size) -> backbone input."""
+        return normalize(image01)
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [B,H,W,3] -> normalised float at the network size (as in ``forward``)."""
+        return preprocess_image(image, self.network_long_side, self.antialias)
+
+    def patch_scores(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised image [B,3,h,w] -> (logits, class scores S), both [B,C,s*h/14,s*w/14]."""
+        features, logits = self.features_and_logits(image)
+        e = self.last_block(features)
+        if self.eval_scale_factor != 1:
+            size = (logits.shape[2] * self.eval_scale_factor, logits.shape[3] * self.eval_scale_factor)
+            e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits, self.scorer.class_scores(e, logits)
+
+    # -- inference ---------------------------------------------------------------------------
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        height, width = image.shape[1], image.shape[2]
+        logits, scores = self.patch_scores(self.preprocess(image))
+        semantic = logits.argmax(dim=1, keepdim=True)  # [B,1,h,w]
+        confidence = scores.gather(1, semantic)  # [B,1,h,w]
+        eval_scores = scores.index_select(1, self.eval_index)
+        eval_full = F.interpolate(
+            eval_scores, size=(height, width), mode="bilinear", align_corners=False
+        )
+        anomaly = (1.0 - eval_full.amax(dim=1)).clamp(0.0, 1.0)
+        rows = _nearest_index(height, logits.shape[2], image.device)
+        cols = _nearest_index(width, logits.shape[3], image.device)
+        patch_maps = torch.cat([semantic.to(scores.dtype), confidence], dim=1)
+        full = patch_maps.index_select(2, rows).index_select(3, cols)
+        semantic_full = full[:, 0].to(torch.uint8)
+        confidence_full = full[:, 1].clamp(0.0, 1.0)
+        return anomaly, semantic_full, confidence_full
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-able description (model_config.json, TEAM.md interface 6)."""
+        return {
+            "backbone": self.backbone.config.to_dict(),
+            "decoder": self.decoder.get_config(),
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "eval_labels": list(self.eval_labels),
+            "network_long_side": self.network_long_side,
+            "eval_scale_factor": self.eval_scale_factor,
+            "antialias": self.antialias,
+            "scorer": self.scorer.get_config(),
+        }
+
+
+def build_model(config: dict[str, Any]) -> PixOODModel:
+    """Module with the structure described by ``config`` (``get_config`` output), random weights.
+
+    Fill it with ``load_state_dict`` (checkpoint.load_model does) or train it.
+    """
+    from .models.backbone import build_backbone
+    from .scorers import build_scorer
+
+    backbone = build_backbone(config["backbone"])
+    decoder = MLPDecoder.from_config(config["decoder"])
+    return PixOODModel(
+        backbone,
+        decoder,
+        build_scorer(config["scorer"]),
+        class_names=config["class_names"],
+        palette=config.get("palette"),
+        eval_labels=config.get("eval_labels", DEFAULT_EVAL_LABELS),
+        network_long_side=int(config.get("network_long_side", 0)),
+        eval_scale_factor=int(config.get("eval_scale_factor", 1)),
+        antialias=bool(config.get("antialias", True)),
+    )
+
+
+def tiny_model(
+    scorer: Scorer | None = None,
+    num_classes: int = 19,
+    seed: int = 0,
+    registers: bool = False,
+    **options: Any,
+) -> PixOODModel:
+    """A randomly initialised few-kB PixOOD model for tests and fixtures (same code path)."""
+    from .models.backbone import DinoV2Backbone, tiny_backbone_config
+    from .scorers.baselines import MSPScorer
+
+    torch.manual_seed(seed)
+    backbone = DinoV2Backbone(tiny_backbone_config(registers=registers))
+    decoder = MLPDecoder(backbone.out_channels, num_classes, hidden_channels=16)
+    names = CITYSCAPES_CLASSES if num_classes == 19 else [f"class{i}" for i in range(num_classes)]
+    return PixOODModel(backbone, decoder, scorer or MSPScorer(), class_names=names, **options).eval()
