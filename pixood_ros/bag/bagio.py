@@ -6,7 +6,7 @@ offline evaluator and the tests agree on types, stamps and error messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,10 +113,6 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
-def topics_by_type(reader: AnyReader, msgtypes: tuple[str, ...]) -> dict[str, str]:
-    return {c.topic: c.msgtype for c in reader.connections if c.msgtype in msgtypes}
-
-
 def message_counts(reader: AnyReader) -> dict[str, int]:
     counts: dict[str, int] = {}
     for c in reader.connections:
@@ -124,11 +120,21 @@ def message_counts(reader: AnyReader) -> dict[str, int]:
     return counts
 
 
-def choose_image_topic(reader: AnyReader, topic: str | None) -> str:
+def choose_image_topic(
+    reader: AnyReader, topic: str | None, label_topics: Collection[str] = ()
+) -> str:
     """The requested image topic, or the only one in the bag; otherwise a BagError naming them."""
-    images = topics_by_type(reader, IMAGE_TYPES)
+    return choose_topic_from({c.topic: c.msgtype for c in reader.connections}, topic, label_topics)
+
+
+def choose_topic_from(
+    all_topics: dict[str, str], topic: str | None, label_topics: Collection[str] = ()
+) -> str:
+    """Like choose_image_topic; `label_topics` (ground truth) never count as camera topics."""
+    images = {
+        t: m for t, m in all_topics.items() if m in IMAGE_TYPES and t not in set(label_topics)
+    }
     if topic is not None:
-        all_topics = {c.topic: c.msgtype for c in reader.connections}
         if topic not in all_topics:
             listed = ", ".join(sorted(all_topics)) or "none"
             raise BagError(f"topic {topic} is not in the bag (topics: {listed})")
@@ -141,6 +147,17 @@ def choose_image_topic(reader: AnyReader, topic: str | None) -> str:
         raise BagError("the bag has no sensor_msgs/Image or CompressedImage topic")
     listed = ", ".join(f"{t} ({m.rsplit('/', 1)[-1]})" for t, m in sorted(images.items()))
     raise BagError(f"the bag has several image topics, choose one with --topic: {listed}")
+
+
+def storage_identifier(path: Path) -> str:
+    """sqlite3 / mcap, from the storage file names (works for damaged bags too)."""
+    if path.is_file():
+        return "mcap" if path.suffix == ".mcap" else "unknown"
+    if any(path.glob("*.mcap")):
+        return "mcap"
+    if any(path.glob("*.db3")):
+        return "sqlite3"
+    return "unknown"
 
 
 def iter_messages(reader: AnyReader, topics: list[str]) -> Iterator[BagMessage]:

@@ -1,0 +1,81 @@
+"""The evaluation's output bag: the node's topics (DESIGN.md §5) with the input headers, so
+`ros2 bag play` of it shows in rviz exactly what the node would have published live.
+
+Topics, under namespace `ns` (the node's private namespace, default `/pixood_node`):
+`anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255), `semantic` mono8, `confidence` 32FC1,
+`overlay` bgr8; the input image topic is copied alongside so the replay is self-contained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixood_ros.bag import bagio
+
+OUTPUT_TOPICS = {
+    "anomaly_score": "32FC1",
+    "anomaly_mask": "mono8",
+    "semantic": "mono8",
+    "confidence": "32FC1",
+    "overlay": "bgr8",
+}
+DEFAULT_NAMESPACE = "/pixood_node"
+
+
+def output_topic(ns: str, name: str) -> str:
+    return f"{ns.rstrip('/')}/{name}" if ns.strip("/") else f"/{name}"
+
+
+class OutputBag:
+    """Writes one set of node outputs per evaluated frame; use as a context manager."""
+
+    def __init__(
+        self,
+        path: Path,
+        storage: str,
+        ns: str,
+        input_topic: str,
+        input_type: str,
+        with_overlay: bool,
+    ) -> None:
+        self.path = path
+        self._writer = bagio.open_writer(path, storage)
+        self._writer.open()
+        self._input = self._writer.add_connection(
+            input_topic, input_type, typestore=bagio.TYPESTORE
+        )
+        self._outputs = {
+            name: self._writer.add_connection(
+                output_topic(ns, name), bagio.IMAGE_TYPE, typestore=bagio.TYPESTORE
+            )
+            for name in OUTPUT_TOPICS
+            if with_overlay or name != "overlay"
+        }
+        self.topics = {c.topic: c.msgtype for c in [self._input, *self._outputs.values()]}
+        self.frames = 0
+
+    def write(
+        self,
+        bag_time_ns: int,
+        header: Any,
+        input_msg: Any,
+        outputs: dict[str, np.ndarray],
+    ) -> None:
+        """`outputs`: name ▶ array for every topic this bag has (see OUTPUT_TOPICS)."""
+        self._writer.write(self._input, bag_time_ns, bagio.serialize(input_msg))
+        for name, connection in self._outputs.items():
+            msg = bagio.image_message(outputs[name], OUTPUT_TOPICS[name], header)
+            self._writer.write(connection, bag_time_ns, bagio.serialize(msg))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> OutputBag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

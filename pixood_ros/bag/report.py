@@ -1,0 +1,182 @@
+"""Evaluation report files: `report.json` (machine-readable), `report.md` (for people), and the
+PR curve, ROC curve and score histogram as PNGs (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from pixood_ros.bag.scoring import HISTOGRAM_BINS, EvalMetrics
+
+MAX_LISTED_FRAMES = 50
+
+
+def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
+    if not latencies_ms:
+        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None}
+    import numpy as np
+
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p90": float(np.percentile(values, 90)),
+        "p99": float(np.percentile(values, 99)),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+    }
+
+
+def write_plots(metrics: EvalMetrics, out_dir: Path) -> dict[str, str]:
+    """PR / ROC curves (when OOD ground truth was seen) and the score histogram."""
+    files: dict[str, str] = {}
+    curve = metrics.pixel_curve()
+    if curve is not None and curve.n_pos and curve.n_neg:
+        recall = curve.tp / curve.n_pos
+        precision = curve.tp / (curve.tp + curve.fp)
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot(recall, precision, drawstyle="steps-post")
+        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+        ax.set_title("pixel precision-recall (anomaly = positive)")
+        ax.grid(alpha=0.3)
+        files["pr_curve"] = _save(fig, out_dir / "pr_curve.png")
+
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot([0, *(curve.fp / curve.n_neg)], [0, *(curve.tp / curve.n_pos)])
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        ax.axhline(0.95, linestyle="--", color="tab:red", linewidth=0.8, label="TPR 95 %")
+        ax.set(
+            xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02)
+        )
+        ax.set_title("pixel ROC")
+        ax.legend(loc="lower right")
+        ax.grid(alpha=0.3)
+        files["roc_curve"] = _save(fig, out_dir / "roc_curve.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    edges = [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS)]
+    width = 1 / HISTOGRAM_BINS
+    if metrics.frames_with_ood_gt:
+        pos, neg = metrics.label_histograms()
+        ax.bar(edges, neg, width=width, align="edge", alpha=0.6, label="in-distribution")
+        ax.bar(edges, pos, width=width, align="edge", alpha=0.6, label="anomaly")
+        ax.legend()
+    else:
+        ax.bar(edges, metrics.score_hist, width=width, align="edge", label="all pixels")
+    ax.axvline(metrics.threshold, color="black", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="anomaly score", ylabel="pixels", yscale="log", xlim=(0, 1))
+    ax.set_title("anomaly score histogram")
+    files["score_histogram"] = _save(fig, out_dir / "score_histogram.png")
+    return files
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def write_json(report: dict[str, Any], out_dir: Path) -> Path:
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
+    lines: list[str] = []
+    status = "PARTIAL" if report["partial"] else "complete"
+    lines += [f"# pixood-bag-eval report ({status})", ""]
+    if report["partial"]:
+        lines += [f"> **Partial report**: {report['error']}", ""]
+    inp = report["input"]
+    frames = report["frames"]
+    lines += [
+        f"- model: `{report['model']['path']}` (scorer {report['model']['scorer']}, "
+        f"provider {report['model']['provider']})",
+        f"- bag: `{inp['bag']}` ({inp['storage']}), topic `{inp['topic']}` ({inp['msgtype']})",
+        f"- ground truth: {inp['ground_truth'] or 'none'}",
+        f"- frames: {frames['evaluated']} evaluated, {frames['failed']} failed, "
+        f"{frames['without_gt']} without ground truth (of {frames['read']} read)",
+        "",
+        "## Speed",
+        "",
+        "| engine fps | end-to-end fps | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    speed = report["speed"]
+    lat = speed["engine_latency_ms"]
+    lines += [
+        f"| {_fmt(speed['engine_fps'], 1)} | {_fmt(speed['end_to_end_fps'], 1)} | "
+        f"{_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} | {_fmt(lat['p99'], 2)} | "
+        f"{_fmt(lat['max'], 2)} |",
+        "",
+    ]
+    metrics = report["metrics"]
+    if "pixel" in metrics:
+        p = metrics["pixel"]
+        lines += [
+            "## Pixel-level anomaly metrics",
+            "",
+            "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
+            "|---|---|---|---|---|---|",
+            f"| {_fmt(p.get('ap'))} | {_fmt(p.get('auroc'))} | {_fmt(p.get('fpr95'))} | "
+            f"{_fmt(p.get('best_f1'))} ({_fmt(p.get('best_f1_threshold'), 3)}) | "
+            f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
+            "",
+        ]
+    if "components" in metrics:
+        c = metrics["components"]
+        lines += [
+            f"## Component-level metrics (score >= {_fmt(c['threshold'], 3)})",
+            "",
+            "| sIoU | PPV | mean F1 | GT components | predicted components |",
+            "|---|---|---|---|---|",
+            f"| {_fmt(c['siou'])} | {_fmt(c['ppv'])} | {_fmt(c['f1_mean'])} | "
+            f"{c['n_gt_components']} | {c['n_pred_components']} |",
+            "",
+        ]
+    if "semantic" in metrics and "miou" in metrics["semantic"]:
+        s = metrics["semantic"]
+        lines += [
+            "## Semantic metrics",
+            "",
+            f"- mIoU {_fmt(s['miou'])}, pixel accuracy {_fmt(s['pixel_accuracy'])}, "
+            f"ECE {_fmt(s['ece'])}",
+            "",
+        ]
+    for note in metrics.get("notes", []):
+        lines.append(f"- note: {note}")
+    if report["failed_frames"]:
+        lines += ["", "## Frames that could not be evaluated", ""]
+        lines += [
+            f"- #{f['index']} stamp {f['stamp_ns']}: {f['reason']}"
+            for f in report["failed_frames"][:MAX_LISTED_FRAMES]
+        ]
+        if len(report["failed_frames"]) > MAX_LISTED_FRAMES:
+            lines.append(
+                f"- ... {len(report['failed_frames']) - MAX_LISTED_FRAMES} more in report.json"
+            )
+    if report["plots"]:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{name}]({file})" for name, file in report["plots"].items()]
+    if report["outputs"]:
+        lines += ["", "## Outputs", ""]
+        lines += [f"- {name}: `{value}`" for name, value in report["outputs"].items()]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
