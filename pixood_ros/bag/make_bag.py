@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             raise _UserError("give either an INPUT folder/video or --synth ROOT (not both)")
         if args.synth is not None and (args.gt or args.semantic_gt):
             raise _UserError("--gt/--semantic-gt cannot be combined with --synth (it has its own)")
+        if args.rate is not None and not args.rate > 0:
+            raise _UserError(f"--rate must be positive, got {args.rate}")
         if args.limit is not None and args.limit <= 0:
             raise _UserError(f"--limit must be positive, got {args.limit}")
         if not 1 <= args.jpeg_quality <= 100:
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             source = folder_or_video_source(args.input, args.gt, args.semantic_gt)
         prepare_output(args.output, args.overwrite)
-        rate = args.rate or source.native_rate or DEFAULT_FOLDER_RATE
+        rate = args.rate if args.rate is not None else source.native_rate or DEFAULT_FOLDER_RATE
         topic = args.topic or (DEFAULT_TOPIC + "/compressed" if args.compressed else DEFAULT_TOPIC)
         start = args.start_time if args.start_time is not None else time.time()
         summary = write_bag(
