@@ -18,6 +18,7 @@ from pixood_ros.metrics.bravo import (
     sample_indices,
     summarize,
 )
+from pixood_ros.metrics.bravo_eval import evaluate_submission
 from pixood_ros.metrics.bravo_io import (
     ground_truth_paths,
     prediction_paths,
@@ -246,3 +247,32 @@ def test_submission_writer_and_reader_reject_what_the_evaluator_would(tmp_path):
         read_prediction(pred_path, pred_path)
     with pytest.raises(ValueError, match="missing"):
         read_prediction(tmp_path / "nope_pred.png", conf_path)
+
+
+def test_folder_evaluation_matches_the_accumulators(tmp_path):
+    import cv2
+
+    gt_root, sub_root = tmp_path / "gt", tmp_path / "sub"
+    layout = {
+        "synobjs": ("bravo_synobjs/cat/{i}", "_gt.png", "_mask.png", ".png"),
+        "ACDCfog": ("bravo_ACDC/fog/test/G/G_{i}", "_gt_labelTrainIds.png", "_gt_invIds.png",
+                    "_rgb_anon.png"),
+    }  # fmt: skip
+    direct = {}
+    for subset, (base, gt_sfx, mask_sfx, img_sfx) in layout.items():
+        direct[subset] = BravoSubsetAccumulator.for_subset(subset)
+        for i, (gt, pred, conf, invalid) in enumerate(_subset_images(7, 2)):
+            b = base.format(i=i)
+            (gt_root / b).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(gt_root / (b + gt_sfx)), gt)
+            cv2.imwrite(str(gt_root / (b + mask_sfx)), invalid)
+            write_prediction(sub_root, b + img_sfx, pred, conf, gt.shape)
+            direct[subset].update(gt, pred, conf, invalid)
+    results = evaluate_submission(gt_root, sub_root)
+    for subset, acc in direct.items():
+        for key, value in acc.compute().items():
+            assert results[f"{subset}_{key}"] == pytest.approx(value, nan_ok=True)
+    assert 0 < results["bravo_index"] <= 1
+    (sub_root / "bravo_synobjs/cat/1_conf.png").unlink()
+    with pytest.raises(ValueError, match="1_conf.png: missing"):
+        evaluate_submission(gt_root, sub_root)

@@ -7,12 +7,13 @@ OpenCV only, so robots and CI can evaluate without PyTorch).
 - semantic: `miou`, `per_class_iou`, `confusion_matrix`, `ConfusionMatrixAccumulator`, `ece`,
   `CalibrationAccumulator`
 - BRAVO challenge: `pixood_ros.metrics.bravo` (metrics, sampling, aggregation) and
-  `pixood_ros.metrics.bravo_io` (submission PNG files)
+  `pixood_ros.metrics.bravo_io` (submission PNG files), `pixood_ros.metrics.bravo_eval`
+  (local evaluation of a submission folder)
 """
 
 from __future__ import annotations
 
-from . import bravo, bravo_io
+from . import bravo, bravo_eval, bravo_io
 from .components import (
     SIOU_THRESHOLDS,
     TRACK_SIZE_FILTERS,
@@ -45,6 +46,7 @@ __all__ = [
     "FrameComponents",
     "PixelMetricAccumulator",
     "bravo",
+    "bravo_eval",
     "bravo_io",
     "component_metrics",
     "confusion_matrix",
