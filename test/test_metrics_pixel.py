@@ -146,9 +146,7 @@ def test_streaming_within_1e3_of_exact_on_a_million_pixels():
     scores, labels = _informative_pixels(1_000_000, 0)
     exact = pixel_metrics(scores, labels)
     acc = PixelMetricAccumulator()
-    for chunk_s, chunk_l in zip(
-        np.array_split(scores, 7), np.array_split(labels, 7), strict=True
-    ):
+    for chunk_s, chunk_l in zip(np.array_split(scores, 7), np.array_split(labels, 7), strict=True):
         acc.update(chunk_s.reshape(1, -1), chunk_l.reshape(1, -1))
     binned = acc.compute()
     assert acc.n_pixels == exact["n_pos"] + exact["n_neg"]
