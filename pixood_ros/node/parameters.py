@@ -1,0 +1,365 @@
+"""The node's parameters: one table with defaults, descriptions and ranges, and their validation.
+
+Declared with full descriptors so `ros2 param describe` explains every one of them, ranges are
+enforced by rclpy itself, and the settings that would be unsafe to change under a running
+pipeline (model, topics, QoS) are read-only: they take effect through configure, never midway.
+`config/pixood.yaml` and the launch files mirror this table (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
+
+from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
+
+PACKAGE = "pixood_ros"
+DEFAULT_MODEL_PATH = "checkpoints/pixood_demo.onnx"
+OUTPUTS = ("anomaly_score", "anomaly_mask", "semantic", "confidence", "overlay")
+INPUT_TRANSPORTS = ("raw", "compressed")
+INPUT_QOS_CHOICES = ("sensor_data", "reliable")
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter. `default` None means 'unset' (typed by `type_`)."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    type_: Parameter.Type | None = None
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(
+            name=self.name, description=self.description, read_only=self.read_only
+        )
+        if self.float_range is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=float(self.float_range[0]),
+                    to_value=float(self.float_range[1]),
+                    step=0.0,
+                )
+            ]
+        if self.int_range is not None:
+            descriptor.integer_range = [
+                IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)
+            ]
+        if self.choices:
+            descriptor.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.type_ is Parameter.Type.STRING_ARRAY:
+            descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
+        return descriptor
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "model_path",
+        DEFAULT_MODEL_PATH,
+        "PixOOD ONNX model file. A relative path is looked up in the working directory, then "
+        "in the package share directory (where the demo model is installed).",
+    ),
+    ParamSpec(
+        "providers",
+        ["tensorrt", "cuda", "cpu"],
+        "ONNX Runtime execution providers in preference order (tensorrt, cuda, cpu or full "
+        "provider names); unavailable ones are skipped with a warning.",
+    ),
+    ParamSpec(
+        "trt_cache_dir",
+        "",
+        "Directory for cached TensorRT engines; empty = ~/.cache/pixood_ros/tensorrt. Put it "
+        "on persistent storage: building an engine takes minutes.",
+    ),
+    ParamSpec("trt_fp16", True, "Let TensorRT run in half precision (ignored by CUDA and CPU)."),
+    ParamSpec(
+        "warmup",
+        True,
+        "Run the model on dummy frames while configuring, so the first camera frame is not "
+        "slow and a TensorRT engine is built before the node goes active.",
+    ),
+    ParamSpec(
+        "input_height",
+        0,
+        "Expected camera image height for warm-up and a static TensorRT engine; 0 = unknown.",
+        int_range=(0, 65535),
+    ),
+    ParamSpec(
+        "input_width",
+        0,
+        "Expected camera image width for warm-up and a static TensorRT engine; 0 = unknown.",
+        int_range=(0, 65535),
+    ),
+    ParamSpec(
+        "intra_op_threads",
+        0,
+        "CPU threads ONNX Runtime may use; 0 = its default (all cores).",
+        int_range=(0, 1024),
+    ),
+    ParamSpec(
+        "input_transport",
+        "raw",
+        "raw: subscribe sensor_msgs/Image on 'image'; compressed: subscribe "
+        "sensor_msgs/CompressedImage (jpeg/png) on 'image/compressed'.",
+        choices=INPUT_TRANSPORTS,
+    ),
+    ParamSpec(
+        "input_qos",
+        "sensor_data",
+        "Input QoS: sensor_data = best effort (matches every camera driver and bag player); "
+        "reliable = only reliable publishers, lossless on a slow link.",
+        choices=INPUT_QOS_CHOICES,
+    ),
+    ParamSpec(
+        "input_queue_depth",
+        1,
+        "Input history depth. 1 keeps only the newest frame (the node always processes the "
+        "latest frame anyway, older ones are dropped and counted).",
+        int_range=(1, 100),
+    ),
+    ParamSpec(
+        "output_queue_depth",
+        2,
+        "History depth of the reliable output publishers.",
+        int_range=(1, 100),
+    ),
+    ParamSpec(
+        "cameras",
+        None,
+        "Serve several cameras with one model: for each name N subscribe 'N/image' (or "
+        "'N/image/compressed') and publish '~/N/anomaly_score' etc. Unset = one camera on "
+        "'image'.",
+        type_=Parameter.Type.STRING_ARRAY,
+    ),
+    ParamSpec(
+        "threshold",
+        0.5,
+        "Anomaly score at or above which a pixel is 255 in ~/anomaly_mask (changeable at run "
+        "time).",
+        read_only=False,
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec(
+        "overlay_alpha",
+        0.6,
+        "Opacity of the anomaly tint in ~/overlay (changeable at run time).",
+        read_only=False,
+        float_range=(0.0, 1.0),
+    ),
+    ParamSpec("publish_anomaly_score", True, "Publish ~/anomaly_score (32FC1, 0..1)."),
+    ParamSpec("publish_anomaly_mask", True, "Publish ~/anomaly_mask (mono8, 0/255)."),
+    ParamSpec("publish_semantic", True, "Publish ~/semantic (mono8 class ids)."),
+    ParamSpec("publish_confidence", True, "Publish ~/confidence (32FC1, 0..1)."),
+    ParamSpec("publish_overlay", True, "Publish ~/overlay (bgr8 camera image with anomalies)."),
+    ParamSpec(
+        "lazy_subscription",
+        False,
+        "Subscribe to the camera only while some output topic has a subscriber (saves "
+        "bandwidth and compute when nobody listens).",
+    ),
+    ParamSpec(
+        "lazy_check_period",
+        0.5,
+        "Seconds between checks for output subscribers when lazy_subscription is on.",
+        float_range=(0.01, 60.0),
+    ),
+    ParamSpec(
+        "diagnostics_period",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        float_range=(0.05, 60.0),
+    ),
+    ParamSpec(
+        "max_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Frames with more pixels than this are rejected as bad input (protects memory).",
+        int_range=(1, _INT32_MAX),
+    ),
+    ParamSpec(
+        "use_cv_bridge",
+        True,
+        "Decode raw images with ROS 2's cv_bridge when it is installed and passes a "
+        "self-check (same pixels as the built-in decoder).",
+    ),
+    ParamSpec(
+        "autostart",
+        True,
+        "Configure and activate right after start-up (for users without a lifecycle manager). "
+        "With false the node waits in 'unconfigured' for lifecycle transitions.",
+    ),
+)
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+def declare_parameters(node: Any) -> None:
+    """Declare every parameter of the table on `node` (an rclpy Node)."""
+    for spec in PARAMETERS:
+        default = spec.type_ if spec.default is None else spec.default
+        node.declare_parameter(spec.name, default, spec.descriptor())
+
+
+class SettingsError(ValueError):
+    """A parameter value that makes configuring impossible; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated parameter values, read once per configure."""
+
+    model_path: Path
+    providers: tuple[str, ...]
+    trt_cache_dir: str | None
+    trt_fp16: bool
+    warmup: bool
+    input_size: tuple[int, int] | None
+    intra_op_threads: int
+    input_transport: str
+    input_qos: str
+    input_queue_depth: int
+    output_queue_depth: int
+    cameras: tuple[str, ...]
+    threshold: float
+    overlay_alpha: float
+    outputs: tuple[str, ...]
+    lazy_subscription: bool
+    lazy_check_period: float
+    diagnostics_period: float
+    max_pixels: int
+    use_cv_bridge: bool
+    searched: tuple[str, ...] = field(default=(), compare=False)
+
+
+def model_search_paths(model_path: str) -> list[Path]:
+    """Where a model path is looked for: as given, then in the package share directories."""
+    path = Path(model_path).expanduser()
+    if path.is_absolute():
+        return [path]
+    candidates = [Path.cwd() / path]
+    try:
+        from ament_index_python.packages import (
+            get_package_share_directory,
+        )
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / path)
+    except Exception:
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / path)
+    candidates.append(Path(__file__).resolve().parents[2] / path)  # source checkout
+    unique: list[Path] = []
+    for candidate in candidates:
+        if candidate not in unique:
+            unique.append(candidate)
+    return unique
+
+
+def resolve_model_path(model_path: str) -> Path:
+    """The first existing file among `model_search_paths`, else SettingsError naming them."""
+    if not model_path.strip():
+        raise SettingsError("parameter model_path is empty; set it to a PixOOD .onnx file")
+    candidates = model_search_paths(model_path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise SettingsError(f"model file {model_path!r} not found (looked at: {tried})")
+
+
+def _valid_camera_name(name: str) -> bool:
+    return bool(name) and all(part.isidentifier() for part in name.split("/"))
+
+
+def read_settings(node: Any) -> Settings:
+    """Read and cross-check all parameters of `node`; raises SettingsError on the first problem."""
+
+    def value(name: str) -> Any:
+        try:
+            return node.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None  # declared by type only (e.g. cameras) and not set by the user
+
+    transport = value("input_transport")
+    if transport not in INPUT_TRANSPORTS:
+        raise SettingsError(
+            f"parameter input_transport is {transport!r}; use one of {', '.join(INPUT_TRANSPORTS)}"
+        )
+    qos = value("input_qos")
+    if qos not in INPUT_QOS_CHOICES:
+        raise SettingsError(
+            f"parameter input_qos is {qos!r}; use one of {', '.join(INPUT_QOS_CHOICES)}"
+        )
+    cameras = tuple(value("cameras") or ())
+    for name in cameras:
+        if not _valid_camera_name(name):
+            raise SettingsError(
+                f"camera name {name!r} in parameter cameras is not a valid topic name part"
+            )
+    if len(set(cameras)) != len(cameras):
+        raise SettingsError(f"parameter cameras has duplicates: {list(cameras)}")
+    providers = tuple(str(p) for p in (value("providers") or ()))
+    outputs = tuple(name for name in OUTPUTS if value(f"publish_{name}"))
+    if not outputs:
+        raise SettingsError("all publish_* parameters are false: the node would publish nothing")
+    height, width = int(value("input_height")), int(value("input_width"))
+    if (height == 0) != (width == 0):
+        raise SettingsError("set both input_height and input_width, or neither")
+    threshold = float(value("threshold"))
+    if not math.isfinite(threshold):
+        raise SettingsError("parameter threshold must be a finite number in [0, 1]")
+    trt_cache_dir = str(value("trt_cache_dir")).strip() or None
+    return Settings(
+        model_path=resolve_model_path(str(value("model_path"))),
+        providers=providers,
+        trt_cache_dir=trt_cache_dir,
+        trt_fp16=bool(value("trt_fp16")),
+        warmup=bool(value("warmup")),
+        input_size=(height, width) if height else None,
+        intra_op_threads=int(value("intra_op_threads")),
+        input_transport=transport,
+        input_qos=qos,
+        input_queue_depth=int(value("input_queue_depth")),
+        output_queue_depth=int(value("output_queue_depth")),
+        cameras=cameras,
+        threshold=threshold,
+        overlay_alpha=float(value("overlay_alpha")),
+        outputs=outputs,
+        lazy_subscription=bool(value("lazy_subscription")),
+        lazy_check_period=float(value("lazy_check_period")),
+        diagnostics_period=float(value("diagnostics_period")),
+        max_pixels=int(value("max_pixels")),
+        use_cv_bridge=bool(value("use_cv_bridge")),
+    )
+
+
+def describe_parameters() -> str:
+    """Human-readable parameter list for `pixood_node --help`."""
+    lines = []
+    for spec in PARAMETERS:
+        default = "unset" if spec.default is None else repr(spec.default)
+        extra = []
+        if spec.float_range:
+            extra.append(f"range {spec.float_range[0]}..{spec.float_range[1]}")
+        if spec.int_range:
+            extra.append(f"range {spec.int_range[0]}..{spec.int_range[1]}")
+        if spec.choices:
+            extra.append("one of " + "|".join(spec.choices))
+        extra.append("read-only" if spec.read_only else "dynamic")
+        lines.append(f"  {spec.name} (default {default}; {', '.join(extra)})")
+        lines.append(f"      {spec.description}")
+    return "\n".join(lines)
