@@ -31,11 +31,11 @@ from pixood_ros.bag import bagio, report
 from pixood_ros.bag.bag_input import BagDamaged, BagInput
 from pixood_ros.bag.bagio import BagError, BagMessage
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
-from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, OutputBag
+from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA, OutputBag
 from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
-from pixood_ros.bag.scoring import EvalMetrics, anomaly_mask
+from pixood_ros.bag.scoring import EvalMetrics
 from pixood_ros.bag.sources import SourceError, list_images, read_label
-from pixood_ros.bag.visual import OverlayVideo, overlay_renderer
+from pixood_ros.bag.visual import OverlayVideo
 
 EXIT_USER_ERROR = 2
 EXIT_RUNTIME_ERROR = 1
@@ -59,6 +59,7 @@ class EvalOptions:
     use_gt: bool = True
     tolerance_ns: int = 0
     threshold: float = 0.5
+    overlay_alpha: float = DEFAULT_OVERLAY_ALPHA
     video: bool = False
     output_bag: bool = True
     output_storage: str = "mcap"
@@ -180,6 +181,8 @@ def evaluate(options: EvalOptions) -> EvalResult:
     """Run the offline evaluation; raises UserError / BagError for problems found up front."""
     if not 0.0 <= options.threshold <= 1.0:
         raise UserError(f"--threshold must be in [0, 1], got {options.threshold}")
+    if not 0.0 <= options.overlay_alpha <= 1.0:
+        raise UserError(f"--overlay-alpha must be in [0, 1], got {options.overlay_alpha}")
     if options.max_frames is not None and options.max_frames <= 0:
         raise UserError(f"--max-frames must be positive, got {options.max_frames}")
     if not options.model.is_file():
@@ -222,7 +225,6 @@ def _evaluate_frames(
     total = counts.get(topic, 0)
     if options.max_frames is not None:
         total = min(total, options.max_frames)
-    render = overlay_renderer(info.palette)
     out_bag = None
     if options.output_bag:
         out_bag = OutputBag(
@@ -231,11 +233,12 @@ def _evaluate_frames(
             options.output_ns,
             topic,
             bag.topic_types()[topic],
-            with_overlay=render is not None,
         )
     video = None
-    if options.video and render is not None:
-        video = OverlayVideo(options.out_dir / VIDEO_NAME, _recorded_rate(bag, topic))
+    if options.video:
+        video = OverlayVideo(
+            options.out_dir / VIDEO_NAME, _recorded_rate(bag, topic), options.overlay_alpha
+        )
     run = _Run()
     error: str | None = None
     exit_code = 0
@@ -274,20 +277,17 @@ def _evaluate_frames(
             run.engine_s += elapsed
             run.latencies_ms.append(elapsed * 1e3)
             score = result.anomaly_score
-            mask = anomaly_mask(score, options.threshold)
-            overlay_rgb = render(rgb, result, options.threshold) if render else None
             if out_bag is not None:
-                outputs = {
-                    "anomaly_score": score,
-                    "anomaly_mask": mask,
-                    "semantic": result.semantic,
-                    "confidence": result.confidence,
-                }
-                if overlay_rgb is not None:
-                    outputs["overlay"] = np.ascontiguousarray(overlay_rgb[..., ::-1])
-                out_bag.write(frame.bag_time_ns, frame.msg.header, frame.msg, outputs)
+                out_bag.write(
+                    frame.bag_time_ns,
+                    frame.msg,
+                    rgb,
+                    result,
+                    options.threshold,
+                    options.overlay_alpha,
+                )
             if video is not None:
-                video.write(overlay_rgb)
+                video.write(rgb, score)
             metrics.add_scores(score)
             ok = _score_frame(
                 metrics, run, index, frame, labels, ood_topic, semantic_topic, gt_folder, result
@@ -329,10 +329,6 @@ def _evaluate_frames(
         rep["outputs"]["output_topics"] = out_bag.topics
     if video is not None:
         rep["outputs"]["overlay_video"] = str(video.path)
-    if render is None:
-        rep["metrics"]["notes"].append(
-            "no overlay topic/video: pixood_ros.visualize is not available in this install"
-        )
     rep["plots"] = report.write_plots(metrics, options.out_dir)
     report.write_json(rep, options.out_dir)
     report.write_markdown(rep, options.out_dir)
@@ -511,6 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="anomaly threshold for the mask topic and component metrics (default: 0.5)",
     )
     parser.add_argument(
+        "--overlay-alpha",
+        type=float,
+        default=DEFAULT_OVERLAY_ALPHA,
+        help=f"opacity of the anomaly tint in the overlay topic/video "
+        f"(default: {DEFAULT_OVERLAY_ALPHA}, the node's)",
+    )
+    parser.add_argument(
         "--track",
         choices=["anomaly", "obstacle"],
         default="anomaly",
@@ -600,6 +603,7 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         use_gt=not args.no_gt,
         tolerance_ns=round(args.stamp_tolerance * 1e9),
         threshold=args.threshold,
+        overlay_alpha=args.overlay_alpha,
         video=args.video,
         output_bag=args.output_bag,
         output_storage=args.output_storage,

@@ -1,9 +1,11 @@
 """The evaluation's output bag: the node's topics (DESIGN.md §5) with the input headers, so
 `ros2 bag play` of it shows in rviz exactly what the node would have published live.
 
-Topics, under namespace `ns` (the node's private namespace, default `/pixood_node`):
-`anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255), `semantic` mono8, `confidence` 32FC1,
-`overlay` bgr8; the input image topic is copied alongside so the replay is self-contained.
+The images are built by the node's own `pixood_ros.node.outputs.build_output_images` (same
+encodings, mask rule and overlay), only with rosbags' message class. Topics, under namespace
+`ns` (the node's private namespace, default `/pixood_node`): `anomaly_score` 32FC1,
+`anomaly_mask` mono8 (0/255), `semantic` mono8, `confidence` 32FC1, `overlay` bgr8; the input
+image topic is copied alongside so the replay is self-contained.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import bagio
+from pixood_ros.node.outputs import ENCODINGS, build_output_images
 
-OUTPUT_TOPICS = {
-    "anomaly_score": "32FC1",
-    "anomaly_mask": "mono8",
-    "semantic": "mono8",
-    "confidence": "32FC1",
-    "overlay": "bgr8",
-}
-DEFAULT_NAMESPACE = "/pixood_node"
+OUTPUT_NAMES = tuple(ENCODINGS)
+DEFAULT_NAMESPACE = "/pixood_node"  # the node's name: its ~/ topics live here
+DEFAULT_OVERLAY_ALPHA = 0.6  # the node's overlay_alpha default (config/pixood.yaml)
 
 
 def output_topic(ns: str, name: str) -> str:
@@ -33,13 +31,7 @@ class OutputBag:
     """Writes one set of node outputs per evaluated frame; use as a context manager."""
 
     def __init__(
-        self,
-        path: Path,
-        storage: str,
-        ns: str,
-        input_topic: str,
-        input_type: str,
-        with_overlay: bool,
+        self, path: Path, storage: str, ns: str, input_topic: str, input_type: str
     ) -> None:
         self.path = path
         self._writer = bagio.open_writer(path, storage)
@@ -51,8 +43,7 @@ class OutputBag:
             name: self._writer.add_connection(
                 output_topic(ns, name), bagio.IMAGE_TYPE, typestore=bagio.TYPESTORE
             )
-            for name in OUTPUT_TOPICS
-            if with_overlay or name != "overlay"
+            for name in OUTPUT_NAMES
         }
         self.topics = {c.topic: c.msgtype for c in [self._input, *self._outputs.values()]}
         self.frames = 0
@@ -60,15 +51,24 @@ class OutputBag:
     def write(
         self,
         bag_time_ns: int,
-        header: Any,
         input_msg: Any,
-        outputs: dict[str, np.ndarray],
+        rgb: np.ndarray,
+        result: Any,
+        threshold: float,
+        overlay_alpha: float,
     ) -> None:
-        """`outputs`: name ▶ array for every topic this bag has (see OUTPUT_TOPICS)."""
         self._writer.write(self._input, bag_time_ns, bagio.serialize(input_msg))
+        messages = build_output_images(
+            OUTPUT_NAMES,
+            rgb,
+            result,
+            input_msg.header,
+            threshold,
+            overlay_alpha,
+            msg_type=bagio.TYPESTORE.types[bagio.IMAGE_TYPE],
+        )
         for name, connection in self._outputs.items():
-            msg = bagio.image_message(outputs[name], OUTPUT_TOPICS[name], header)
-            self._writer.write(connection, bag_time_ns, bagio.serialize(msg))
+            self._writer.write(connection, bag_time_ns, bagio.serialize(messages[name]))
         self.frames += 1
 
     def close(self) -> None:

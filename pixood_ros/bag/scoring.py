@@ -2,8 +2,9 @@
 bag never needs its frames in memory (histograms and per-component numbers only).
 
 - pixel AP / AUROC / FPR95 (+ best F1) from the binned `PixelMetricAccumulator`;
-- component sIoU / PPV / mean F1 at the evaluation threshold (the threshold of the node's
-  `anomaly_mask`, so the numbers describe the mask a robot really gets);
+- component sIoU / PPV / mean F1 at the evaluation threshold, with the node's mask rule
+  (score >= threshold, `pixood_ros.node.outputs.anomaly_mask`), so the numbers describe the
+  mask a robot really gets;
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;
 - a score histogram (all pixels, and split by label when OOD ground truth is present).
 """
@@ -21,11 +22,6 @@ from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
 HISTOGRAM_BINS = 100
-
-
-def anomaly_mask(score: np.ndarray, threshold: float) -> np.ndarray:
-    """mono8 0/255 mask: anomalous where score >= threshold (the node's `anomaly_mask`)."""
-    return np.where(score >= threshold, np.uint8(255), np.uint8(0))
 
 
 class EvalMetrics:
