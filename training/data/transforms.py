@@ -15,20 +15,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PATCH_SIZE = 14
+from ..models.preprocess import PATCH_SIZE, network_input_size
 
 
-def network_size(
-    height: int, width: int, long_side: int, patch: int = PATCH_SIZE
-) -> tuple[int, int]:
-    """(H, W) fed to the network for an image of ``height`` x ``width`` (METHOD.md §1)."""
-    if long_side % patch or long_side <= 0:
-        raise ValueError(f"long side {long_side} is not a positive multiple of {patch}")
-    if height >= width:
-        factor = height / long_side
-        return long_side, max(patch, int((width / factor) // patch) * patch)
-    factor = width / long_side
-    return max(patch, int((height / factor) // patch) * patch), long_side
+def network_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(H, W) fed to the network for an image of ``height`` x ``width`` (METHOD.md §1).
+
+    Same rule (and code) as the exported model's in-graph resize, so training and deployment see
+    the same sizes."""
+    if long_side <= 0 or long_side % PATCH_SIZE:
+        raise ValueError(f"long side {long_side} is not a positive multiple of {PATCH_SIZE}")
+    h, w = network_input_size(int(height), int(width), int(long_side))
+    return int(h), int(w)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:

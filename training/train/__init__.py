@@ -1,0 +1,1 @@
+"""The three PixOOD training stages behind ``pixood-train`` (decoder, condensation, decision)."""

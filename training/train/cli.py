@@ -1,0 +1,162 @@
+"""``pixood-train``: run the PixOOD training stages into one experiment directory.
+
+    pixood-train all --config config/train/synth_small.yaml --out experiments/synth_small
+    pixood-train stage1 --config config/train/cityscapes_vitl14.yaml data.root=/data/cityscapes
+
+Stages: ``stage1`` (decoder), ``condense`` (prototypes), ``decide`` (decision strategy, one
+checkpoint directory per scorer under ``EXP/checkpoints/``, anomaly metrics), ``all`` (the three in
+order). Finished stages are skipped unless ``--force`` or their config changed; an interrupted
+stage resumes from its last saved state. Multi-GPU: ``torchrun --nproc_per_node N -m
+pixood_training.train.cli ...`` (DDP for stage 1 and the feature extraction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..checkpoint import CheckpointError
+from ..data.datasets import DatasetError
+from ..models.backbone import BackboneWeightsError
+from .config import ConfigError, load_config
+from .distributed import init_distributed, shutdown_distributed
+from .experiment import STAGES, Experiment
+
+EXIT_USER_ERROR = 2
+
+
+class StageOrderError(RuntimeError):
+    """A stage was asked for before the stage it builds on has finished."""
+
+
+USER_ERRORS = (ConfigError, DatasetError, BackboneWeightsError, CheckpointError, StageOrderError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixood-train",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Overrides use dotted keys, values in YAML syntax, e.g. stage1.epochs=5 "
+        "data.root=/data/cityscapes model.eval_labels=[0,1]. Test hook (not for users): "
+        "PIXOOD_TRAIN_TEST_KILL=<stage>:<step> SIGKILLs the run after that saved step.",
+    )
+    parser.add_argument(
+        "stage",
+        choices=[*STAGES, "all"],
+        help="stage1 = decoder training (CE, best val mIoU); condense = stage 2 prototypes on "
+        "cached features; decide = stage 3 decision strategy + checkpoints for every scorer + "
+        "anomaly metrics; all = the three in order",
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, help="training config YAML (see config/train/)"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.path=value",
+        help="config overrides applied after the file (YAML values)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="experiment directory (default: experiments/<config file stem>)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="redo the requested stage(s) even if already complete (later stages are redone too)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """Errors raised inside DataLoader workers come back with the worker traceback appended;
+    the user needs the last line only."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    for prefix in ("pixood_training.data.datasets.DatasetError: ", "DatasetError: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _run_stage(stage: str, exp: Experiment, ctx) -> None:
+    from .condense import run_condense
+    from .decide import run_decide
+    from .stage1 import run_stage1
+
+    runners = {"stage1": run_stage1, "condense": run_condense, "decide": run_decide}
+    runners[stage](exp, ctx)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    if args.no_progress:
+        config["progress"] = False
+    out = args.out or Path("experiments") / args.config.stem
+    try:
+        ctx = init_distributed(config["device"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        exp = Experiment(out, config, is_main=ctx.is_main)
+        exp.write_config()
+        requested = STAGES if args.stage == "all" else [args.stage]
+        first = STAGES.index(requested[0])
+        for earlier in STAGES[:first]:
+            if not exp.is_done(earlier):
+                raise StageOrderError(
+                    f"stage {earlier} is not complete in {out} (or its config changed); "
+                    f"run `pixood-train {earlier}` first"
+                )
+        redo_rest = False
+        for stage in requested:
+            if exp.is_done(stage) and not (args.force or redo_rest):
+                exp.log(f"{stage}: already complete in {out} (use --force to redo)")
+                continue
+            # Anything downstream of a stage that runs is stale now.
+            for later in STAGES[STAGES.index(stage) :]:
+                if later != stage or args.force:
+                    exp.clear_stage(later)
+            redo_rest = True
+            exp.log(f"{stage}: starting (experiment {out})")
+            ctx.barrier()
+            _run_stage(stage, exp, ctx)
+            ctx.barrier()
+        if ctx.is_main:
+            _print_summary(exp)
+        return 0
+    finally:
+        shutdown_distributed()
+
+
+def _print_summary(exp: Experiment) -> None:
+    metrics = exp.metrics()
+    if "stage1" in metrics:
+        print(f"stage1   val mIoU {metrics['stage1']['val_miou']:.4f}")
+    for name, values in metrics.get("decide", {}).get("scorers", {}).items():
+        if "ap" in values:
+            print(
+                f"{name:8s} AP {values['ap']:.4f}  AUROC {values['auroc']:.4f}  "
+                f"FPR95 {values['fpr95']:.4f}  -> {values['checkpoint']}"
+            )
+    print(f"experiment: {exp.dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as exc:
+        print(f"pixood-train: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("pixood-train: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

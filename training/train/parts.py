@@ -1,0 +1,113 @@
+"""Backbone, decoder and data sets built from a training config, shared by the three stages.
+
+A randomly initialised backbone (``model.backbone_weights: null``: tests and the synthetic demo,
+since DINOv2 weights cannot be downloaded here) is drawn from the config seed once in stage 1 and
+saved as ``stage1/backbone.pt``; later stages load that file, so every stage and the exported
+model use the very same frozen weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import build_dataset
+from ..data.datasets import SegmentationDataset
+from ..data.feature_cache import state_dict_hash
+from ..model import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from ..models.backbone import BackboneWeightsError, DinoV2Backbone, build_backbone
+from ..models.decoder import MLPDecoder
+from .config import ConfigError
+from .experiment import Experiment, atomic_torch_save
+
+
+def class_names(config: dict[str, Any]) -> list[str]:
+    names = config["model"]["class_names"]
+    num = config["data"]["num_classes"]
+    if names == "cityscapes":
+        names = list(CITYSCAPES_CLASSES)
+    if not isinstance(names, list) or len(names) != num:
+        raise ConfigError(f"model.class_names must be 'cityscapes' or a list of {num} names")
+    return [str(n) for n in names]
+
+
+def palette(config: dict[str, Any]) -> list[list[int]] | None:
+    value = config["model"]["palette"]
+    if value == "cityscapes":
+        if config["data"]["num_classes"] != len(CITYSCAPES_PALETTE):
+            return None  # the model picks distinct colours
+        return [list(c) for c in CITYSCAPES_PALETTE]
+    return value
+
+
+def network_long_side(config: dict[str, Any]) -> int:
+    size = config["data"]["size"]
+    return int(max(size)) if size else int(config["data"]["long_side"])
+
+
+def new_backbone(config: dict[str, Any]) -> DinoV2Backbone:
+    """Backbone per config: local weights file, or random init from the config seed."""
+    model = config["model"]
+    weights = model["backbone_weights"]
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"model.backbone_weights file {weights} not found")
+    torch.manual_seed(config["seed"])
+    try:
+        return build_backbone(dict(model["backbone"]), weights=weights)
+    except BackboneWeightsError as exc:
+        raise ConfigError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.backbone: {exc}") from None
+
+
+def stage1_backbone(exp: Experiment) -> DinoV2Backbone:
+    """The frozen backbone of this experiment (saved by stage 1 when randomly initialised)."""
+    config = exp.config
+    backbone = new_backbone(config)
+    if config["model"]["backbone_weights"] is None:
+        path = exp.path("stage1", "backbone.pt")
+        if path.is_file():
+            backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        elif exp.is_main:
+            atomic_torch_save(backbone.vit.state_dict(), path)
+    return backbone.eval()
+
+
+def new_decoder(config: dict[str, Any], backbone: DinoV2Backbone) -> MLPDecoder:
+    hidden = config["model"]["decoder"].get("hidden_dim")
+    return MLPDecoder(backbone.out_channels, config["data"]["num_classes"], hidden)
+
+
+def load_best_decoder(exp: Experiment, backbone: DinoV2Backbone) -> MLPDecoder:
+    decoder = new_decoder(exp.config, backbone)
+    path = exp.path("stage1", "decoder_best.pt")
+    decoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return decoder.eval()
+
+
+def dataset(
+    config: dict[str, Any], role: str, *, augment: bool = False, resize: bool = True
+) -> SegmentationDataset:
+    return build_dataset(
+        {**config["data"], "num_classes": config["data"]["num_classes"]},
+        role,
+        augment=augment,
+        resize=resize,
+        seed=config["seed"],
+    )
+
+
+def cache_key_inputs(
+    config: dict[str, Any], backbone: DinoV2Backbone, decoder: MLPDecoder, data: SegmentationDataset
+) -> dict[str, Any]:
+    """Everything the cached features depend on (feature_cache.py)."""
+    return {
+        "backbone": backbone.config.to_dict(),
+        "backbone_weights": state_dict_hash(backbone.vit),
+        "decoder_weights": state_dict_hash(decoder),
+        "size": config["data"]["size"],
+        "long_side": config["data"]["long_side"],
+        "data": data.fingerprint(),
+    }
