@@ -1,0 +1,72 @@
+"""Hyper-parameters of stage 2 (condensation), defaults = the published run (METHOD.md §4, §12).
+
+Field names follow the ``condense`` section of the training config (training/train/config.py), so
+that section can be passed straight through with ``CondensationConfig.from_dict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class CondensationConfig:
+    num_classes: int = 19
+    K: int = 1000  # prototypes per class before pruning
+    init_per_class: int = 10000  # rows per class in the initialisation buffers
+    epochs: int = 100
+    lr: float = 0.1  # AdamW, weight decay 0, cosine schedule over ``epochs``
+    init_tau: float = 10.0  # initial exponential scale, 0 < init_tau < 100
+    temperature_start: float = 0.5  # inverse temperature of the soft assignment ...
+    temperature_end: float = 2.0  # ... raised by a cosine schedule over the epochs
+    ewa_decay: float = 0.001  # q0 of the bias-corrected running assignment statistics
+    reset_threshold: float = 0.5  # rho: a prototype is valid while RA > rho * RB / K
+    reinit: bool = True  # re-seed weak prototypes during training
+    reinit_first_epoch: int = 1
+    reinit_stop_epoch: int = 90  # exclusive
+    reinit_every: int | None = None  # iterations between re-seeds; None = floor(batches / 2)
+    reinit_noise: float = 1e-6 / 32
+    init_noise: float = 0.1  # jitter of prototypes drawn with replacement
+    distance_scale: float | None = None  # None = 100 / sqrt(D) (3.125 for D = 1024)
+    chunk_rows: int = 4096  # rows per distance block (memory bound: chunk_rows x K)
+    ignore_index: int = 255
+    shuffle: bool = True  # shuffle the batch order of sequence sources every epoch
+    seed: int = 0
+    dtype: str = "float32"  # "float64" only for tests that compare runs bit-for-bit
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1 or self.K < 1 or self.init_per_class < 1:
+            raise ValueError("num_classes, K and init_per_class must be >= 1")
+        if self.epochs < 1:
+            raise ValueError("epochs must be >= 1")
+        if not 0.0 < self.init_tau < 100.0:
+            raise ValueError(f"init_tau must be in (0, 100), got {self.init_tau}")
+        if not 0.0 < self.ewa_decay <= 1.0:
+            raise ValueError(f"ewa_decay must be in (0, 1], got {self.ewa_decay}")
+        if self.chunk_rows < 1:
+            raise ValueError("chunk_rows must be >= 1")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    def scale_for(self, dim: int) -> float:
+        return self.distance_scale if self.distance_scale is not None else 100.0 / math.sqrt(dim)
+
+    def temperature(self, epoch: int) -> float:
+        """Inverse temperature for ``epoch`` (0.5 -> ~2.0 by half a cosine)."""
+        ramp = 0.5 * (1.0 - math.cos(math.pi * epoch / self.epochs))
+        return self.temperature_start + (self.temperature_end - self.temperature_start) * ramp
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], ignore: tuple[str, ...] = ()) -> CondensationConfig:
+        """Build from a config section; keys in ``ignore`` belong to the caller, others must
+        be fields (a typo raises ValueError naming the key)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names - set(ignore))
+        if unknown:
+            raise ValueError(f"unknown condensation option(s): {', '.join(unknown)}")
+        return cls(**{k: v for k, v in values.items() if k in names})

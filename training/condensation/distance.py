@@ -1,0 +1,86 @@
+"""Nearest-prototype distance of every patch to every class, as one exportable tensor op.
+
+d_c(e) = min_k ||e - P[c, k]||_2 over the raw-space prototypes of class c (METHOD.md §4.7, §5.6a).
+Classes have different prototype counts after pruning; they are padded to a common Kmax by
+repeating one of the class's own prototypes, which leaves every minimum unchanged and needs no
++inf mask. The distance is the MatMul expansion |e|^2 + |P|^2 - 2 e.P (fp32), clipped at 0 before
+the square root. Both sides are first shifted by the prototypes' mean (distances are translation
+invariant), which keeps the norms small and the cancellation error of the expansion low.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def pad_prototypes(prototypes: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """List of [K_c, D] -> (padded [C, Kmax, D] float32, counts [C] long).
+
+    Padding repeats the class's first prototype. A class without prototypes (no training data)
+    gets the all-zero vector, so its distance is finite; the decision strategy scores such a class
+    0 everywhere anyway.
+    """
+    if not prototypes:
+        raise ValueError("need at least one class")
+    dim = prototypes[0].shape[-1]
+    kmax = max(1, max(p.shape[0] for p in prototypes))
+    padded = torch.zeros(len(prototypes), kmax, dim, dtype=torch.float32)
+    counts = torch.zeros(len(prototypes), dtype=torch.long)
+    for c, protos in enumerate(prototypes):
+        if protos.dim() != 2 or protos.shape[1] != dim:
+            shape = tuple(protos.shape)
+            raise ValueError(f"class {c}: prototypes must be [K_c, {dim}], got {shape}")
+        k = protos.shape[0]
+        counts[c] = k
+        if k:
+            padded[c, :k] = protos.float()
+            padded[c, k:] = protos[0].float()
+    return padded, counts
+
+
+class PrototypeDistance(nn.Module):
+    """forward(e [N, D]) -> [N, C] nearest-prototype Euclidean distances (float32).
+
+    ``chunk_rows`` (eager mode only) bounds the [rows, C*Kmax] intermediate for large N; graphs
+    being exported run unchunked.
+    """
+
+    def __init__(self, prototypes: torch.Tensor, chunk_rows: int | None = None):
+        super().__init__()
+        if prototypes.dim() != 3:
+            shape = tuple(prototypes.shape)
+            raise ValueError(f"prototypes must be padded [C, Kmax, D], got {shape}")
+        num_classes, kmax, dim = prototypes.shape
+        self.num_classes, self.kmax, self.dim = num_classes, kmax, dim
+        self.chunk_rows = chunk_rows
+        self.register_buffer("prototypes", prototypes.float().clone())
+        self.register_buffer("center", torch.zeros(dim))
+        self.register_buffer("flat", torch.zeros(num_classes * kmax, dim))
+        self.register_buffer("sq_norms", torch.zeros(num_classes * kmax))
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Recompute the derived buffers from ``prototypes`` (after loading new prototypes)."""
+        flat = self.prototypes.reshape(-1, self.dim).double()
+        center = flat.mean(dim=0)
+        shifted = flat - center
+        self.center.copy_(center.float())
+        self.flat.copy_(shifted.float())
+        self.sq_norms.copy_((shifted * shifted).sum(dim=1).float())
+
+    def _distances(self, e: torch.Tensor) -> torch.Tensor:
+        e = e.float() - self.center
+        squared = (e * e).sum(dim=1, keepdim=True) + self.sq_norms - 2.0 * (e @ self.flat.T)
+        squared = squared.reshape(e.shape[0], self.num_classes, self.kmax).amin(dim=2)
+        return squared.clamp_min(0.0).sqrt()
+
+    def forward(self, e: torch.Tensor) -> torch.Tensor:
+        chunk = self.chunk_rows
+        exporting = torch.compiler.is_exporting() or torch.compiler.is_compiling()
+        if chunk is None or exporting or e.shape[0] <= chunk:
+            return self._distances(e)
+        return torch.cat([self._distances(part) for part in e.split(chunk)])
