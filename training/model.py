@@ -4,9 +4,9 @@ This one module is what the ONNX export traces (DESIGN.md §3), so preprocessing
 decoder, scorer and the upsampling back to the input size all live in ``forward``. The scores are
 combined the same way for every scorer (scorers/base.py):
 
-    semantic   = argmax_c logits                         nearest-upsampled (official ``pred_y``)
-    confidence = S_semantic                              nearest-upsampled (official ``pred_score``)
-    anomaly    = 1 - max_{c in eval_labels} S_c           S bilinearly upsampled, align_corners=False
+    semantic   = argmax_c logits                 nearest-upsampled (official ``pred_y``)
+    confidence = S_semantic                      nearest-upsampled (official ``pred_score``)
+    anomaly    = 1 - max_{c in eval_labels} S_c   S bilinearly upsampled, align_corners=False
 
 Only the eval-label channels are upsampled bilinearly (DESIGN.md §6: upsampling all 19 maps to
 full resolution dominates CPU time); semantic and confidence are gathered with integer nearest
@@ -47,7 +47,7 @@ def _nearest_index(out_size: Any, in_size: Any, device: torch.device) -> torch.T
 
 
 class PixOODModel(nn.Module):
-    """image uint8 [1,H,W,3] RGB -> (anomaly [1,H,W] f32, semantic [1,H,W] u8, confidence [1,H,W])."""
+    """uint8 RGB [1,H,W,3] -> (anomaly f32 [1,H,W], semantic u8 [1,H,W], confidence f32 [1,H,W])."""
 
     def __init__(
         self,
@@ -71,9 +71,11 @@ class PixOODModel(nn.Module):
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         if palette is None:
-            palette = CITYSCAPES_PALETTE if num_classes == len(CITYSCAPES_PALETTE) else [
-                [(37 * i) % 256, (97 * i) % 256, (173 * i) % 256] for i in range(num_classes)
-            ]
+            palette = (
+                CITYSCAPES_PALETTE
+                if num_classes == len(CITYSCAPES_PALETTE)
+                else [[(37 * i) % 256, (97 * i) % 256, (173 * i) % 256] for i in range(num_classes)]
+            )
         if len(palette) != num_classes:
             raise ValueError(f"{len(palette)} palette colours for {num_classes} classes")
         eval_labels = list(range(num_classes)) if not eval_labels else sorted(set(eval_labels))
@@ -116,14 +118,13 @@ class PixOODModel(nn.Module):
         """uint8 [B,H,W,3] -> normalised float at the network size (as in ``forward``)."""
         return preprocess_image(image, self.network_long_side, self.antialias)
 
-    def patch_scores(
-        self, image: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def patch_scores(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised image [B,3,h,w] -> (logits, class scores S), both [B,C,s*h/14,s*w/14]."""
         features, logits = self.features_and_logits(image)
         e = self.last_block(features)
         if self.eval_scale_factor != 1:
-            size = (logits.shape[2] * self.eval_scale_factor, logits.shape[3] * self.eval_scale_factor)
+            factor = self.eval_scale_factor
+            size = (logits.shape[2] * factor, logits.shape[3] * factor)
             e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits, self.scorer.class_scores(e, logits)
@@ -201,4 +202,5 @@ def tiny_model(
     backbone = DinoV2Backbone(tiny_backbone_config(registers=registers))
     decoder = MLPDecoder(backbone.out_channels, num_classes, hidden_channels=16)
     names = CITYSCAPES_CLASSES if num_classes == 19 else [f"class{i}" for i in range(num_classes)]
-    return PixOODModel(backbone, decoder, scorer or MSPScorer(), class_names=names, **options).eval()
+    model = PixOODModel(backbone, decoder, scorer or MSPScorer(), class_names=names, **options)
+    return model.eval()

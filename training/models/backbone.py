@@ -325,8 +325,10 @@ def timm_to_official(state: dict[str, torch.Tensor], config: BackboneConfig) -> 
         out["cls_token"] = torch.zeros_like(cls)
         out["register_tokens"] = out.pop("reg_token")
     if "giant" in config.arch:  # official giant uses a fused SwiGLU named w12 / w3
-        out = {k.replace(".mlp.fc1.", ".mlp.w12.").replace(".mlp.fc2.", ".mlp.w3."): v
-               for k, v in out.items()}
+        out = {
+            k.replace(".mlp.fc1.", ".mlp.w12.").replace(".mlp.fc2.", ".mlp.w3."): v
+            for k, v in out.items()
+        }
     out["mask_token"] = torch.zeros(1, out["cls_token"].shape[-1])
     return out
 

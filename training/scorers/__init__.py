@@ -33,7 +33,7 @@ def register_scorer(cls: type[Scorer]) -> type[Scorer]:
 
 
 def build_scorer(config: dict[str, Any]) -> Scorer:
-    """Empty scorer of the configured kind (buffers sized by the config; fill by load_state_dict)."""
+    """Empty scorer of the configured kind (buffers sized by config; load_state_dict fills them)."""
     name = config.get("name")
     if name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; known: {sorted(SCORERS)}")

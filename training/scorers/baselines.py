@@ -47,7 +47,8 @@ def _fit_logistic(values: torch.Tensor, seed: int = 0) -> tuple[float, float]:
     if values.numel() > MAX_FIT_SAMPLES:
         generator = torch.Generator().manual_seed(seed)
         values = values[torch.randperm(values.numel(), generator=generator)[:MAX_FIT_SAMPLES]]
-    q25, q50, q75 = torch.quantile(values.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    levels = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+    q25, q50, q75 = torch.quantile(values.double(), levels)
     scale = float(q75 - q25) / (2.0 * math.log(3.0))
     if not math.isfinite(scale) or scale <= 1e-6:
         scale = max(float(values.double().std()), 1e-3)

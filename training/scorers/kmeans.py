@@ -162,7 +162,7 @@ class KMeansScorer(Scorer):
             centers = kmeans(points, k, seed=seed + c, max_iter=max_iter)
             padded = centers[torch.arange(k) % centers.shape[0]]
             distance = _nearest(points, centers)[0].sqrt()
-            tau = float(torch.quantile(distance.double(), quantile)) if distance.numel() > 1 else 0.0
+            tau = float(torch.quantile(distance.double(), quantile))
             scorer.centroids[c] = padded
             scorer.thresholds[c] = max(tau, 1e-6)
             scorer.class_valid[c] = 1.0

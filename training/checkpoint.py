@@ -1,0 +1,98 @@
+"""Checkpoint directory of a trained end-to-end model (TEAM.md interface 6).
+
+``CKPT_DIR/model_config.json`` describes the structure (backbone arch/size/blocks, decoder dims,
+classes, palette, eval labels, network size, scorer config) and ``CKPT_DIR/model.safetensors``
+holds the full state dict, backbone included, so export needs nothing else. Loading rebuilds the
+empty module from the JSON and fills it strictly: any missing, extra or mis-shaped tensor is an
+error naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .model import PixOODModel, build_model
+
+CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing files or its files are corrupt or inconsistent."""
+
+
+def save_model(model: PixOODModel, ckpt_dir: str | Path) -> Path:
+    """Write model_config.json + model.safetensors into ckpt_dir (created if needed)."""
+    from safetensors.torch import save_file
+
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    config = {"format_version": FORMAT_VERSION, **model.get_config()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(ckpt_dir / WEIGHTS_FILE), metadata={"format_version": "1"})
+    (ckpt_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    return ckpt_dir
+
+
+def read_model_config(ckpt_dir: str | Path) -> dict[str, Any]:
+    """The parsed model_config.json of a checkpoint directory."""
+    path = Path(ckpt_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint config not found: {path}")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot parse {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported format_version {version!r}")
+    return config
+
+
+def load_model(ckpt_dir: str | Path, map_location: str | torch.device = "cpu") -> PixOODModel:
+    """Rebuild the end-to-end module from a checkpoint directory (eval mode)."""
+    from safetensors.torch import load_file
+
+    ckpt_dir = Path(ckpt_dir)
+    config_path = ckpt_dir / CONFIG_FILE
+    config = read_model_config(ckpt_dir)
+    try:
+        model = build_model({k: v for k, v in config.items() if k != "format_version"})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"invalid model description in {config_path}: {exc}") from exc
+    weights_path = ckpt_dir / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint weights not found: {weights_path}")
+    try:
+        state = load_file(str(weights_path), device=str(map_location))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise CheckpointError(f"cannot read {weights_path}: {exc}") from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or wrong:
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
+        if unexpected:
+            problems.append(f"unexpected {len(unexpected)} tensors (e.g. {unexpected[:3]})")
+        if wrong:
+            problems.append(f"{len(wrong)} shape mismatches (e.g. {wrong[:2]})")
+        raise CheckpointError(
+            f"{weights_path} does not match {config_path}: " + "; ".join(problems)
+        )
+    model.load_state_dict(state, strict=True)
+    model.backbone.freeze()
+    return model.to(map_location).eval()
