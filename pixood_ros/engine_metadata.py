@@ -104,10 +104,10 @@ def parse_model_info(meta: Mapping[str, str], where: str) -> ModelInfo:
     try:
         long_side = int(meta["network_long_side"])
     except ValueError:
-        long_side = 0
-    if long_side <= 0:
+        long_side = -1
+    if long_side < 0:  # 0 = the network runs at the image's own size
         raise ModelError(
-            f"{where}: metadata 'network_long_side' must be a positive integer, "
+            f"{where}: metadata 'network_long_side' must be an integer >= 0, "
             f"got {meta['network_long_side']!r}"
         )
 

@@ -202,3 +202,37 @@ def make_foreign_model(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def export_tiny_model(
+    path: str | Path,
+    network_long_side: int = 112,
+    seed: int = 0,
+    fp16: bool = False,
+    ckpt_dir: str | Path | None = None,
+    check_sizes: list[tuple[int, int]] | None = None,
+) -> Path:
+    """A real PixOOD model file: tiny random PixOODModel ▶ checkpoint dir ▶ pixood-export code.
+
+    Goes through save_model/load_model so the checkpoint round trip is part of what the file
+    proves. The checkpoint directory (default: `<path stem>_ckpt` next to `path`) is kept so tests
+    can compare with PyTorch. Takes several seconds (dynamo export): build it once per module.
+    """
+    from pixood_training.checkpoint import load_model, read_model_config, save_model
+    from pixood_training.export.onnx_export import export_model
+    from pixood_training.model import tiny_model
+
+    path = Path(path)
+    ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else path.with_name(path.stem + "_ckpt")
+    save_model(tiny_model(seed=seed, network_long_side=network_long_side), ckpt_dir)
+    report = export_model(
+        load_model(ckpt_dir),
+        read_model_config(ckpt_dir),
+        path,
+        fp16=fp16,
+        check_sizes=check_sizes,
+        seed=seed,
+    )
+    if check_sizes and not report.parity_ok:
+        raise AssertionError(f"tiny model export failed parity: {report.parity}")
+    return path

@@ -137,7 +137,8 @@ def test_foreign_onnx_model_is_rejected_naming_its_interface(tmp_path):
         ({"metadata_overrides": {"class_names": "[road"}}, "'class_names' is not valid JSON"),
         ({"metadata_overrides": {"palette": "[[1, 2]]"}}, "'palette' must be"),
         ({"eval_labels": [0, 42]}, "'eval_labels' must be"),
-        ({"network_long_side": 0}, "'network_long_side' must be a positive integer"),
+        ({"network_long_side": -14}, "'network_long_side' must be an integer >= 0"),
+        ({"metadata_overrides": {"network_long_side": "big"}}, "'network_long_side' must be"),
     ],
 )
 def test_bad_metadata_is_rejected(tmp_path, kwargs, message):

@@ -1,0 +1,123 @@
+"""pixood-export: a real (tiny) PixOOD checkpoint becomes an ONNX file that the runtime engine
+loads, whose outputs match PyTorch on several sizes, and whose metadata is the checkpoint's."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from model_fixtures import export_tiny_model
+
+from pixood_ros.engine import Segmenter
+from pixood_training.checkpoint import load_model, read_model_config
+from pixood_training.export.cli import main as export_main
+from pixood_training.export.metadata import config_hash
+from pixood_training.export.parity import check_parity, parity_image
+
+pytestmark = pytest.mark.slow  # each dynamo export of the tiny model takes several seconds
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    export_tiny_model(path)
+    return path, path.with_name("tiny_ckpt")
+
+
+def test_engine_reproduces_pytorch_and_reads_checkpoint_metadata(exported):
+    path, ckpt_dir = exported
+    model = load_model(ckpt_dir)
+    config = read_model_config(ckpt_dir)
+    segmenter = Segmenter(path, providers=["cpu"], warmup=False)
+    assert segmenter.info.class_names == tuple(config["class_names"])
+    assert segmenter.info.palette == tuple(tuple(c) for c in config["palette"])
+    assert segmenter.info.eval_labels == tuple(config["eval_labels"])
+    assert segmenter.info.network_long_side == config["network_long_side"] == 112
+    assert segmenter.info.scorer == config["scorer"]["name"]
+    assert segmenter.info.config_hash == config_hash(config)
+    for index, (height, width) in enumerate([(60, 80), (97, 41)]):
+        image = parity_image(height, width, seed=index)
+        result = segmenter(image)
+        with torch.no_grad():
+            anomaly, semantic, confidence = (
+                t[0].numpy() for t in model(torch.from_numpy(image)[None])
+            )
+        assert result.anomaly_score.shape == (height, width)
+        assert np.abs(result.anomaly_score - anomaly).max() <= 1e-3
+        assert (result.semantic == semantic).mean() >= 0.999
+        assert np.abs(result.confidence - confidence).max() <= 1e-3
+        assert result.anomaly_score.min() >= 0.0 and result.anomaly_score.max() <= 1.0
+
+
+def test_graph_has_dynamic_image_size_and_contract_dtypes(exported):
+    proto = onnx.load(str(exported[0]))
+    (image,) = proto.graph.input
+    dims = image.type.tensor_type.shape.dim
+    assert image.name == "image"
+    assert image.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_param or d.dim_value for d in dims] == [1, "H", "W", 3]
+    types = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output}
+    assert types == {
+        "anomaly_score": onnx.TensorProto.FLOAT,
+        "semantic": onnx.TensorProto.UINT8,
+        "confidence": onnx.TensorProto.FLOAT,
+    }
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["pixood_format_version"] == "1"
+    assert json.loads(meta["eval_labels"]) == [0, 1]
+
+
+def test_parity_check_detects_a_model_that_differs(exported):
+    """The check must be able to fail: compare the file with a differently seeded model."""
+    path, ckpt_dir = exported
+    other = load_model(ckpt_dir)
+    with torch.no_grad():
+        for parameter in other.decoder.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    rows = check_parity(other, path, [(40, 60)])
+    assert not rows[0].passed
+
+
+def test_cli_exports_fp16_with_parity_table_and_report(exported, tmp_path, capsys):
+    _, ckpt_dir = exported
+    output = tmp_path / "fp16.onnx"
+    report = tmp_path / "parity.json"
+    code = export_main(
+        [str(ckpt_dir), "-o", str(output), "--fp16", "--check-sizes", "50x70", "33x91",
+         "--report", str(report)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "parity ok" in printed and "50x70" in printed
+    rows = json.loads(report.read_text())["parity"]
+    assert [(r["height"], r["width"]) for r in rows] == [(50, 70), (33, 91)]
+    assert all(r["passed"] for r in rows)
+    proto = onnx.load(str(output))
+    initializer_types = {i.data_type for i in proto.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in initializer_types
+    assert Segmenter(output, providers=["cpu"], warmup=False).info.scorer == "msp"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["{missing}"], "checkpoint directory not found"),
+        (["{empty}"], "checkpoint config not found"),
+        (["{empty}", "--check-sizes", "12by4"], "HEIGHTxWIDTH"),
+        (["{empty}", "--opset", "13"], "--opset must be at least 18"),
+    ],
+)
+def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(missing=tmp_path / "absent", empty=tmp_path / "empty") for a in argv]
+    try:
+        code = export_main(argv)
+    except SystemExit as exit_:  # argparse rejects malformed options itself
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err

@@ -1,0 +1,16 @@
+"""Checkpoint ▶ ONNX model file (DESIGN.md §3), with a PyTorch-vs-ONNX Runtime parity check."""
+
+from .metadata import FORMAT_VERSION, config_hash, model_metadata
+from .onnx_export import export_model, export_onnx
+from .parity import ParityResult, check_parity, format_parity_table
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ParityResult",
+    "check_parity",
+    "config_hash",
+    "export_model",
+    "export_onnx",
+    "format_parity_table",
+    "model_metadata",
+]

@@ -1,0 +1,165 @@
+"""`pixood-export CKPT_DIR -o MODEL.onnx`: checkpoint directory ▶ ONNX model file + parity check.
+
+Exit codes: 0 exported and parity passed; 1 parity failed (the file is kept for inspection but
+must not be deployed); 2 user mistake (missing checkpoint, bad option value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+DEFAULT_CHECK_SIZES = ("180x320", "256x256", "301x403")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W) for argparse."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH such as 480x640, got {text!r}"
+        ) from None
+    if height < 2 or width < 2:
+        raise argparse.ArgumentTypeError(f"image sizes must be at least 2x2, got {text!r}")
+    return height, width
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixood-export",
+        description="Export a trained PixOOD checkpoint directory (model_config.json + "
+        "model.safetensors) to one ONNX model file with dynamic image size and the metadata the "
+        "runtime reads, then check that ONNX Runtime reproduces PyTorch on several image sizes.",
+    )
+    parser.add_argument("ckpt_dir", type=Path, help="checkpoint directory written by training")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="ONNX file to write (default: CKPT_DIR/model.onnx)",
+    )
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="run the backbone in half precision (smaller, faster on GPUs; decoder and decision "
+        "stage stay fp32, I/O dtypes unchanged); parity limits are relaxed accordingly",
+    )
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=18,
+        help="ONNX opset (>= 18, needed for the antialiased in-graph resize; default 18)",
+    )
+    parser.add_argument(
+        "--check-sizes",
+        nargs="+",
+        type=parse_size,
+        default=[parse_size(s) for s in DEFAULT_CHECK_SIZES],
+        metavar="HxW",
+        help="image sizes for the PyTorch-vs-ONNX Runtime parity check "
+        f"(default: {' '.join(DEFAULT_CHECK_SIZES)})",
+    )
+    parser.add_argument(
+        "--skip-parity",
+        action="store_true",
+        help="do not run the parity check (not recommended: the check is what proves the file)",
+    )
+    parser.add_argument(
+        "--providers",
+        nargs="+",
+        default=["CPUExecutionProvider"],
+        help="ONNX Runtime execution providers for the parity check (default: CPU)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the parity test images")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="also write the parity results as JSON here"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.opset < 18:
+        parser.error(f"--opset must be at least 18, got {args.opset}")
+    if not args.ckpt_dir.is_dir():
+        print(
+            f"pixood-export: error: checkpoint directory not found: {args.ckpt_dir}",
+            file=sys.stderr,
+        )
+        return 2
+    output = args.output or args.ckpt_dir / "model.onnx"
+    if output.is_dir():
+        print(f"pixood-export: error: output is a directory: {output}", file=sys.stderr)
+        return 2
+
+    # Heavy imports after argument checks: `--help` and user mistakes answer instantly.
+    from pixood_training.checkpoint import CheckpointError, load_model, read_model_config
+
+    from .onnx_export import export_model
+    from .parity import format_parity_table
+
+    try:
+        model = load_model(args.ckpt_dir)
+        model_config = read_model_config(args.ckpt_dir)
+    except CheckpointError as exc:
+        print(f"pixood-export: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"exporting {args.ckpt_dir} -> {output} (opset {args.opset}"
+        f"{', fp16 backbone' if args.fp16 else ''})"
+    )
+    report = export_model(
+        model,
+        model_config,
+        output,
+        opset=args.opset,
+        fp16=args.fp16,
+        check_sizes=None if args.skip_parity else args.check_sizes,
+        seed=args.seed,
+        progress=True,
+        providers=args.providers,
+    )
+    size_mb = output.stat().st_size / 1e6
+    print(
+        f"wrote {output} ({size_mb:.1f} MB), scorer {report.metadata['scorer']}, "
+        f"config hash {report.metadata['config_hash']}"
+    )
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(
+            json.dumps(
+                {
+                    "model": str(output),
+                    "fp16": args.fp16,
+                    "metadata": report.metadata,
+                    "parity": [asdict(row) | {"passed": row.passed} for row in report.parity],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    if args.skip_parity:
+        print("parity check skipped (--skip-parity)")
+        return 0
+    print(format_parity_table(report.parity))
+    if not report.parity_ok:
+        print(
+            f"pixood-export: PARITY FAILED: {output} does not reproduce the PyTorch model; "
+            "do not deploy it",
+            file=sys.stderr,
+        )
+        return 1
+    print("parity ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""PyTorch vs ONNX Runtime parity on several image sizes: proof the exported file computes what
+the trained module computes (dynamic shapes are where exporters go wrong, so several sizes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+OUTPUTS = ("anomaly_score", "semantic", "confidence")
+FP32_MAX_ANOMALY_DIFF = 1e-3
+FP32_MIN_SEMANTIC_AGREEMENT = 0.999
+FP16_MAX_ANOMALY_DIFF = 5e-2
+FP16_MIN_SEMANTIC_AGREEMENT = 0.99
+
+
+@dataclass
+class ParityResult:
+    """One image size: worst anomaly difference, semantic agreement, and the verdict."""
+
+    height: int
+    width: int
+    anomaly_max_abs_diff: float
+    confidence_max_abs_diff: float  # where both semantic maps agree
+    semantic_agreement: float
+    max_anomaly_diff: float
+    min_semantic_agreement: float
+    shapes_ok: bool
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.shapes_ok
+            and self.anomaly_max_abs_diff <= self.max_anomaly_diff
+            and self.semantic_agreement >= self.min_semantic_agreement
+        )
+
+
+def default_tolerances(fp16: bool) -> dict[str, float]:
+    if fp16:
+        return {
+            "max_anomaly_diff": FP16_MAX_ANOMALY_DIFF,
+            "min_semantic_agreement": FP16_MIN_SEMANTIC_AGREEMENT,
+        }
+    return {
+        "max_anomaly_diff": FP32_MAX_ANOMALY_DIFF,
+        "min_semantic_agreement": FP32_MIN_SEMANTIC_AGREEMENT,
+    }
+
+
+def parity_image(height: int, width: int, seed: int) -> np.ndarray:
+    """Deterministic image with large smooth regions and edges (more like a camera frame than
+    white noise, which would make every pixel a near-tie of the decoder)."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand((1, 3, max(2, height // 16), max(2, width // 16)), generator=generator)
+    smooth = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    noise = torch.rand((1, 3, height, width), generator=generator) * 0.1
+    image = ((smooth * 0.9 + noise) * 255).clamp(0, 255).to(torch.uint8)
+    return image[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def check_parity(
+    model: torch.nn.Module,
+    onnx_path: str | Path,
+    sizes: list[tuple[int, int]],
+    seed: int = 0,
+    max_anomaly_diff: float = FP32_MAX_ANOMALY_DIFF,
+    min_semantic_agreement: float = FP32_MIN_SEMANTIC_AGREEMENT,
+    providers: list[str] | None = None,
+    progress: bool = False,
+) -> list[ParityResult]:
+    """Run both on the same images; ONNX Runtime on CPU unless `providers` says otherwise."""
+    session = ort.InferenceSession(str(onnx_path), providers=providers or ["CPUExecutionProvider"])
+    model = model.eval().cpu()
+    results = []
+    for index, (height, width) in enumerate(tqdm(sizes, desc="parity", disable=not progress)):
+        image = parity_image(height, width, seed + index)
+        with torch.no_grad():
+            reference = [t.detach().cpu().numpy() for t in model(torch.from_numpy(image)[None])]
+        onnx_outputs = session.run(
+            ["anomaly_score", "semantic", "confidence"], {"image": image[None]}
+        )
+        shapes_ok = all(o.shape == (1, height, width) for o in onnx_outputs) and all(
+            r.shape == (1, height, width) for r in reference
+        )
+        if not shapes_ok:
+            results.append(
+                ParityResult(
+                    height,
+                    width,
+                    float("inf"),
+                    float("inf"),
+                    0.0,
+                    max_anomaly_diff,
+                    min_semantic_agreement,
+                    False,
+                )
+            )
+            continue
+        anomaly_diff = float(np.abs(onnx_outputs[0].astype(np.float64) - reference[0]).max())
+        same_class = onnx_outputs[1].astype(np.int64) == reference[1].astype(np.int64)
+        confidence_diff = np.abs(onnx_outputs[2].astype(np.float64) - reference[2])[same_class]
+        results.append(
+            ParityResult(
+                height=height,
+                width=width,
+                anomaly_max_abs_diff=anomaly_diff,
+                confidence_max_abs_diff=float(confidence_diff.max())
+                if confidence_diff.size
+                else 0.0,
+                semantic_agreement=float(same_class.mean()),
+                max_anomaly_diff=max_anomaly_diff,
+                min_semantic_agreement=min_semantic_agreement,
+                shapes_ok=True,
+            )
+        )
+    return results
+
+
+def format_parity_table(results: list[ParityResult]) -> str:
+    """Plain-text table for the terminal."""
+    lines = [
+        f"{'size':>11} | {'max |Δ anomaly|':>15} | {'max |Δ confidence|':>18} | "
+        f"{'semantic agree':>14} | result",
+        "-" * 80,
+    ]
+    for row in results:
+        lines.append(
+            f"{row.height:>5}x{row.width:<5} | {row.anomaly_max_abs_diff:>15.2e} | "
+            f"{row.confidence_max_abs_diff:>18.2e} | {row.semantic_agreement * 100:>13.3f}% | "
+            + ("ok" if row.passed else "FAIL" + ("" if row.shapes_ok else " (output shapes)"))
+        )
+    if results:
+        lines.append(
+            f"limits: max |Δ anomaly| ≤ {results[0].max_anomaly_diff:g}, semantic agreement ≥ "
+            f"{results[0].min_semantic_agreement * 100:g}%"
+        )
+    return "\n".join(lines)
