@@ -227,10 +227,14 @@ def _aggregated(key: str, value: float) -> float:
     return 1.0 - value if ("_ece_" in key or "_fpr95_" in key) else value
 
 
-def summarize(results: Mapping[str, object]) -> dict[str, float]:
+def summarize(
+    results: Mapping[str, object], subsets: Iterable[str] | None = None
+) -> dict[str, float]:
     """Aggregate ``{subset}_{metric}`` scalars into semantic_hmean (all keys ending ``_valid``),
     ood_hmean (all keys ending ``_ood``), bravo_index, and each subset's own hmean (reported
-    only, not part of the index). ECE and FPR95 enter as 1 − value."""
+    only, not part of the index). ECE and FPR95 enter as 1 − value. `subsets` names the
+    subsets that get their own hmean (default: the BRAVO subsets; other data sets evaluated
+    the BRAVO way, e.g. pixood-synth splits, pass their own names)."""
     scalars = {
         k: _aggregated(k, float(v))
         for k, v in results.items()
@@ -242,7 +246,7 @@ def summarize(results: Mapping[str, object]) -> dict[str, float]:
         raise ValueError("summarize needs both semantic (*_valid) and OOD (*_ood) metrics")
     out = {"semantic_hmean": harmonic_mean(semantic), "ood_hmean": harmonic_mean(ood)}
     out["bravo_index"] = bravo_index(out["semantic_hmean"], out["ood_hmean"])
-    for subset in SUBSETS:
+    for subset in SUBSETS if subsets is None else subsets:
         own = [
             v
             for k, v in scalars.items()

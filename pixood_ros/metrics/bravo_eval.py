@@ -3,7 +3,7 @@ the BRAVO data set (`bravo_<split>/...`), giving the numbers the challenge serve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import cv2
@@ -51,9 +51,19 @@ def evaluate_submission(
             acc.update(gt, pred, conf, invalid)
     if not accumulators:
         raise ValueError(f"{gt_root}: no BRAVO ground-truth files found")
+    return results_from_accumulators(accumulators)
+
+
+def results_from_accumulators(
+    accumulators: Mapping[str, BravoSubsetAccumulator],
+) -> dict[str, object]:
+    """``{subset}_{metric}`` entries of every filled accumulator plus, when both semantic and
+    OOD subsets are present, the summary (semantic_hmean, ood_hmean, bravo_index, per-subset
+    hmeans). Shared by every data-set layout evaluated the BRAVO way."""
     results: dict[str, object] = {}
     for subset, acc in accumulators.items():
         results.update({f"{subset}_{k}": v for k, v in acc.compute().items()})
-    if any(SUBSETS[s].semantic for s in accumulators) and any(SUBSETS[s].ood for s in accumulators):
-        results.update(summarize(results))
+    accs = accumulators.values()
+    if any(a.semantic for a in accs) and any(a.ood for a in accs):
+        results.update(summarize(results, subsets=list(accumulators)))
     return results

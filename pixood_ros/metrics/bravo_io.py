@@ -109,6 +109,20 @@ def write_prediction(
     image_size = (height, width) of the input image; when given the maps must match it (the
     evaluator rejects any other size). Returns the two paths written.
     """
+    pred_path, conf_path = prediction_paths(input_relpath, out_root)
+    return write_prediction_files(pred_path, conf_path, semantic, confidence, image_size)
+
+
+def write_prediction_files(
+    pred_path: str | Path,
+    conf_path: str | Path,
+    semantic: np.ndarray,
+    confidence: np.ndarray,
+    image_size: tuple[int, int] | None = None,
+) -> tuple[Path, Path]:
+    """`write_prediction` with explicit file paths, for data sets outside the BRAVO folder
+    layout (e.g. pixood-synth roots) that still want the BRAVO file format and checks."""
+    pred_path, conf_path = Path(pred_path), Path(conf_path)
     semantic = np.asarray(semantic)
     conf16 = confidence_to_uint16(confidence)
     if semantic.ndim != 2 or conf16.shape != semantic.shape:
@@ -124,8 +138,8 @@ def write_prediction(
             f"semantic ids must be Cityscapes trainIds 0..{NUM_CLASSES - 1}, "
             f"got {int(semantic.min())}..{int(semantic.max())}"
         )
-    pred_path, conf_path = prediction_paths(input_relpath, out_root)
     pred_path.parent.mkdir(parents=True, exist_ok=True)
+    conf_path.parent.mkdir(parents=True, exist_ok=True)
     for path, image in ((pred_path, semantic.astype(np.uint8)), (conf_path, conf16)):
         if not cv2.imwrite(str(path), image):
             raise OSError(f"could not write {path}")
