@@ -1,0 +1,150 @@
+"""Pictures of model outputs for people: anomaly overlay, heat map, mask, semantic colours.
+
+The overlay follows the official PixOOD `plot.py` (METHOD.md §8): pixels at or above the threshold
+become 0.3·image + 0.7·turbo(score), the rest stay the camera image, and the predicted semantic
+map sits as a small inset in the top-left corner. `side_by_side` puts camera overlay | heat map |
+mask next to each other for videos. All images here are RGB uint8.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+INSET_FRACTION = 0.2  # plot.py draws its insets at 1/5 of the image size
+IMAGE_WEIGHT = 0.3
+COLOUR_WEIGHT = 0.7
+
+
+def turbo(score: np.ndarray) -> np.ndarray:
+    """HxW float in [0, 1] -> HxWx3 RGB uint8 with the turbo colour map (0 blue, 1 red)."""
+    levels = np.clip(np.nan_to_num(score, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[..., ::-1]
+
+
+def colorize_semantic(semantic: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
+    """HxW class ids -> HxWx3 RGB with the model's palette; ids outside it are black."""
+    lut = np.zeros((256, 3), np.uint8)
+    colours = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
+    lut[: len(colours)] = colours
+    return lut[semantic.astype(np.uint8)]
+
+
+def mask_image(score: np.ndarray, threshold: float) -> np.ndarray:
+    """HxW uint8 mask: 255 where score >= threshold, else 0 (mono8 convention)."""
+    return np.where(score >= threshold, 255, 0).astype(np.uint8)
+
+
+def overlay_anomalies(
+    rgb: np.ndarray,
+    score: np.ndarray,
+    threshold: float,
+    semantic: np.ndarray | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+) -> np.ndarray:
+    """plot.py-style overlay: anomalous pixels tinted by turbo(score), semantic inset top-left."""
+    out = rgb.copy()
+    anomalous = score >= threshold
+    if anomalous.any():
+        tint = turbo(score[anomalous][:, None])[:, 0].astype(np.float32)
+        blended = IMAGE_WEIGHT * rgb[anomalous].astype(np.float32) + COLOUR_WEIGHT * tint
+        out[anomalous] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    if semantic is not None and palette is not None:
+        add_inset(out, colorize_semantic(semantic, palette))
+    return out
+
+
+def add_inset(image: np.ndarray, inset: np.ndarray, fraction: float = INSET_FRACTION) -> None:
+    """Paste `inset`, shrunk to `fraction` of the image size (nearest: class colours stay pure),
+    into the top-left corner of `image`, with a 1-pixel white frame."""
+    height, width = image.shape[:2]
+    inset_h, inset_w = max(1, round(height * fraction)), max(1, round(width * fraction))
+    small = cv2.resize(inset, (inset_w, inset_h), interpolation=cv2.INTER_NEAREST)
+    image[:inset_h, :inset_w] = small
+    if inset_h < height and inset_w < width:
+        image[inset_h, : inset_w + 1] = 255
+        image[: inset_h + 1, inset_w] = 255
+
+
+def side_by_side(
+    rgb: np.ndarray,
+    score: np.ndarray,
+    semantic: np.ndarray,
+    palette: Sequence[Sequence[int]],
+    threshold: float,
+    max_width: int = 1920,
+) -> np.ndarray:
+    """camera overlay (+ semantic inset) | turbo heat map | anomaly mask, one RGB frame.
+
+    Panels are scaled down together so the frame is at most `max_width` wide (video encoders and
+    screens choke on 3x1920 px), and to even sizes (H.264 with yuv420p needs them).
+    """
+    panels = [
+        overlay_anomalies(rgb, score, threshold, semantic, palette),
+        turbo(score),
+        cv2.cvtColor(mask_image(score, threshold), cv2.COLOR_GRAY2RGB),
+    ]
+    frame = np.concatenate(panels, axis=1)
+    height, width = frame.shape[:2]
+    scale = min(1.0, max_width / width)
+    new_w = max(2, int(width * scale) // 2 * 2)
+    new_h = max(2, int(height * scale) // 2 * 2)
+    if (new_w, new_h) != (width, height):
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+class OverlayVideo:
+    """MP4 writer: OpenCV (mp4v) while frames arrive, then re-encoded to H.264 with ffmpeg when it
+    is on PATH (mp4v does not play in browsers or most chat tools). Use as a context manager."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self._raw = self.path.with_name(self.path.stem + ".mp4v.mp4")
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+        self.codec: str | None = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            height, width = rgb.shape[:2]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self._raw), fourcc, self.fps, (width, height))
+            if not self._writer.isOpened():
+                raise OSError(f"OpenCV cannot write video {self._raw}")
+        self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Finish the file; returns its path (None when no frame was written)."""
+        if self._writer is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is not None:
+            command = [
+                ffmpeg, "-y", "-loglevel", "error", "-i", str(self._raw), "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", "-crf", "23", "-preset", "veryfast", str(self.path),
+            ]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                self._raw.unlink(missing_ok=True)
+                self.codec = "h264"
+                return self.path
+        self._raw.replace(self.path)
+        self.codec = "mp4v"
+        return self.path
+
+    def __enter__(self) -> OverlayVideo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
