@@ -76,6 +76,7 @@ class NodeGraph:
         input_type: type = Image,
         subscribe_outputs: bool = True,
         extra_node: Any = None,
+        outputs: tuple[str, ...] = OUTPUTS,
     ) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
@@ -97,7 +98,7 @@ class NodeGraph:
         self.subscriptions = []
         if subscribe_outputs:
             for prefix in output_prefixes:
-                for name in OUTPUTS:
+                for name in outputs:
                     topic = f"{prefix}{name}"
                     self.subscriptions.append(
                         self.tester.create_subscription(
