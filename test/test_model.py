@@ -157,10 +157,17 @@ def test_checkpoint_errors_name_the_file(tmp_path, model):
 
 
 @pytest.mark.slow
-def test_onnx_export_with_dynamic_size_matches_pytorch(tmp_path):
+@pytest.mark.parametrize("variant", ["msp", "kmeans_registers"])
+def test_onnx_export_with_dynamic_size_matches_pytorch(tmp_path, variant):
+    """Official pos-embed interpolation + MSP, and a register ViT (antialiased pos-embed resize)
+    with the k-means scorer and eval_scale_factor 2."""
     import onnxruntime as ort
 
-    model = tiny_model(seed=7, registers=False)
+    if variant == "msp":
+        model = tiny_model(seed=7)
+    else:
+        model = _fitted_kmeans_model()
+        model = tiny_model(seed=7, registers=True, scorer=model.scorer, eval_scale_factor=2)
     path = tmp_path / "tiny.onnx"
     height = torch.export.Dim("height", min=14, max=4096)
     width = torch.export.Dim("width", min=14, max=4096)
