@@ -400,3 +400,82 @@ def test_several_image_topics_must_be_chosen(tmp_path, capsys, model):
         capsys, model, bag, "-o", tmp_path / "out", *COMMON, "--topic", "/right/image_raw"
     )
     assert rc == 0, err
+
+
+# --- live mode: replay into a running node over ROS 2 -------------------------------------------
+
+
+def _live_prerequisites() -> None:
+    pytest.importorskip("rclpy", reason="live mode needs rclpy")
+    try:
+        import pixood_ros.node.main  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"pixood_ros.node (node area) is not importable yet: {exc}")
+
+
+@pytest.mark.ros
+def test_live_without_a_node_is_a_one_line_error(tmp_path, capsys, model):
+    _live_prerequisites()
+    bag = bag_from(make_frames(2), tmp_path / "bag")
+    rc, _, err = run(
+        capsys, model, bag, "-o", tmp_path / "out", "--live", "--timeout", "1",
+        "--node-ns", "/nobody_here",
+    )  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "no pixood node found within 1 s" in err
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_live_replay_into_the_node(tmp_path, capsys, model):
+    """Start the real node, replay a bag at its recorded rate, count answers, record them and
+    check the recorded outputs score the same as the offline evaluation."""
+    import subprocess
+    import time
+
+    _live_prerequisites()
+    frames = make_frames(6)
+    bag = bag_from(frames, tmp_path / "bag", storage="mcap")
+    node = subprocess.Popen(
+        [sys.executable, "-m", "pixood_ros.node.main", "--ros-args",
+         "-p", f"model_path:={model}", "-p", "providers:=['cpu']",
+         "-r", "image:=/camera/image_raw"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        assert node.poll() is None, node.stdout.read()
+        out = tmp_path / "live"
+        rc, stdout, err = run(
+            capsys, model, bag, "-o", out, "--live", "--record", "--timeout", "30",
+            "--min-pred-size", "0", "--min-gt-size", "0",
+        )  # fmt: skip
+        assert rc == 0, err
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+    report = load_report(out)
+    assert report["mode"] == "live"
+    assert report["frames"]["published"] == 6
+    assert report["frames"]["answered"] == 6 and report["frames"]["dropped"] == 0
+    assert report["frames"]["outputs_received"] == {
+        name: 6 for name in ("anomaly_score", "anomaly_mask", "semantic", "confidence", "overlay")
+    }
+    latency = report["speed"]["end_to_end_latency_ms"]
+    assert 0 < latency["p50"] <= latency["max"] < 5000
+    # a 10 Hz bag of 6 frames takes about half a second to replay at the recorded rate
+    assert 0.4 < report["speed"]["replay_s"] < 5
+    types, messages = read_all(out / "live_bag")
+    assert len(types) == 5
+    stamps = [START_NS + i * PERIOD_NS for i in range(6)]
+    assert sorted(t for t, _ in messages["/pixood_node/anomaly_score"]) == stamps
+    offline = tmp_path / "offline"
+    assert run(capsys, model, bag, "-o", offline, *COMMON)[0] == 0
+    assert report["metrics"]["pixel"]["ap"] == load_report(offline)["metrics"]["pixel"]["ap"]
+    assert report["metrics"]["components"]["siou"] == pytest.approx(
+        load_report(offline)["metrics"]["components"]["siou"]
+    )

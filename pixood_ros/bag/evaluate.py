@@ -467,7 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay a rosbag2 (sqlite3 or mcap) through a PixOOD ONNX model and write a "
         "metrics report (JSON + Markdown + plots) and an output bag with the node's topics.",
     )
-    parser.add_argument("model", type=Path, help="the ONNX model file (pixood-export output)")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="the ONNX model file (pixood-export output); not used with --live, where the "
+        "running node has its own",
+    )
     parser.add_argument("bag", type=Path, help="rosbag2 directory (or a bare .mcap file)")
     parser.add_argument("-o", "--out-dir", type=Path, required=True, help="directory for results")
     parser.add_argument(
@@ -620,6 +625,14 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
 
 def _print_summary(result: EvalResult, out_dir: Path) -> None:
     rep = result.report
+    if rep["mode"] == "live":
+        frames, lat = rep["frames"], rep["speed"]["end_to_end_latency_ms"]
+        print(
+            f"published {frames['published']} frames, node answered {frames['answered']} "
+            f"(dropped {frames['dropped']}); latency p50 {report._fmt(lat['p50'], 1)} ms, "
+            f"p99 {report._fmt(lat['p99'], 1)} ms; report in {out_dir / 'report.md'}"
+        )
+        return
     frames = rep["frames"]
     line = f"evaluated {frames['evaluated']}/{frames['read']} frames"
     pixel = rep["metrics"].get("pixel")

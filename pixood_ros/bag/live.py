@@ -1,0 +1,337 @@
+"""`pixood-bag-eval --live`: replay a bag into a running pixood node over ROS 2 and measure what
+the node really delivers: outputs received, drops and end-to-end latency (publish ▶ receive of the
+output carrying the same header stamp), optionally recording the outputs into a bag and scoring
+them against the bag's ground truth.
+
+This is the only module of the bag tools that imports rclpy (only in live mode). Discovery is
+kept on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST); the node must run in the same
+ROS_DOMAIN_ID with its input remapped to the bag's image topic.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixood_ros import image_conversion
+from pixood_ros.bag import bagio, report
+from pixood_ros.bag.bag_input import BagDamaged, BagInput
+from pixood_ros.bag.evaluate import (
+    EXIT_RUNTIME_ERROR,
+    EXIT_USER_ERROR,
+    EvalOptions,
+    EvalResult,
+    UserError,
+    _decode_labels,
+    _resolve_gt_topics,
+)
+from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
+from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
+from pixood_ros.bag.pairing import pair_by_stamp
+from pixood_ros.bag.scoring import EvalMetrics
+
+LIVE_BAG_NAME = "live_bag"
+SCORE = "anomaly_score"
+
+
+@dataclass
+class LiveOptions:
+    node_ns: str = "/pixood_node"
+    rate: float = 1.0
+    record: bool = False
+    timeout: float = 5.0
+
+
+@dataclass
+class _Tally:
+    """What came back from the node, keyed by the header stamp of the input frame."""
+
+    published_at: dict[int, float] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    score_stamps: set[int] = field(default_factory=set)
+    unexpected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending_scores: list[Any] = field(default_factory=list)
+
+
+def _ros_environment() -> None:
+    # never discover or send to other machines (team rule; a bag replay is a local experiment)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
+    if not live.rate > 0:
+        raise UserError(f"--rate must be positive, got {live.rate}")
+    if not live.timeout > 0:
+        raise UserError(f"--timeout must be positive, got {live.timeout}")
+    if options.max_frames is not None and options.max_frames <= 0:
+        raise UserError(f"--max-frames must be positive, got {options.max_frames}")
+    _ros_environment()
+    try:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CompressedImage, Image
+    except ImportError as exc:
+        raise UserError(f"--live needs rclpy and sensor_msgs ({exc})") from exc
+
+    bag = BagInput(options.bag)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = executor = None
+    spinner = None
+    try:
+        ood_topic, semantic_topic = _resolve_gt_topics(bag, options)
+        label_topics = [t for t in (ood_topic, semantic_topic) if t]
+        exclude = {DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC, *label_topics}
+        topic = bag.choose_image_topic(options.topic, exclude)
+        msgtype = bag.topic_types()[topic]
+        ros_type = CompressedImage if msgtype == bagio.COMPRESSED_TYPE else Image
+        _prepare(options)
+
+        node = rclpy.create_node("pixood_bag_player", context=context)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        publisher = node.create_publisher(ros_type, topic, reliable)
+        tally = _Tally()
+        recorder = _Recorder(options.out_dir / LIVE_BAG_NAME, live.node_ns) if live.record else None
+
+        def on_output(name: str, msg: Any) -> None:
+            now = time.perf_counter()
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            with tally.lock:
+                tally.received[name] = tally.received.get(name, 0) + 1
+                sent = tally.published_at.get(stamp)
+                if name == SCORE:
+                    if sent is None:
+                        tally.unexpected += 1
+                    else:
+                        tally.latencies_ms.append((now - sent) * 1e3)
+                        tally.score_stamps.add(stamp)
+                        if recorder is not None:
+                            tally.pending_scores.append(msg)
+            if recorder is not None:
+                recorder.write(name, stamp, msg)
+
+        for name in OUTPUT_NAMES:
+            node.create_subscription(
+                Image,
+                output_topic(live.node_ns, name),
+                lambda msg, n=name: on_output(n, msg),
+                reliable,
+            )
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        _wait_for_node(node, publisher, topic, live)
+
+        metrics = EvalMetrics(
+            options.threshold,
+            num_classes=256,
+            track=options.track,
+            min_pred_size=options.min_pred_size,
+            min_gt_size=options.min_gt_size,
+        )
+        labels_by_stamp: dict[int, Any] = {}
+        published = 0
+        error: str | None = None
+        exit_code = 0
+        start_wall = time.perf_counter()
+        first_stamp: int | None = None
+        frames = pair_by_stamp(bag.messages([topic, *label_topics]), topic, label_topics, 0)
+        try:
+            for frame, labels in frames:
+                if options.max_frames is not None and published >= options.max_frames:
+                    break
+                first_stamp = frame.stamp_ns if first_stamp is None else first_stamp
+                due = start_wall + (frame.stamp_ns - first_stamp) / 1e9 / live.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                ros_msg = deserialize_message(bytes(bagio.serialize(frame.msg)), ros_type)
+                if live.record and ood_topic and labels.get(ood_topic) is not None:
+                    labels_by_stamp[frame.stamp_ns] = labels[ood_topic].msg
+                with tally.lock:
+                    tally.published_at[frame.stamp_ns] = time.perf_counter()
+                publisher.publish(ros_msg)
+                published += 1
+                _score_pending(tally, labels_by_stamp, metrics)
+        except BagDamaged as exc:
+            error, exit_code = str(exc), EXIT_USER_ERROR
+        except Exception as exc:  # keep what was measured so far
+            error = f"replay stopped at frame {published}: {bagio.one_line(exc)}"
+            exit_code = EXIT_RUNTIME_ERROR
+        replay_s = time.perf_counter() - start_wall
+        _wait_for_outputs(tally, published, live.timeout)
+        _score_pending(tally, labels_by_stamp, metrics)
+        if recorder is not None:
+            recorder.close()
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        if spinner is not None:
+            spinner.join(timeout=2)
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+        bag.close()
+
+    received = len(tally.score_stamps)
+    if published and received == 0 and error is None:
+        error = (
+            f"the node published nothing on {output_topic(live.node_ns, SCORE)} for "
+            f"{published} frames (wrong --node-ns, or its input is not remapped to {topic}?)"
+        )
+        exit_code = EXIT_USER_ERROR
+    rep = {
+        "tool": "pixood-bag-eval",
+        "mode": "live",
+        "partial": error is not None and published > 0,
+        "error": error,
+        "input": {"bag": str(options.bag), "topic": topic, "msgtype": msgtype},
+        "node": {"namespace": live.node_ns, "playback_rate": live.rate},
+        "frames": {
+            "published": published,
+            "outputs_received": dict(tally.received),
+            "answered": received,
+            "dropped": published - received,
+            "drop_rate": (published - received) / published if published else None,
+            "unexpected_outputs": tally.unexpected,
+        },
+        "speed": {
+            "replay_s": replay_s,
+            "publish_fps": published / replay_s if replay_s > 0 else None,
+            "end_to_end_latency_ms": report.latency_summary(tally.latencies_ms),
+        },
+        "metrics": metrics.summary([]) if metrics.frames_with_ood_gt else {"notes": []},
+        "outputs": {"live_bag": str(options.out_dir / LIVE_BAG_NAME)} if live.record else {},
+    }
+    report.write_json(rep, options.out_dir)
+    _write_live_markdown(rep, options.out_dir)
+    return EvalResult(rep, exit_code, error)
+
+
+def _prepare(options: EvalOptions) -> None:
+    out = options.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for path in (out / "report.json", out / LIVE_BAG_NAME):
+        if path.exists() and not options.overwrite:
+            raise UserError(f"{path} already exists (use --overwrite to replace the results)")
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _wait_for_node(node: Any, publisher: Any, topic: str, live: LiveOptions) -> None:
+    """The node must subscribe to our topic and publish its outputs before the replay starts."""
+    score_topic = output_topic(live.node_ns, SCORE)
+    deadline = time.monotonic() + live.timeout
+    while time.monotonic() < deadline:
+        if publisher.get_subscription_count() > 0 and node.count_publishers(score_topic) > 0:
+            time.sleep(0.2)  # let the remaining discovery handshakes finish
+            return
+        time.sleep(0.05)
+    raise UserError(
+        f"no pixood node found within {live.timeout:g} s: nobody subscribes to {topic} or "
+        f"publishes {score_topic} (is the node running and active, its input remapped to "
+        f"{topic}, in ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}?)"
+    )
+
+
+def _wait_for_outputs(tally: _Tally, published: int, timeout: float) -> None:
+    """Until every frame is answered or no new output arrived for `timeout` seconds."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        with tally.lock:
+            count = len(tally.score_stamps)
+        if count >= published:
+            return
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > timeout:
+            return
+        time.sleep(0.02)
+
+
+def _score_pending(tally: _Tally, labels_by_stamp: dict[int, Any], metrics: EvalMetrics) -> None:
+    """Score the anomaly maps received so far against their ground truth (record mode)."""
+    with tally.lock:
+        pending, tally.pending_scores = tally.pending_scores, []
+    for msg in pending:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        label_msg = labels_by_stamp.pop(stamp, None)
+        if label_msg is None:
+            continue
+        score = image_conversion.image_to_array(msg)
+        try:
+            labels = _decode_labels(label_msg, score.shape, "OOD ground truth")
+            metrics.add_ood(np.asarray(score, np.float32), labels)
+        except ValueError:
+            continue
+
+
+class _Recorder:
+    """The node's outputs as received, into a rosbag2 (mcap) with their header stamps."""
+
+    def __init__(self, path: Path, ns: str) -> None:
+        self._writer = bagio.open_writer(path, "mcap")
+        self._writer.open()
+        self._lock = threading.Lock()
+        self._connections = {
+            name: self._writer.add_connection(
+                output_topic(ns, name), bagio.IMAGE_TYPE, typestore=bagio.TYPESTORE
+            )
+            for name in OUTPUT_NAMES
+        }
+
+    def write(self, name: str, stamp_ns: int, msg: Any) -> None:
+        from rclpy.serialization import serialize_message
+
+        with self._lock:
+            self._writer.write(self._connections[name], stamp_ns, serialize_message(msg))
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+def _write_live_markdown(rep: dict[str, Any], out_dir: Path) -> None:
+    frames, speed = rep["frames"], rep["speed"]
+    lat = speed["end_to_end_latency_ms"]
+    fmt = report._fmt
+    lines = [
+        f"# pixood-bag-eval live report ({'PARTIAL' if rep['partial'] else 'complete'})",
+        "",
+    ]
+    if rep["error"]:
+        lines += [f"> **Error**: {rep['error']}", ""]
+    lines += [
+        f"- bag: `{rep['input']['bag']}`, topic `{rep['input']['topic']}` replayed at "
+        f"{rep['node']['playback_rate']:g}x into the node at `{rep['node']['namespace']}`",
+        f"- frames published {frames['published']}, answered {frames['answered']}, "
+        f"dropped {frames['dropped']} (drop rate {fmt(frames['drop_rate'], 3)})",
+        "",
+        "| publish fps | latency p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+        f"| {fmt(speed['publish_fps'], 1)} | {fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} | "
+        f"{fmt(lat['p99'], 2)} | {fmt(lat['max'], 2)} |",
+    ]
+    pixel = rep["metrics"].get("pixel")
+    if pixel:
+        lines += [
+            "",
+            f"Pixel metrics of the received outputs: AP {fmt(pixel.get('ap'))}, "
+            f"AUROC {fmt(pixel.get('auroc'))}, FPR95 {fmt(pixel.get('fpr95'))}",
+        ]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
