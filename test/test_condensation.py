@@ -75,7 +75,7 @@ def test_recovers_blobs_and_prunes():
 def test_chunking_matches_unchunked():
     _, batches = _blob_data(seed=1, batches=3)
     results = []
-    for chunk in (7, 100_000):
+    for chunk in (37, 100_000):
         trainer = CondensationTrainer(_config(chunk_rows=chunk, epochs=4, dtype="float64"), dim=DIM)
         results.append(trainer.fit(batches))
     for a, b in zip(results[0].prototypes, results[1].prototypes, strict=True):
@@ -101,7 +101,7 @@ def test_resume_after_kill_gives_same_prototypes(tmp_path):
 
     with pytest.raises(Killed):
         CondensationTrainer(config, dim=DIM).fit(
-            batches, on_checkpoint=checkpoint_then_die, checkpoint_every=1
+            batches, on_checkpoint=checkpoint_then_die, checkpoint_every=5
         )
     resumed = CondensationTrainer(config, dim=DIM)
     resumed.load(state_file)
