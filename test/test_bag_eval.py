@@ -402,6 +402,29 @@ def test_several_image_topics_must_be_chosen(tmp_path, capsys, model):
     assert rc == 0, err
 
 
+def test_pairing_by_stamp_handles_late_missing_and_extra_labels():
+    from pixood_ros.bag.bagio import BagMessage
+    from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
+
+    def msg(topic: str, stamp: int) -> BagMessage:
+        return BagMessage(topic, bagio.IMAGE_TYPE, stamp, stamp, np.zeros(3))
+
+    # labels arrive after their frames, frame 200 has none, label 50 belongs to no frame
+    stream = [msg("img", 0), msg("img", 100), msg("gt", 0), msg("gt", 50), msg("img", 200),
+              msg("gt", 100), msg("img", 300), msg("gt", 300)]  # fmt: skip
+    stats = PairingStats()
+    pairs = [
+        (frame.stamp_ns, None if labels["gt"] is None else labels["gt"].stamp_ns)
+        for frame, labels in pair_by_stamp(stream, "img", ["gt"], 0, stats=stats)
+    ]
+    assert pairs == [(0, 0), (100, 100), (200, None), (300, 300)]
+    assert stats.unmatched_labels == {"gt": 1}
+    # with a tolerance the nearest label wins
+    stream = [msg("img", 100), msg("gt", 96), msg("gt", 103), msg("gt", 250)]
+    [(frame, labels)] = list(pair_by_stamp(stream, "img", ["gt"], 5))
+    assert labels["gt"].stamp_ns == 103
+
+
 # --- live mode: replay into a running node over ROS 2 -------------------------------------------
 
 

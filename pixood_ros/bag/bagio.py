@@ -33,7 +33,7 @@ class BagError(Exception):
     """A user-facing problem with a bag (missing, corrupt, wrong topic): one line, exit code 2."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BagMessage:
     """One deserialised message with its bag (receive) time and header stamp, both in ns."""
 

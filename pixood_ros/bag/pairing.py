@@ -71,10 +71,10 @@ def pair_by_stamp(
                 index = nearest(stream, frame.stamp_ns)
                 matches[topic] = stream.buffer.pop(index) if index is not None else None
                 # labels older than this frame can only belong to frames already gone
-                stale = [m for m in stream.buffer if m.stamp_ns < frame.stamp_ns - tolerance_ns]
-                if stale:
-                    stats.unmatched_labels[topic] += len(stale)
-                    stream.buffer = [m for m in stream.buffer if m not in stale]
+                cutoff = frame.stamp_ns - tolerance_ns
+                kept = [m for m in stream.buffer if m.stamp_ns >= cutoff]
+                stats.unmatched_labels[topic] += len(stream.buffer) - len(kept)
+                stream.buffer = kept
             yield frame, matches
 
     def take(message: BagMessage) -> Iterator[tuple[BagMessage, dict[str, BagMessage | None]]]:
