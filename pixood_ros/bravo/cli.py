@@ -1,0 +1,203 @@
+"""pixood-bravo: write BRAVO challenge submission files with a PixOOD model, and score them.
+
+    pixood-bravo predict MODEL INPUT_ROOT -o SUBMISSION_DIR [--confidence scorer|internimage]
+    pixood-bravo evaluate GT_ROOT SUBMISSION_DIR [--json OUT.json] [--markdown OUT.md]
+
+Both accept a BRAVO data set (`bravo_<split>/...`) or a pixood-synth root, whose splits stand in
+for the BRAVO subsets (in-distribution splits → semantic-only subsets like outofcontext/ACDC,
+`ood_*` splits → synobjs-like semantic + OOD subsets, `ood_shift` → shifted + anomalies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pixood_ros.engine import ModelError, Segmenter
+
+from .confidence import CONFIDENCE_MODES, INTERNIMAGE_OOD_LEVEL, SCORER
+from .evaluate import evaluate_folder
+from .layout import SYNTH_ROLES, LayoutError, find_inputs
+from .predict import PredictError, check_bravo_classes, predict_images
+from .report import format_table, write_json, write_markdown
+
+PROG = "pixood-bravo"
+EXIT_USAGE = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """User mistakes end in one line and exit code 2, not a usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def _name_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    synth_roles = "; ".join(f"{s} → {r.stands_in_for}" for s, r in SYNTH_ROLES.items())
+    parser = _OneLineParser(
+        prog=PROG,
+        description=(
+            "BRAVO challenge submissions from a PixOOD ONNX model, and local evaluation with "
+            "the BRAVO toolkit's metrics. Data roots are a BRAVO data set (bravo_ACDC/, "
+            "bravo_SMIYC/, bravo_synobjs/, ... folders) or a pixood-synth root, whose splits "
+            f"stand in for BRAVO subsets: {synth_roles}."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "predict",
+        help="run a model over every image and write _pred.png / _conf.png files",
+        description=(
+            "Segment every image of INPUT_ROOT and write, in the same relative folder under "
+            "SUBMISSION_DIR, X_pred.png (8-bit Cityscapes train ids 0..18) and X_conf.png "
+            "(16-bit confidence 0..65535 in the predicted class), both at the input size: "
+            "the raw files the BRAVO toolkit encodes."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="PixOOD ONNX model file (19 Cityscapes classes)")
+    p.add_argument(
+        "input_root",
+        metavar="INPUT_ROOT",
+        help="BRAVO data set folder (holding bravo_<split>/) or pixood-synth root",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="SUBMISSION_DIR",
+        help="folder the submission files are written to (created if missing; files of the "
+        "same names are replaced)",
+    )
+    p.add_argument(
+        "--confidence",
+        choices=CONFIDENCE_MODES,
+        default=SCORER,
+        help="confidence written to _conf.png: 'scorer' = the model's confidence output "
+        "(PixOOD's calibrated score of the predicted class); 'internimage' = the same, but "
+        "pixels the model flags as OOD (anomaly score >= --ood-threshold) drop to "
+        f"0.0001 (level {INTERNIMAGE_OOD_LEVEL}), the rule of the BRAVO 2024 winner "
+        "InternImage-OOD, applied to every image (default: %(default)s)",
+    )
+    p.add_argument(
+        "--ood-threshold",
+        type=_unit_interval,
+        default=0.5,
+        metavar="T",
+        help="anomaly score in [0, 1] from which a pixel counts as OOD for "
+        "--confidence internimage (default: %(default)s)",
+    )
+    p.add_argument(
+        "--subsets",
+        type=_name_list,
+        metavar="A,B",
+        help="only these BRAVO subsets (e.g. ACDCfog,synobjs) or synth splits (default: all)",
+    )
+    p.add_argument(
+        "--providers",
+        type=_name_list,
+        metavar="P,Q",
+        help="ONNX Runtime execution providers in preference order, e.g. cuda,cpu "
+        "(default: TensorRT > CUDA > CPU, as available)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser(
+        "evaluate",
+        help="score a submission folder against ground truth, as the BRAVO server does",
+        description=(
+            "Compute the BRAVO toolkit's metrics of SUBMISSION_DIR against GT_ROOT: per subset "
+            "mIoU, ECE, AUROC, AUPR-success, AUPR-error, FPR95 of 'prediction correct' vs "
+            "confidence (semantic, on valid pixels) and AUROC, AUPRC, FPR95 of 'pixel is OOD' "
+            "vs 65535 - confidence (OOD subsets); then the semantic score, OOD score and BRAVO "
+            "Index (harmonic means, ECE and FPR95 entering as 1 - value)."
+        ),
+    )
+    e.add_argument(
+        "gt_root",
+        metavar="GT_ROOT",
+        help="ground truth: BRAVO layout (bravo_<split>/ with the toolkit's GT and mask "
+        "files) or a pixood-synth root (gtFine/ and ood/)",
+    )
+    e.add_argument(
+        "submission",
+        metavar="SUBMISSION_DIR",
+        help="folder written by 'pixood-bravo predict' (or any raw BRAVO submission)",
+    )
+    e.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    e.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report")
+    e.add_argument(
+        "--subsets",
+        type=_name_list,
+        metavar="A,B",
+        help="only these BRAVO subsets or synth splits (default: every one with ground truth)",
+    )
+    e.add_argument("--no-progress", action="store_true", help="no progress bar (synth layout)")
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> int:
+    layout, images = find_inputs(args.input_root, args.subsets)
+    segmenter = Segmenter(args.model, providers=args.providers, warmup=False)
+    check_bravo_classes(segmenter.info.class_names)
+    summary = predict_images(
+        segmenter,
+        layout,
+        images,
+        args.output,
+        confidence=args.confidence,
+        ood_threshold=args.ood_threshold,
+        progress=not args.no_progress,
+    )
+    counts = ", ".join(f"{s}: {n}" for s, n in summary.images.items())
+    flagged = 100.0 * summary.flagged_pixels / max(summary.pixels, 1)
+    print(
+        f"wrote {summary.total_images} prediction pairs to {args.output} "
+        f"({layout} layout; {counts}); "
+        f"confidence '{args.confidence}', {flagged:.2f}% of pixels have anomaly score >= "
+        f"{args.ood_threshold}; provider {segmenter.active_provider}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    evaluation = evaluate_folder(
+        args.gt_root, args.submission, args.subsets, progress=not args.no_progress
+    )
+    print(format_table(evaluation))
+    if args.json:
+        write_json(evaluation, args.json)
+    if args.markdown:
+        write_markdown(evaluation, args.markdown)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _predict(args) if args.command == "predict" else _evaluate(args)
+    except (LayoutError, PredictError, ModelError, ValueError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

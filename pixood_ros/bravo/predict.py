@@ -1,0 +1,85 @@
+"""Run a PixOOD model over every image of a data set and write BRAVO submission files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pixood_ros.metrics.bravo import NUM_CLASSES
+from pixood_ros.metrics.bravo_io import write_prediction_files
+
+from .confidence import SCORER, confidence_levels, ood_flags
+from .layout import InputImage, output_paths
+
+
+class PredictError(ValueError):
+    """An input image cannot be used; the message is one line naming the file."""
+
+
+@dataclass
+class PredictSummary:
+    """What a prediction run wrote: image counts per subset and OOD-flagged pixel share."""
+
+    images: dict[str, int] = field(default_factory=dict)
+    pixels: int = 0
+    flagged_pixels: int = 0
+
+    @property
+    def total_images(self) -> int:
+        return sum(self.images.values())
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB (grey and 16-bit inputs are converted as OpenCV does)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise PredictError(f"{path}: unreadable image (not a PNG/JPEG OpenCV can decode)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_bravo_classes(class_names: Sequence[str]) -> None:
+    """BRAVO predictions are Cityscapes trainIds 0..18: the model must have those 19 classes."""
+    if len(class_names) != NUM_CLASSES:
+        raise PredictError(
+            f"the model predicts {len(class_names)} classes; BRAVO needs the "
+            f"{NUM_CLASSES} Cityscapes train ids (road … bicycle)"
+        )
+
+
+def predict_images(
+    segmenter,
+    layout: str,
+    images: Sequence[InputImage],
+    out_root: str | Path,
+    confidence: str = SCORER,
+    ood_threshold: float = 0.5,
+    progress: bool = True,
+) -> PredictSummary:
+    """Segment each image with `segmenter` (a `pixood_ros.engine.Segmenter`) and write its
+    `_pred.png` (uint8 ids) and `_conf.png` (uint16, chosen rule) at the image's size."""
+    summary = PredictSummary()
+    for image in tqdm(images, desc="pixood-bravo predict", unit="img", disable=not progress):
+        rgb = read_rgb(image.path)
+        result = segmenter(rgb)
+        if result.semantic.size and int(result.semantic.max()) >= NUM_CLASSES:
+            raise PredictError(
+                f"{image.relpath}: the model predicted class id {int(result.semantic.max())}; "
+                f"BRAVO allows only 0..{NUM_CLASSES - 1}"
+            )
+        try:
+            levels = confidence_levels(
+                confidence, result.confidence, result.anomaly_score, ood_threshold
+            )
+        except ValueError as exc:
+            raise PredictError(f"{image.relpath}: {exc}") from None
+        pred_path, conf_path = output_paths(layout, image, out_root)
+        write_prediction_files(pred_path, conf_path, result.semantic, levels, rgb.shape[:2])
+        summary.images[image.subset] = summary.images.get(image.subset, 0) + 1
+        summary.pixels += levels.size
+        summary.flagged_pixels += int(ood_flags(result.anomaly_score, ood_threshold).sum())
+    return summary
