@@ -27,8 +27,9 @@ def register_scorer(cls: type[Scorer]) -> type[Scorer]:
 
 # --- more scorers register here (one line each) -------------------------------------------
 # pixood (condensation prototypes + Neyman-Pearson decision, training/scorers/pixood.py):
-# from .pixood import PixOODScorer
-# register_scorer(PixOODScorer)
+from .pixood import PixOODScorer  # noqa: E402 - registered below its dependencies
+
+register_scorer(PixOODScorer)
 # -------------------------------------------------------------------------------------------
 
 
