@@ -190,7 +190,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return _predict(args) if args.command == "predict" else _evaluate(args)
     except (LayoutError, PredictError, ModelError, ValueError, OSError) as exc:
