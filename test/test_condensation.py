@@ -84,8 +84,8 @@ def test_chunking_matches_unchunked():
 
 
 def test_resume_after_kill_gives_same_prototypes(tmp_path):
-    _, batches = _blob_data(seed=2, batches=4)
-    config = _config(epochs=5, reinit_first_epoch=1, reinit_stop_epoch=5)
+    _, batches = _blob_data(seed=2, batches=4, per_batch=150)
+    config = _config(epochs=4, reinit_first_epoch=1, reinit_stop_epoch=4)
     uninterrupted = CondensationTrainer(config, dim=DIM)
     reference = uninterrupted.fit(batches)
 
