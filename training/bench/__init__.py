@@ -1,0 +1,1 @@
+"""Speed benchmarks: per-stage PyTorch timings, PyTorch vs ONNX Runtime, decision stage vs scipy."""
