@@ -1,0 +1,8 @@
+"""Import of the official PixOOD checkpoints (METHOD.md §7) into our checkpoint format.
+
+Submodules: ``unpickler`` (restricted loading of the official pickles), ``official`` (readers),
+``build`` (our end-to-end model from them), ``cli`` (``pixood-convert-official``). Nothing heavy
+is imported here, so ``pixood-convert-official --help`` answers at once.
+"""
+
+from __future__ import annotations
