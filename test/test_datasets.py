@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from pixood_training.data import (
     CityscapesDataset,
     DatasetError,
@@ -69,6 +70,14 @@ def test_network_size_matches_method_examples():
     assert network_size(2048, 1024, 1792) == (1792, 896)
     with pytest.raises(ValueError):
         network_size(10, 10, 100)
+
+
+def test_class_lists_agree_with_the_model_module():
+    from pixood_training import model
+    from pixood_training.data import CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE
+
+    assert list(model.CITYSCAPES_CLASSES) == CITYSCAPES_CLASS_NAMES
+    assert [list(c) for c in model.CITYSCAPES_PALETTE] == CITYSCAPES_PALETTE
 
 
 def test_labelids_are_mapped_to_train_ids():

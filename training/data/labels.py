@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import CITYSCAPES_CLASSES
-from ..model import CITYSCAPES_PALETTE as _PALETTE
-
-# One source of truth for names and colours: the end-to-end model module.
-CITYSCAPES_CLASS_NAMES: list[str] = list(CITYSCAPES_CLASSES)
-CITYSCAPES_PALETTE: list[list[int]] = [list(c) for c in _PALETTE]
+# The same lists as training/model.py (test_datasets.py checks they agree); kept here so the
+# data layer does not import the model stack (which imports the data layer: a cycle).
+CITYSCAPES_CLASS_NAMES: list[str] = [
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+]  # fmt: skip
+CITYSCAPES_PALETTE: list[list[int]] = [
+    [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
+    [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
+    [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100],
+    [0, 80, 100], [0, 0, 230], [119, 11, 32],
+]  # fmt: skip
 
 IGNORE_INDEX = 255
 

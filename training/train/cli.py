@@ -91,6 +91,19 @@ def _run_stage(stage: str, exp: Experiment, ctx) -> None:
     runners[stage](exp, ctx)
 
 
+def preflight(config: dict) -> None:
+    """Find every configured split's files and the weights file before anything is written, so
+    a wrong path fails in a second with one line instead of after the first stage."""
+    from . import parts
+
+    weights = config["model"]["backbone_weights"]
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"model.backbone_weights file {weights} not found")
+    for role, spec in config["data"]["splits"].items():
+        if spec:
+            parts.dataset(config, role)
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.no_progress:
@@ -101,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
+        preflight(config)
         exp = Experiment(out, config, is_main=ctx.is_main)
         exp.write_config()
         requested = STAGES if args.stage == "all" else [args.stage]

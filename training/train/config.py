@@ -70,7 +70,11 @@ DEFAULTS: dict[str, Any] = {
     "decide": {
         "scorers": ["pixood", "msp", "maxlogit", "energy", "kmeans"],
         "kmeans": {"clusters_per_class": 16, "iterations": 20, "max_samples_per_class": 20000},
+        "grid_size": 2000,  # Neyman-Pearson grid points per axis (METHOD.md §5.3)
         "eval_split": "ood",  # data.splits entry used for the anomaly metrics (if present)
+        # Pixels scored: "all" (every non-void pixel, SMIYC anomaly track) or "eval_labels"
+        # (only pixels of the eval-label classes + anomalies, SMIYC obstacle-track protocol).
+        "eval_region": "all",
         "max_eval_images": None,
     },
 }
@@ -184,8 +188,9 @@ def validate(config: dict[str, Any]) -> None:
     known = {"pixood", "msp", "maxlogit", "energy", "kmeans"}
     if not isinstance(scorers, list) or not scorers or not set(scorers) <= known:
         raise ConfigError(f"decide.scorers must be a non-empty list out of {sorted(known)}")
-    if "pixood" not in scorers:
-        raise ConfigError("decide.scorers must include 'pixood' (the primary model)")
+    if config["decide"]["eval_region"] not in ("all", "eval_labels"):
+        raise ConfigError("decide.eval_region must be 'all' or 'eval_labels'")
+    _expect(config, "decide.grid_size", int, lambda v: v >= 10, "an integer >= 10")
     labels = config["model"]["eval_labels"]
     num_classes = data["num_classes"]
     if not isinstance(labels, list) or not all(

@@ -94,7 +94,13 @@ def fit_scorer(
         from ..decision import fit_decision
         from ..scorers.pixood import PixOODScorer
 
-        decision = fit_decision(stats["labels"], stats["logits"], stats["dists"], num_classes)
+        decision = fit_decision(
+            stats["labels"],
+            stats["logits"],
+            stats["dists"],
+            num_classes,
+            grid_size=int(cfg["decide"]["grid_size"]),
+        )
         padded, _ = pad_prototypes(prototypes)
         return PixOODScorer(padded, decision)
     if name == "msp":
@@ -134,7 +140,11 @@ def build_end_to_end(cfg: dict[str, Any], backbone, decoder, scorer: Scorer) -> 
 @torch.no_grad()
 def evaluate_anomaly(model: PixOODModel, dataset, cfg: dict[str, Any], device, desc: str) -> dict:
     """Pixel-level AP / AUROC / FPR95 of the model's anomaly map against the OOD masks, computed
-    at the original image resolution on the deployed code path (uint8 image in)."""
+    at the original image resolution on the deployed code path (uint8 image in).
+
+    ``decide.eval_region: eval_labels`` scores only pixels whose ground truth is one of the
+    model's eval labels (e.g. road + sidewalk) or anomalous, as SMIYC's obstacle track does: a
+    model asked "is this road?" is not penalised for calling a building "not road"."""
     limit = cfg["decide"]["max_eval_images"]
     indices = list(range(len(dataset)))[: limit or None]
     first = dataset.load_raw(indices[0])[0]
@@ -143,7 +153,10 @@ def evaluate_anomaly(model: PixOODModel, dataset, cfg: dict[str, Any], device, d
     anomalous = total = 0
     model = model.to(device)
     for index in tqdm(indices, desc=desc, unit="img", disable=not cfg["progress"]):
-        image, _, ood = dataset.load_raw(index)
+        image, labels, ood = dataset.load_raw(index)
+        if cfg["decide"]["eval_region"] == "eval_labels":
+            inside = np.isin(labels, model.eval_labels)
+            ood = np.where(ood == 1, 1, np.where(inside & (ood == 0), 0, 255))
         anomaly, _, _ = model(torch.from_numpy(image)[None].to(device))
         acc.update(anomaly[0].float().cpu().numpy(), ood.astype(np.uint8))
         anomalous += int((ood == 1).sum())
@@ -211,6 +224,7 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         maybe_test_kill(STAGE, step)
     summary = {
         "eval_split": splits.get(eval_role) if eval_data is not None else None,
+        "eval_region": cfg["decide"]["eval_region"],
         "eval_labels": cfg["model"]["eval_labels"],
         "training_patches": int(stats["labels"].numel()),
         "scorers": results,
