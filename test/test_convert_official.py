@@ -284,8 +284,10 @@ def make_official_release(root: Path, seed: int = 0, with_backbone_config: bool 
 def convert_argv(files, out, *extra):
     argv = [
         "--backbone-ckpt", str(files["backbone_ckpt"]), "--pixood-ckpt", str(files["pixood_ckpt"]),
-        "--params", str(files["params"]), "--dinov2-weights", str(files["dinov2"]), "-o", str(out),
+        "--params", str(files["params"]), "-o", str(out),
     ]  # fmt: skip
+    if files.get("dinov2") is not None:
+        argv += ["--dinov2-weights", str(files["dinov2"])]
     if "backbone_config" in files:
         argv += ["--backbone-config", str(files["backbone_config"])]
     return argv + list(extra)
@@ -479,6 +481,10 @@ def test_default_blocks_are_quarters_and_mismatch_is_a_clear_error(release, tmp_
         (lambda f, t: {**f, "params": t / "missing.yaml"}, "--params file not found"),
         (lambda f, t: {**f, "pixood_ckpt": f["backbone_ckpt"]}, "knn_model"),
         (lambda f, t: {**f, "backbone_ckpt": f["params"]}, "cannot read backbone checkpoint"),
+        (
+            lambda f, t: {k: v for k, v in f.items() if k not in ("dinov2", "backbone_config")},
+            "without --dinov2-weights the DINOv2 size comes from MODEL.ARCH",
+        ),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(release, tmp_path, capsys, change, message):
