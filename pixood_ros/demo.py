@@ -429,6 +429,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         engine_fps=engine_fps,
         provider=provider,
         node_command=node.command,
+        node_pid=node.pid,
         node_exit=node_exit,
         node_ready_s=ready_s,
         live=live,

@@ -24,6 +24,7 @@ def build_report(
     engine_fps: float,
     provider: str,
     node_command: list[str],
+    node_pid: int | None,
     node_exit: int | None,
     node_ready_s: float,
     live: dict[str, Any],
@@ -58,6 +59,7 @@ def build_report(
         },
         "node": {
             "command": node_command,
+            "pid": node_pid,
             "ros_domain_id": options.domain_id,
             "discovery": "LOCALHOST",
             "providers_requested": options.providers,
