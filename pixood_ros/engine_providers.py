@@ -48,25 +48,66 @@ def canonical_provider(name: str) -> str:
     )
 
 
-def resolve_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+# Device nodes of an NVIDIA GPU: desktop/server driver, Jetson (nvgpu), WSL 2 (dxg).
+GPU_DEVICE_GLOBS = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu*", "/dev/dxg")
+
+
+def nvidia_gpu_visible(dev_root: str = "/") -> bool:
+    """True when this machine exposes an NVIDIA GPU device node (cheap; loads no library)."""
+    root = Path(dev_root)
+    return any(any(root.glob(pattern.lstrip("/"))) for pattern in GPU_DEVICE_GLOBS)
+
+
+def usable_providers(
+    available: Sequence[str], gpu_visible: bool | None = None, trt_found: bool | None = None
+) -> list[str]:
+    """The providers of this onnxruntime build that this machine can really run.
+
+    onnxruntime-gpu lists the GPU providers even where no GPU or TensorRT library exists, and then
+    prints a wall of load errors before falling back to CPU. So CUDA/TensorRT count only when an
+    NVIDIA device node is visible, and TensorRT only when its library is found
+    (`gpu_visible`/`trt_found` override the probes, for tests).
+    """
+    usable = list(available)
+    if gpu_visible is None:
+        gpu_visible = nvidia_gpu_visible()
+    if not gpu_visible:
+        return [p for p in usable if p not in (TENSORRT, CUDA)]
+    if TENSORRT in usable:
+        if trt_found is None:
+            trt_found = tensorrt_version() is not None
+        if not trt_found:
+            usable.remove(TENSORRT)
+    return usable
+
+
+def resolve_providers(
+    requested: Sequence[str] | None,
+    available: Sequence[str],
+    gpu_visible: bool | None = None,
+    trt_found: bool | None = None,
+) -> list[str]:
     """The providers to ask ONNX Runtime for, in preference order.
 
-    Without a request: TensorRT, CUDA, CPU, as far as this onnxruntime build has them. With one:
-    the user's order, skipping (with a warning) providers this build lacks.
+    Without a request: TensorRT, CUDA, CPU, as far as they are usable here (`usable_providers`).
+    With one: the user's order, skipping (with a warning) providers that are not usable here.
     """
+    usable = usable_providers(available, gpu_visible, trt_found)
     if requested is None or len(requested) == 0:
-        return [p for p in DEFAULT_ORDER if p in available] or list(available)
+        return [p for p in DEFAULT_ORDER if p in usable] or usable or list(available)
     chosen: list[str] = []
     for name in requested:
         full = canonical_provider(name)
         if full not in available:
             LOG.warning("execution provider %s is not available in this onnxruntime build", full)
+        elif full not in usable:
+            LOG.warning("execution provider %s skipped: no usable GPU or library here", full)
         elif full not in chosen:
             chosen.append(full)
     if not chosen:
         raise ModelError(
-            f"none of the requested execution providers ({', '.join(requested)}) is available; "
-            f"this onnxruntime has {', '.join(available)}"
+            f"none of the requested execution providers ({', '.join(requested)}) is usable; "
+            f"this machine can run {', '.join(usable) or 'none'}"
         )
     return chosen
 

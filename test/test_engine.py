@@ -179,10 +179,15 @@ def test_provider_names_and_order():
     with pytest.raises(ModelError, match="unknown execution provider 'gpu0'"):
         canonical_provider("gpu0")
     everything = [CPU, CUDA, TENSORRT]
-    assert resolve_providers(None, everything) == [TENSORRT, CUDA, CPU]
-    assert resolve_providers(None, [CPU]) == [CPU]
-    assert resolve_providers(["cpu", "cuda"], everything) == [CPU, CUDA]  # user order honoured
-    assert resolve_providers(["tensorrt", "cpu"], [CUDA, CPU]) == [CPU]  # missing one skipped
+    gpu = {"gpu_visible": True, "trt_found": True}
+    assert resolve_providers(None, everything, **gpu) == [TENSORRT, CUDA, CPU]
+    assert resolve_providers(None, [CPU], **gpu) == [CPU]
+    # onnxruntime-gpu lists the GPU providers on machines that cannot use them
+    assert resolve_providers(None, everything, gpu_visible=False) == [CPU]
+    assert resolve_providers(None, everything, gpu_visible=True, trt_found=False) == [CUDA, CPU]
+    assert resolve_providers(["cpu", "cuda"], everything, **gpu) == [CPU, CUDA]  # user order
+    assert resolve_providers(["tensorrt", "cpu"], [CUDA, CPU], **gpu) == [CPU]  # missing: skipped
+    assert resolve_providers(["tensorrt", "cuda", "cpu"], everything, gpu_visible=False) == [CPU]
     with pytest.raises(ModelError, match="none of the requested execution providers"):
         resolve_providers(["tensorrt"], [CPU])
 
