@@ -92,6 +92,7 @@ setup(
             "pixood-train = pixood_training.train.cli:main",
             "pixood-export = pixood_training.export.cli:main",
             "pixood-bench = pixood_training.bench.cli:main",
+            "pixood-benchmark = pixood_ros.benchmark:main",
             "pixood-convert-official = pixood_training.convert_official.cli:main",
         ],
     },

@@ -80,6 +80,7 @@ class DemoOptions:
     domain_id: int = DEFAULT_DOMAIN_ID
     node_timeout: float = 120.0
     video_fps: float = 3.0
+    eval_region: str = "auto"
     min_pred_size: int | None = None
     min_gt_size: int | None = None
     progress: bool = True
@@ -159,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--video-fps", type=float, default=3.0, help="frame rate of the overlay video (default: 3)"
     )
     parser.add_argument(
+        "--eval-region",
+        choices=["auto", "all", "eval_labels"],
+        default="auto",
+        help="pixels scored for the anomaly metrics: all, or only the model's eval-label "
+        "classes (e.g. road + sidewalk) plus the anomalies, SMIYC obstacle-track style; auto = "
+        "eval_labels when the model's eval labels are a subset of its classes (default: auto)",
+    )
+    parser.add_argument(
         "--min-pred-size",
         type=int,
         help="smallest predicted anomaly component counted, px (default: SMIYC anomaly track, 500)",
@@ -210,6 +219,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         domain_id=args.domain_id,
         node_timeout=args.node_timeout,
         video_fps=args.video_fps,
+        eval_region=args.eval_region,
         min_pred_size=args.min_pred_size,
         min_gt_size=args.min_gt_size,
         progress=not args.no_progress,
@@ -416,6 +426,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         out,
         video_path=out / VIDEO,
         video_fps=options.video_fps,
+        region=options.eval_region,
         min_pred_size=options.min_pred_size,
         min_gt_size=options.min_gt_size,
         progress=options.progress,

@@ -33,12 +33,43 @@ GT_COLOUR_RGB = (0, 255, 0)
 MIN_VIDEO_HEIGHT = 240  # small frames are enlarged so titles and masks stay readable
 
 
+REGIONS = ("auto", "all", "eval_labels")
+
+
+def scored_region(region: str, info: ModelInfo) -> tuple[int, ...] | None:
+    """The classes whose pixels are scored besides the anomalies (None = every pixel).
+
+    A model whose `eval_labels` are a subset of its classes (e.g. road + sidewalk, the published
+    default) answers "is this pixel drivable surface?", so like SMIYC's obstacle track (and
+    `pixood-train`'s `decide.eval_region: eval_labels`) only those pixels and the anomalies are
+    scored; `auto` picks that for such models and every pixel otherwise."""
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+    subset = 0 < len(info.eval_labels) < info.num_classes
+    if region == "eval_labels" or (region == "auto" and subset):
+        return tuple(info.eval_labels)
+    return None
+
+
+def restrict_labels(
+    ood: np.ndarray, semantic_gt: np.ndarray | None, classes: tuple[int, ...] | None
+) -> np.ndarray:
+    """OOD labels (0/1/255) with every non-anomalous pixel outside `classes` made void."""
+    if classes is None:
+        return ood
+    if semantic_gt is None:
+        raise ValueError("scoring only the eval-label region needs semantic ground truth")
+    inside = np.isin(semantic_gt, classes)
+    return np.where(ood == 1, 1, np.where(inside & (ood == 0), 0, 255)).astype(np.uint8)
+
+
 @dataclass
 class RecordedEvaluation:
     metrics: EvalMetrics
     frames_in_bag: int = 0
     frames_answered: int = 0
     missing_output_stamps: list[int] = field(default_factory=list)
+    region_classes: tuple[int, ...] | None = None
     video_frames: int = 0
     video_codec: str | None = None
     plots: dict[str, str] = field(default_factory=dict)
@@ -115,6 +146,7 @@ def evaluate_recording(
     *,
     video_path: Path | None,
     video_fps: float,
+    region: str = "auto",
     track: str = "anomaly",
     min_pred_size: int | None = None,
     min_gt_size: int | None = None,
@@ -130,7 +162,8 @@ def evaluate_recording(
         min_pred_size=min_pred_size,
         min_gt_size=min_gt_size,
     )
-    evaluation = RecordedEvaluation(metrics)
+    classes = scored_region(region, info)
+    evaluation = RecordedEvaluation(metrics, region_classes=classes)
     output_topics = {name: output_topic(node_ns, name) for name in OUTPUTS}
     for path in (input_bag, recorded_bag):
         bagio.check_bag_path(path)
@@ -156,11 +189,12 @@ def evaluate_recording(
             result = _Result(*(_decode(found[output_topics[name]]) for name in OUTPUTS))
             metrics.add_scores(result.anomaly_score)
             ood = _decode(found[DEFAULT_GT_TOPIC]) if found.get(DEFAULT_GT_TOPIC) else None
-            if ood is not None:
-                metrics.add_ood(result.anomaly_score, ood)
+            semantic_gt = None
             if found.get(DEFAULT_SEMANTIC_TOPIC) is not None:
                 semantic_gt = _decode(found[DEFAULT_SEMANTIC_TOPIC])
                 metrics.add_semantic(result.semantic, result.confidence, semantic_gt)
+            if ood is not None:
+                metrics.add_ood(result.anomaly_score, restrict_labels(ood, semantic_gt, classes))
             if video is not None:
                 rgb = image_conversion.message_to_rgb(frame.msg)
                 video.write(demo_frame(rgb, result, info, threshold, ood))

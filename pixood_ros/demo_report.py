@@ -83,6 +83,8 @@ def build_report(
             "end_to_end_latency_ms": live["speed"]["end_to_end_latency_ms"],
         },
         "evaluation": {
+            "scored_pixels": _region_text(recorded.region_classes, info),
+            "region_classes": list(recorded.region_classes or []) or None,
             "frames_in_bag": recorded.frames_in_bag,
             "frames_scored": answered,
             "frames_without_node_output": len(recorded.missing_output_stamps),
@@ -104,6 +106,13 @@ def build_report(
         },
         "timing_s": {"total": round(total_s, 1), **step_seconds},
     }
+
+
+def _region_text(classes: tuple[int, ...] | None, info: Any) -> str:
+    if classes is None:
+        return "all labelled pixels"
+    names = ", ".join(info.class_names[c] for c in classes)
+    return f"{names} and anomaly pixels (the model's eval labels; SMIYC obstacle-track style)"
 
 
 def write_report(rep: dict[str, Any], out_dir: Path) -> None:
@@ -151,6 +160,8 @@ def markdown(rep: dict[str, Any]) -> str:
         lines += [
             f"## Anomaly metrics of the recorded node outputs ({rep['evaluation']['frames_scored']}"
             " frames)",
+            "",
+            f"Scored pixels: {rep['evaluation']['scored_pixels']}.",
             "",
             "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
             "|---|---|---|---|---|---|",

@@ -1,0 +1,115 @@
+"""Markdown tables of `pixood-benchmark` results and their place in the README.
+
+The README section sits between `<!-- benchmark:start -->` and `<!-- benchmark:end -->`, so a
+rerun replaces exactly the previous tables (and the command that produced them) and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+START_MARKER = "<!-- benchmark:start -->"
+END_MARKER = "<!-- benchmark:end -->"
+
+# (key, header, digits) of the per-split table; higher is better except FPR95.
+COLUMNS = (
+    ("ap", "AP", 3),
+    ("auroc", "AUROC", 3),
+    ("fpr95", "FPR95 ↓", 3),
+    ("siou", "sIoU", 3),
+    ("ppv", "PPV", 3),
+    ("f1_mean", "mean F1", 3),
+    ("miou", "mIoU", 3),
+    ("bravo_index", "BRAVO Index", 3),
+    ("fps", "fps", 1),
+)
+SPLIT_NOTES = {
+    "ood_val": "anomalies standing on the road",
+    "ood_small": "small, distant anomalies",
+    "ood_roadlike": "anomalies coloured and textured like the road",
+    "ood_shift": "anomalies in dark, foggy or blurred frames",
+}
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _table(rows: dict[str, dict[str, Any]], columns: tuple) -> list[str]:
+    lines = [
+        "| model | " + " | ".join(header for _, header, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, values in rows.items():
+        cells = " | ".join(_fmt(values.get(key), digits) for key, _, digits in columns)
+        lines.append(f"| {name} | {cells} |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Per-split tables (a row per model) and an overall table."""
+    models = results["models"]
+    first = next(iter(models.values()))
+    lines = [
+        f"Produced by `{results['command']}` on {results['created']}: data `{results['data']}`, "
+        f"engine ONNX Runtime ({first['provider']}).",
+        "",
+        f"Scored pixels for AP / AUROC / FPR95 / components: {first['scored_pixels']}. "
+        "Components (SMIYC rules) at each model's best-F1 threshold of the split; mIoU over all "
+        "labelled pixels; BRAVO Index = the BRAVO toolkit's formula on the split (confidence "
+        "output as `_conf`, anomalies as invalid pixels); fps = engine frames per second.",
+        "",
+    ]
+    for split in results["splits"]:
+        rows = results["results"][split]
+        frames = next(iter(rows.values()))["frames"]
+        note = SPLIT_NOTES.get(split, "")
+        lines += [f"**{split}** ({frames} frames{': ' + note if note else ''})", ""]
+        lines += _table(rows, COLUMNS)
+        lines.append("")
+    overall_columns = (
+        ("mean_ap", "mean AP", 3),
+        ("mean_auroc", "mean AUROC", 3),
+        ("mean_fpr95", "mean FPR95 ↓", 3),
+        ("bravo_index", "BRAVO Index (all splits)", 3),
+        ("semantic_hmean", "semantic hmean", 3),
+        ("ood_hmean", "OOD hmean", 3),
+        ("mean_fps", "mean fps", 1),
+    )
+    lines += ["**All splits**", ""]
+    lines += _table(results["overall"], overall_columns)
+    if results.get("chain"):
+        lines += ["", "The whole chain (what `--reproduce` ran):", "", "```"]
+        lines += results["chain"]
+        lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def check_markers(readme: Path) -> None:
+    """ValueError when the README has only one marker or the end before the start."""
+    content = readme.read_text()
+    start, end = content.find(START_MARKER), content.find(END_MARKER)
+    if (start < 0) != (end < 0) or end < start:
+        raise ValueError(
+            f"{readme}: the markers {START_MARKER} / {END_MARKER} are incomplete or out of order"
+        )
+
+
+def insert_into_readme(readme: Path, text: str) -> None:
+    """Replace what is between the markers with `text`; append a Benchmark section carrying the
+    markers when the README has none. A README with only one marker, or the end before the start,
+    is refused (ValueError) rather than guessed at."""
+    check_markers(readme)
+    content = readme.read_text()
+    start, end = content.find(START_MARKER), content.find(END_MARKER)
+    block = f"{START_MARKER}\n{text.rstrip()}\n{END_MARKER}"
+    if start < 0:
+        separator = "" if content.endswith("\n") or not content else "\n"
+        content = f"{content}{separator}\n## Benchmark\n\n{block}\n"
+    else:
+        content = content[:start] + block + content[end + len(END_MARKER) :]
+    readme.write_text(content)
