@@ -298,11 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="training config (default: config/train/synth_small.yaml)",
     )
     reproduce.add_argument(
+        "--experiment",
+        type=Path,
+        help="pixood-train experiment folder (default: pixood-train's, experiments/<config "
+        "stem>, so the demo model's finished training is reused); finished stages are skipped",
+    )
+    reproduce.add_argument(
         "--work",
         type=Path,
         default=Path("experiments/benchmark"),
-        help="folder for the experiment, the exported models and the benchmark data "
-        "(default: experiments/benchmark); finished steps are skipped on a rerun",
+        help="folder for the exported models and the benchmark data (default: "
+        "experiments/benchmark); models newer than their checkpoint are not exported again",
     )
     reproduce.add_argument(
         "--eval-frames",

@@ -3,8 +3,9 @@ would type, each printed before it runs:
 
 1. `pixood-synth DATA_ROOT` (the training data of the config, when not there yet),
 2. `pixood-synth WORK/bench_data` with the benchmark splits (same seed and size),
-3. `pixood-train all --config CONFIG --out WORK/experiment` (resumes / skips finished stages),
-4. `pixood-export WORK/experiment/checkpoints/<scorer> -o WORK/models/<scorer>.onnx` per scorer,
+3. `pixood-train all --config CONFIG --out EXPERIMENT` (default experiments/<config stem>, the
+   place pixood-train uses by itself; it resumes or skips finished stages),
+4. `pixood-export EXPERIMENT/checkpoints/<scorer> -o WORK/models/<scorer>.onnx` per scorer,
 5. `pixood-benchmark <scorer>=WORK/models/<scorer>.onnx ... --data WORK/bench_data -o OUT`.
 
 Training and export run as separate processes (the runtime package never imports PyTorch); they
@@ -83,7 +84,7 @@ def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str], bool]], d
     cfg = _read_config(args.config)
     work: Path = args.work
     bench_data = work / "bench_data"
-    experiment = work / "experiment"
+    experiment = args.experiment or Path("experiments") / args.config.stem
     models = work / "models"
     splits = list(args.splits)
     unknown = [s for s in splits if s not in SYNTH_SPLIT_OPTIONS]

@@ -43,7 +43,7 @@ AUTO_RATE_LOAD = 0.5  # replay at half the engine's own speed: the node also dec
 PROBE_FRAMES = 4
 START_TIME_S = 1_700_000_000.0  # fixed header stamps: the demo bag is reproducible
 BUILD_HINT = (
-    "build it with the commands in checkpoints/README.md (pixood-synth data/synth_small ...; "
+    "build it with the commands in checkpoints/README.md (pixood-synth data/synth; "
     "pixood-train all --config config/train/synth_small.yaml; pixood-export "
     "experiments/synth_small/checkpoints/pixood -o checkpoints/pixood_demo.onnx)"
 )

@@ -195,19 +195,19 @@ def test_reproduce_dry_run_lists_the_whole_chain(tmp_path, capsys):
     config = REPO / "config" / "train" / "synth_small.yaml"
     if not config.is_file():
         pytest.skip("config/train/synth_small.yaml (training area) is not there yet")
-    work = tmp_path / "work"
+    work, experiment = tmp_path / "work", tmp_path / "exp"
     argv = ["--reproduce", "--dry-run", "--config", str(config), "--work", str(work),
-            "-o", str(tmp_path / "out")]  # fmt: skip
+            "--experiment", str(experiment), "-o", str(tmp_path / "out")]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("pixood-synth ")
     assert lines[1].startswith(f"pixood-synth {work / 'bench_data'} --train 0 --val 0")
     assert "--ood-shift 40" in lines[1]
-    assert lines[2] == f"pixood-train all --config {config} --out {work / 'experiment'}"
+    assert lines[2] == f"pixood-train all --config {config} --out {experiment}"
     exports = [x for x in lines if x.startswith("pixood-export")]
     assert [x.split()[1] for x in exports] == [
-        str(work / "experiment" / "checkpoints" / s)
+        str(experiment / "checkpoints" / s)
         for s in ("pixood", "msp", "maxlogit", "energy", "kmeans")
     ]
     assert lines[-1].startswith(f"pixood-benchmark pixood={work / 'models' / 'pixood.onnx'}")
-    assert not work.exists()  # a dry run runs nothing
+    assert not work.exists() and not experiment.exists()  # a dry run runs nothing
