@@ -87,7 +87,7 @@ def build_report(
             "region_classes": list(recorded.region_classes or []) or None,
             "frames_in_bag": recorded.frames_in_bag,
             "frames_scored": answered,
-            "frames_without_node_output": len(recorded.missing_output_stamps),
+            "frames_without_all_outputs": len(recorded.missing_output_stamps),
         },
         "metrics": recorded.metrics.summary(list(info.class_names)),
         "plots": recorded.plots,
