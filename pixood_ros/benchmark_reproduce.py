@@ -97,10 +97,12 @@ def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str], bool]], d
     bench_command = [synth, str(bench_data), "--train", "0", "--val", "0"]
     for split, option in SYNTH_SPLIT_OPTIONS.items():
         bench_command += [option, str(counts.get(split, 0))]
+    quiet = ["--no-progress"] if args.no_progress else []
+    train_command = [train, "all", "--config", str(args.config), "--out", str(experiment)]
     steps = [
-        ("training data", [synth, str(cfg["root"])], _has_synth(cfg["root"])),
-        ("benchmark data", bench_command, _has_synth(bench_data, counts)),
-        ("training", [train, "all", "--config", str(args.config), "--out", str(experiment)], False),
+        ("training data", [synth, str(cfg["root"]), *quiet], _has_synth(cfg["root"])),
+        ("benchmark data", [*bench_command, *quiet], _has_synth(bench_data, counts)),
+        ("training", [*train_command, *quiet], False),
     ]
     export = _script(export)
     for scorer in cfg["scorers"]:
