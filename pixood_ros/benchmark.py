@@ -31,7 +31,7 @@ from pixood_ros.bag.sources import SourceError, synth_source
 from pixood_ros.benchmark_report import check_markers, insert_into_readme, markdown
 from pixood_ros.bravo.confidence import scorer_levels
 from pixood_ros.bravo.evaluate import synth_ground_truth
-from pixood_ros.demo_outputs import REGIONS, restrict_labels, scored_region
+from pixood_ros.demo_outputs import REGIONS, component_track, restrict_labels, scored_region
 from pixood_ros.metrics import component_metrics, miou, pixel_metrics
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator
 from pixood_ros.metrics.bravo_eval import results_from_accumulators
@@ -78,7 +78,7 @@ def evaluate_split(
     split: str,
     *,
     region: str = "auto",
-    track: str = "anomaly",
+    track: str = "auto",
     min_pred_size: int | None = None,
     min_gt_size: int | None = None,
     max_frames: int | None = None,
@@ -116,7 +116,12 @@ def evaluate_split(
         raise BenchmarkError(f"split {split!r} of {root} has no frames")
     pixel = pixel_metrics(scores, labels, on_degenerate="nan")
     components = component_metrics(
-        scores, labels, None, track=track, min_pred_size=min_pred_size, min_gt_size=min_gt_size
+        scores,
+        labels,
+        None,
+        track=component_track(track, classes),
+        min_pred_size=min_pred_size,
+        min_gt_size=min_gt_size,
     )
     bravo_summary = results_from_accumulators({split: bravo})
     metrics = {
@@ -166,7 +171,7 @@ def run_benchmark(
     *,
     providers: list[str] | None = None,
     region: str = "auto",
-    track: str = "anomaly",
+    track: str = "auto",
     min_pred_size: int | None = None,
     min_gt_size: int | None = None,
     max_frames: int | None = None,
@@ -188,6 +193,7 @@ def run_benchmark(
             "scorer": info.scorer,
             "config_hash": info.config_hash,
             "provider": engine.active_provider,
+            "component_track": component_track(track, classes),
             "scored_pixels": "all labelled pixels"
             if classes is None
             else "classes " + ", ".join(info.class_names[c] for c in classes) + " + anomalies",
@@ -267,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--track",
-        choices=["anomaly", "obstacle"],
-        default="anomaly",
-        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px "
-        "(default: anomaly)",
+        choices=["auto", "anomaly", "obstacle"],
+        default="auto",
+        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px; auto = "
+        "obstacle when only the eval-label region is scored, else anomaly (default: auto)",
     )
     parser.add_argument(
         "--min-pred-size", type=int, help="override: smallest predicted component kept (px)"

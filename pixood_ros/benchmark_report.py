@@ -59,7 +59,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"engine ONNX Runtime ({first['provider']}).",
         "",
         f"Scored pixels for AP / AUROC / FPR95 / components: {first['scored_pixels']}. "
-        "Components (SMIYC rules) at each model's best-F1 threshold of the split; mIoU over all "
+        f"Components (SMIYC rules, {first['component_track']}-track size filters) at each "
+        "model's best-F1 threshold of the split; mIoU over all "
         "labelled pixels; BRAVO Index = the BRAVO toolkit's formula on the split (confidence "
         "output as `_conf`, anomalies as invalid pixels); fps = engine frames per second.",
         "",

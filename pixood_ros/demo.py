@@ -170,12 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--min-pred-size",
         type=int,
-        help="smallest predicted anomaly component counted, px (default: SMIYC anomaly track, 500)",
+        help="smallest predicted anomaly component counted, px (default: SMIYC obstacle track's "
+        "50 when only the eval-label region is scored, else the anomaly track's 500)",
     )
     parser.add_argument(
         "--min-gt-size",
         type=int,
-        help="ground-truth components smaller than this become void, px (default: 100)",
+        help="ground-truth components smaller than this become void, px (default: 10 with the "
+        "obstacle track, 100 with the anomaly track)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser

@@ -29,6 +29,7 @@ from pixood_ros.engine_metadata import ModelInfo
 
 OUTPUTS = ("anomaly_score", "semantic", "confidence")
 PANEL_TITLES = ("camera + anomalies", "anomaly score", "mask (green: ground truth)")
+NOT_SCORED_GREY = 72  # grey level added to darkened pixels outside the scored region
 GT_COLOUR_RGB = (0, 255, 0)
 MIN_VIDEO_HEIGHT = 240  # small frames are enlarged so titles and masks stay readable
 
@@ -49,6 +50,14 @@ def scored_region(region: str, info: ModelInfo) -> tuple[int, ...] | None:
     if region == "eval_labels" or (region == "auto" and subset):
         return tuple(info.eval_labels)
     return None
+
+
+def component_track(track: str, classes: tuple[int, ...] | None) -> str:
+    """SMIYC size filters: `auto` = obstacle (50 / 10 px) when only the eval-label region is
+    scored (the obstacle-track protocol), else anomaly (500 / 100 px)."""
+    if track == "auto":
+        return "obstacle" if classes is not None else "anomaly"
+    return track
 
 
 def restrict_labels(
@@ -90,9 +99,12 @@ def demo_frame(
     info: ModelInfo,
     threshold: float,
     ood_gt: np.ndarray | None = None,
+    not_scored: np.ndarray | None = None,
 ) -> np.ndarray:
     """One RGB video frame: camera overlay (semantic inset) | turbo heat map | mask, with panel
-    titles and the ground-truth anomaly outline drawn on the mask panel."""
+    titles and the ground-truth anomaly outline drawn on the mask panel; pixels the metrics do
+    not score (`not_scored`, e.g. off the road for a road + sidewalk model) are greyed out in the
+    heat map and the mask, so the picture shows what the numbers are about."""
     height, width = rgb.shape[:2]
     frame = visualize.side_by_side(
         rgb, result.anomaly_score, result.semantic, info.palette, threshold
@@ -102,6 +114,12 @@ def demo_frame(
         frame = cv2.resize(frame, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
     scale = frame.shape[1] / (3 * width)
     panel_w = frame.shape[1] / 3
+    if not_scored is not None and np.any(not_scored):
+        size = (frame.shape[1] // 3, frame.shape[0])
+        grey = cv2.resize(not_scored.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        for panel in (1, 2):
+            view = frame[:, panel * size[0] : (panel + 1) * size[0]]
+            view[grey > 0] = view[grey > 0] // 4 + NOT_SCORED_GREY
     if ood_gt is not None and np.any(ood_gt == 1):
         outline = (ood_gt == 1).astype(np.uint8)
         contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -147,7 +165,7 @@ def evaluate_recording(
     video_path: Path | None,
     video_fps: float,
     region: str = "auto",
-    track: str = "anomaly",
+    track: str = "auto",
     min_pred_size: int | None = None,
     min_gt_size: int | None = None,
     progress: bool = True,
@@ -155,14 +173,14 @@ def evaluate_recording(
     """Metrics, curves (in `out_dir`) and the overlay video of the recorded node outputs."""
     from rosbags.highlevel import AnyReader
 
+    classes = scored_region(region, info)
     metrics = EvalMetrics(
         threshold,
         num_classes=info.num_classes,
-        track=track,
+        track=component_track(track, classes),
         min_pred_size=min_pred_size,
         min_gt_size=min_gt_size,
     )
-    classes = scored_region(region, info)
     evaluation = RecordedEvaluation(metrics, region_classes=classes)
     output_topics = {name: output_topic(node_ns, name) for name in OUTPUTS}
     for path in (input_bag, recorded_bag):
@@ -197,7 +215,10 @@ def evaluate_recording(
                 metrics.add_ood(result.anomaly_score, restrict_labels(ood, semantic_gt, classes))
             if video is not None:
                 rgb = image_conversion.message_to_rgb(frame.msg)
-                video.write(demo_frame(rgb, result, info, threshold, ood))
+                outside = None
+                if ood is not None and classes is not None and semantic_gt is not None:
+                    outside = restrict_labels(ood, semantic_gt, classes) == 255
+                video.write(demo_frame(rgb, result, info, threshold, ood, outside))
     finally:
         reader.close()
         if video is not None:
