@@ -321,35 +321,23 @@ def _default_image_type() -> type:
     return Image
 
 
-def array_to_image(
-    pixels: np.ndarray, encoding: str, header: Any = None, msg_type: type | None = None
-) -> Any:
-    """numpy -> Image message with `header` copied in (32FC1, mono8, bgr8 or rgb8).
-
-    `msg_type` defaults to sensor_msgs.msg.Image; rosbags' Image class works as well (its
-    `data` field then gets a numpy array instead of an array.array).
-    """
+def _check_output(encoding: str) -> tuple[int, np.dtype]:
     if encoding not in _OUTPUT_ENCODINGS:
         raise ValueError(
             f"cannot publish encoding {encoding!r}; use one of {list(_OUTPUT_ENCODINGS)}"
         )
+    return _OUTPUT_ENCODINGS[encoding]
+
+
+def _is_ros_message_type(msg_type: type) -> bool:
+    return hasattr(msg_type, "get_fields_and_field_types")
+
+
+def _new_image(
+    height: int, width: int, encoding: str, header: Any, msg_type: type, data: Any
+) -> Any:
+    """An Image message of `msg_type` with `data` given to the constructor."""
     channels, dtype = _OUTPUT_ENCODINGS[encoding]
-    expected_ndim = 2 if channels == 1 else 3
-    if pixels.ndim != expected_ndim or (channels > 1 and pixels.shape[2] != channels):
-        raise ValueError(
-            f"{encoding} needs shape (H, W{', 3' if channels > 1 else ''}), got {pixels.shape}"
-        )
-    if pixels.dtype != dtype:
-        raise ValueError(f"{encoding} needs dtype {dtype}, got {pixels.dtype}")
-    height, width = pixels.shape[:2]
-    payload = np.ascontiguousarray(pixels)
-    msg_type = msg_type or _default_image_type()
-    is_ros_message = hasattr(msg_type, "get_fields_and_field_types")
-    if is_ros_message:
-        data: Any = array.array("B")
-        data.frombytes(payload.tobytes())
-    else:
-        data = payload.reshape(-1).view(np.uint8).copy()
     fields = {
         "height": height,
         "width": width,
@@ -361,6 +349,57 @@ def array_to_image(
     if header is not None:
         fields["header"] = header
     return msg_type(**fields)
+
+
+def array_to_image(
+    pixels: np.ndarray, encoding: str, header: Any = None, msg_type: type | None = None
+) -> Any:
+    """numpy -> Image message with `header` copied in (32FC1, mono8, bgr8 or rgb8).
+
+    `msg_type` defaults to sensor_msgs.msg.Image; rosbags' Image class works as well (its
+    `data` field then gets a numpy array instead of an array.array).
+    """
+    channels, dtype = _check_output(encoding)
+    expected_ndim = 2 if channels == 1 else 3
+    if pixels.ndim != expected_ndim or (channels > 1 and pixels.shape[2] != channels):
+        raise ValueError(
+            f"{encoding} needs shape (H, W{', 3' if channels > 1 else ''}), got {pixels.shape}"
+        )
+    if pixels.dtype != dtype:
+        raise ValueError(f"{encoding} needs dtype {dtype}, got {pixels.dtype}")
+    height, width = pixels.shape[:2]
+    payload = np.ascontiguousarray(pixels).reshape(-1).view(np.uint8)
+    msg_type = msg_type or _default_image_type()
+    if not _is_ros_message_type(msg_type):
+        return _new_image(height, width, encoding, header, msg_type, payload.copy())
+    # rclpy's constructor and `data` setter copy whatever they get into a new array.array;
+    # filling the message's own (empty) array in place makes this the only copy.
+    msg = _new_image(height, width, encoding, header, msg_type, ())
+    msg.data.frombytes(payload)
+    return msg
+
+
+def image_message_layout(
+    height: int, width: int, encoding: str, msg_type: type | None = None
+) -> tuple[Any, np.ndarray]:
+    """An Image message with room for `height` x `width` pixels, and a writable numpy view of
+    its `data` as (H, W) or (H, W, C) pixels of the encoding's dtype.
+
+    Writing into the view fills the message without a copy, so a publisher can keep one
+    message per output and refill it every frame (rclpy copies it during `publish()`).
+    """
+    channels, dtype = _check_output(encoding)
+    size = height * width * channels * dtype.itemsize
+    msg_type = msg_type or _default_image_type()
+    if _is_ros_message_type(msg_type):
+        msg = _new_image(height, width, encoding, None, msg_type, ())
+        msg.data.frombytes(bytes(size))
+        raw = np.frombuffer(msg.data, dtype=np.uint8)
+    else:
+        raw = np.zeros(size, np.uint8)
+        msg = _new_image(height, width, encoding, None, msg_type, raw)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return msg, raw.view(dtype).reshape(shape)
 
 
 # --- optional ROS 2 cv_bridge -------------------------------------------------------------------

@@ -470,7 +470,7 @@ def test_node_as_a_separate_process(graph_factory, model_path, segmenter):
         graph.wait_outputs(5, prefix="/pixood_proc/", timeout=20.0)
 
         def bad_counted() -> bool:
-            for array in graph.diagnostics:
+            for array in reversed(graph.diagnostics):  # the newest report decides
                 for status in array.status:
                     values = {kv.key: kv.value for kv in status.values}
                     if status.name == "pixood_proc: camera":

@@ -35,10 +35,10 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 
 from pixood_ros import image_conversion
-from pixood_ros.engine import ModelError, SegmentationResult, Segmenter
+from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.outputs import build_output_images
+from pixood_ros.node.outputs import OutputImages
 from pixood_ros.node.parameters import Settings, SettingsError, declare_parameters, read_settings
 from pixood_ros.node.stats import PipelineStats, StatsSnapshot
 
@@ -96,7 +96,7 @@ class CameraChannel:
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     stats: PipelineStats = field(default_factory=PipelineStats)
-    buffers: SegmentationResult | None = None
+    outputs: OutputImages = field(default_factory=OutputImages)
 
     def output_topic(self, output: str) -> str:
         return f"~/{self.name}/{output}" if self.name else f"~/{output}"
@@ -396,25 +396,22 @@ class PixoodNode(LifecycleNode):
             self._log_throttled(channel, error.kind, f"skipping bad frame: {error}")
             return
         height, width = rgb.shape[:2]
-        buffers = channel.buffers
-        if buffers is None or buffers.anomaly_score.shape != (height, width):
-            buffers = channel.buffers = SegmentationResult.empty(height, width)
+        # The engine writes straight into the reused output messages (see OutputImages).
+        buffers = channel.outputs.engine_buffers(height, width)
         try:
-            result = segmenter(rgb, out=buffers)
+            segmenter(rgb, out=buffers)
         except ModelError as error:
             channel.stats.processing_error(str(error))
             self._log_throttled(channel, "inference", f"inference failed: {error}")
             return
-        messages = build_output_images(
-            list(channel.publishers),
-            rgb,
-            result,
-            msg.header,
-            self._threshold,
-            self._overlay_alpha,
-        )
-        for name, out in messages.items():
-            channel.publishers[name].publish(out)
+        for name, publisher in channel.publishers.items():
+            # An output nobody subscribes to is neither rendered nor published: DDS would drop
+            # it anyway (volatile durability, no reader), and the overlay alone costs a few ms.
+            if publisher.get_subscription_count() == 0:
+                continue
+            publisher.publish(
+                channel.outputs.message(name, rgb, msg.header, self._threshold, self._overlay_alpha)
+            )
         channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
 
     def _age_of(self, header: Any) -> float | None:
