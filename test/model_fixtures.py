@@ -23,48 +23,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-CITYSCAPES_CLASSES = [
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-]
-CITYSCAPES_PALETTE = [
-    [128, 64, 128],
-    [244, 35, 232],
-    [70, 70, 70],
-    [102, 102, 156],
-    [190, 153, 153],
-    [153, 153, 153],
-    [250, 170, 30],
-    [220, 220, 0],
-    [107, 142, 35],
-    [152, 251, 152],
-    [70, 130, 180],
-    [220, 20, 60],
-    [255, 0, 0],
-    [0, 0, 142],
-    [0, 0, 70],
-    [0, 60, 100],
-    [0, 80, 100],
-    [0, 0, 230],
-    [119, 11, 32],
-]
+from pixood_ros.cityscapes import CLASS_NAMES, PALETTE
+
+CITYSCAPES_CLASSES = list(CLASS_NAMES)
+CITYSCAPES_PALETTE = [list(colour) for colour in PALETTE]
 
 # Opset and IR version that every onnxruntime >= 1.18 loads (robots lag behind desktops).
 HANDMADE_OPSET = 17

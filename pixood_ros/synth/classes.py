@@ -10,52 +10,11 @@ from enum import IntEnum
 
 import numpy as np
 
-VOID = 255
-"""Label of pixels that belong to no class (ego hood, clutter, anomalies)."""
+from pixood_ros.cityscapes import CLASS_NAMES, PALETTE
+from pixood_ros.cityscapes import IGNORE_INDEX as VOID
+from pixood_ros.visualize import colorize_semantic
 
-CLASS_NAMES: tuple[str, ...] = (
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-)
-
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (128, 64, 128),
-    (244, 35, 232),
-    (70, 70, 70),
-    (102, 102, 156),
-    (190, 153, 153),
-    (153, 153, 153),
-    (250, 170, 30),
-    (220, 220, 0),
-    (107, 142, 35),
-    (152, 251, 152),
-    (70, 130, 180),
-    (220, 20, 60),
-    (255, 0, 0),
-    (0, 0, 142),
-    (0, 0, 70),
-    (0, 60, 100),
-    (0, 80, 100),
-    (0, 0, 230),
-    (119, 11, 32),
-)
+__all__ = ["CLASS_NAMES", "PALETTE", "VOID", "Cls", "colorize_labels"]
 
 
 class Cls(IntEnum):
@@ -84,6 +43,4 @@ class Cls(IntEnum):
 
 def colorize_labels(labels: np.ndarray) -> np.ndarray:
     """Map an HxW train-id image to Cityscapes colours (void black), for previews."""
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(PALETTE)] = PALETTE
-    return lut[labels]
+    return colorize_semantic(labels, PALETTE)
