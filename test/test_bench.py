@@ -25,8 +25,9 @@ def test_tiny_model_report_structure(tmp_path, capsys):
     assert report["device"] == "cpu"
     stages = report["stages"]
     assert list(stages["stages"]) == [
-        "preprocess", "backbone", "decoder", "scorer", "decision", "upsampling"
+        "preprocess", "backbone", "decoder", "decision", "scorer", "upsampling"
     ]  # fmt: skip
+    assert stages["decision_strategy_share"] is None  # MSP scorer: no decision strategy
     assert stages["matches_forward"] is True
     assert all(t["median_ms"] > 0 for t in stages["stages"].values())
     rows = report["end_to_end"]["sizes"]
@@ -51,3 +52,17 @@ def test_model_choice_mistakes_exit_2(tmp_path, capsys):
         assert caught.value.code == 2
     assert bench_main([str(tmp_path / "absent"), "-o", str(tmp_path / "b.json")]) == 2
     assert "checkpoint directory not found" in capsys.readouterr().err
+
+
+def test_pixood_stages_split_distances_and_decision_and_reproduce_forward():
+    from test_model import _image, _tiny_pixood_model
+
+    from pixood_training.bench.stages import time_stages
+
+    result = time_stages(_tiny_pixood_model(), _image(61, 97, seed=1), repeats=1)
+    assert list(result["stages"]) == [
+        "preprocess", "backbone", "decoder", "decision", "prototype_distances",
+        "decision_strategy", "upsampling",
+    ]  # fmt: skip
+    assert result["matches_forward"] is True
+    assert 0 < result["decision_strategy_share"] < 1

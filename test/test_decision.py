@@ -133,6 +133,19 @@ def test_matches_reference_on_random_data():
     assert own.median() > 0.3 and s[torch.from_numpy(labels) != 0, 0].median() < 0.01
 
 
+def test_scores_for_chosen_classes_equal_the_full_table_columns():
+    """scores(..., classes) scores each entry for its own class: the model asks for only the
+    semantic class and the eval labels; picking them from the all-class result must agree."""
+    labels, logits, dists = _training_data()
+    strategy, _, _ = _compare(labels, logits, dists, 3)
+    ql, qd = (torch.from_numpy(v).float() for v in _queries(logits, dists))
+    full = strategy.scores(ql, qd)
+    gen = torch.Generator().manual_seed(3)
+    classes = torch.randint(0, 3, (ql.shape[0], 4), generator=gen)  # repeats allowed
+    picked = strategy.scores(ql.gather(1, classes), qd.gather(1, classes), classes)
+    torch.testing.assert_close(picked, full.gather(1, classes), rtol=0, atol=1e-6)
+
+
 def test_matches_reference_with_extreme_logits_and_distances():
     labels, logits, dists = _training_data(seed=2)
     logits[:50] = 1e4 * np.sign(logits[:50])  # extreme logits in the training data

@@ -59,6 +59,20 @@ def test_class_scores_layout_and_range():
     assert (best == labels[:24]).float().mean() > 0.8
 
 
+def test_scores_at_chosen_classes_equal_class_scores():
+    scorer, feats, logits, _, _, _ = _fitted_scorer()
+    f = feats[:24].reshape(2, 3, 4, DIM).permute(0, 3, 1, 2)
+    lg = logits[:24].reshape(2, 3, 4, CLASSES).permute(0, 3, 1, 2)
+    classes = torch.cat(
+        [lg.argmax(1, keepdim=True), torch.zeros_like(lg[:, :2], dtype=torch.long)], 1
+    )
+    picked = scorer.scores_at(f, lg, classes)
+    assert picked.shape == (2, 3, 3, 4)
+    torch.testing.assert_close(
+        picked, scorer.class_scores(f, lg).gather(1, classes), rtol=0, atol=1e-6
+    )
+
+
 def test_padding_by_repetition_leaves_distances_unchanged():
     gen = torch.Generator().manual_seed(1)
     protos = [torch.randn(k, DIM, generator=gen) for k in (1, 4, 7)]

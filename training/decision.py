@@ -131,6 +131,11 @@ def _precision_terms(means: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, n
     return prec, log_norm
 
 
+def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for a 1-D table as one flat gather (``index_select`` is the fast kernel)."""
+    return table.index_select(0, index.reshape(-1)).reshape(index.shape)
+
+
 class DecisionStrategy(nn.Module):
     """scores(logits [N, C], dists [N, C]) -> [N, C] calibrated class scores in [0, 1].
 
@@ -245,34 +250,54 @@ class DecisionStrategy(nn.Module):
         self.table_count[c] = n
 
     # -- evaluation -----------------------------------------------------------------------------
-    def log_ratio(self, logits: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
+    # ``classes`` (optional, same shape as the inputs, integer class ids) evaluates each entry for
+    # its own class instead of column c = class c: the end-to-end model only needs S at the
+    # semantic class and at the eval labels, a few columns instead of all C (DESIGN.md §6).
+    def _per_class(self, values: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
+        """[C] per-class values, broadcast over columns (classes None) or picked per entry."""
+        return values if classes is None else _take(values, classes)
+
+    def log_ratio(
+        self, logits: torch.Tensor, dists: torch.Tensor, classes: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """u = log N(z; class) - log N(z; ood) per patch and class, [N, C] float32, finite."""
         z0 = logits.float().clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
         z1 = distance_to_similarity(dists.float().clamp_min(0.0), self.slope)
 
         def quad(mean: torch.Tensor, prec: torch.Tensor) -> torch.Tensor:
-            d0, d1 = z0 - mean[:, 0], z1 - mean[:, 1]
-            return prec[:, 0] * d0 * d0 + 2.0 * prec[:, 1] * d0 * d1 + prec[:, 2] * d1 * d1
+            m0, m1 = self._per_class(mean[:, 0], classes), self._per_class(mean[:, 1], classes)
+            p00, p01, p11 = (self._per_class(prec[:, j], classes) for j in range(3))
+            d0, d1 = z0 - m0, z1 - m1
+            return p00 * d0 * d0 + 2.0 * p01 * d0 * d1 + p11 * d1 * d1
 
-        u = self.log_norm_diff - 0.5 * (
+        u = self._per_class(self.log_norm_diff, classes) - 0.5 * (
             quad(self.class_mean, self.class_prec) - quad(self.ood_mean, self.ood_prec)
         )
         return u.clamp(-_U_LIMIT, _U_LIMIT)
 
-    def mass_below(self, u: torch.Tensor) -> torch.Tensor:
-        """Table lookup F_c(exp(u)) for u [N, C]: unrolled binary search + interpolation."""
+    def mass_below(self, u: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Table lookup F_c(exp(u)) for u [N, C]: unrolled binary search + interpolation.
+
+        The search keeps ``last``, the flat index of the last knot <= u (one before the class's
+        first entry when there is none). Each step is one 1-D gather (``index_select``), one
+        compare and an integer multiply-add on int32 indices (the flat table has fewer than 2^31
+        entries): in PyTorch eager this is ~3x faster than int64 advanced indexing + ``where``.
+        """
         flat_u, flat_y = self.table_u.reshape(-1), self.table_y.reshape(-1)
-        offsets = self.table_offsets
-        pos = torch.zeros_like(u, dtype=torch.long)  # number of knots <= u, found bit by bit
+        if classes is None:
+            first_index = self.table_offsets.to(torch.int32)
+        else:
+            first_index = classes.to(torch.int32) * self.table_size
+        last = (first_index - 1).expand(u.shape)
         step = self.table_size // 2
         while step >= 1:
-            candidate = pos + step
-            pos = torch.where(flat_u[candidate - 1 + offsets] <= u, candidate, pos)
+            below = _take(flat_u, last + step) <= u
+            last = last + below.to(torch.int32) * step
             step //= 2
-        upper = pos + offsets
-        lower = (pos - 1).clamp_min(0) + offsets
-        u0, u1 = flat_u[lower], flat_u[upper]
-        y0, y1 = flat_y[lower], flat_y[upper]
+        upper = last + 1
+        lower = torch.maximum(last, first_index)
+        u0, u1 = _take(flat_u, lower), _take(flat_u, upper)
+        y0, y1 = _take(flat_y, lower), _take(flat_y, upper)
         # below the first knot: the published table ramps linearly in r from (0, 0)
         first = y1 * torch.exp((u - u1).clamp_max(0.0))
         # between knots: linear in r, w = (e^d - 1) / (e^gap - 1), written with e^{-x} only
@@ -283,11 +308,17 @@ class DecisionStrategy(nn.Module):
         w_lin = d / gap.clamp_min(1e-30)
         w = torch.where(gap < _LINEAR_BELOW, w_lin, w_exp).clamp(0.0, 1.0)
         inner = y0 + w * (y1 - y0)
-        return torch.where(pos == 0, first, inner).clamp(0.0, 1.0)
+        return torch.where(upper == first_index, first, inner).clamp(0.0, 1.0)
 
-    def scores(self, logits: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
-        """logits [N, C], dists [N, C] (nearest-prototype distances) -> [N, C] in [0, 1]."""
-        return self.mass_below(self.log_ratio(logits, dists))
+    def scores(
+        self, logits: torch.Tensor, dists: torch.Tensor, classes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """logits [N, C], dists [N, C] (nearest-prototype distances) -> [N, C] in [0, 1].
+
+        With ``classes`` (integer tensor shaped like ``logits``) entry (n, k) is scored for class
+        ``classes[n, k]``: logits / dists then hold that class's values, any number of columns.
+        """
+        return self.mass_below(self.log_ratio(logits, dists, classes), classes)
 
     def forward(self, logits: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
         return self.scores(logits, dists)

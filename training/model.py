@@ -118,8 +118,9 @@ class PixOODModel(nn.Module):
         """uint8 [B,H,W,3] -> normalised float at the network size (as in ``forward``)."""
         return preprocess_image(image, self.network_long_side, self.antialias)
 
-    def patch_scores(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised image [B,3,h,w] -> (logits, class scores S), both [B,C,s*h/14,s*w/14]."""
+    def patch_logits_and_features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised image [B,3,h,w] -> (logits, last-block features ``e``) on the scoring grid
+        (patch grid times ``eval_scale_factor``)."""
         features, logits = self.features_and_logits(image)
         e = self.last_block(features)
         if self.eval_scale_factor != 1:
@@ -127,21 +128,40 @@ class PixOODModel(nn.Module):
             size = (logits.shape[2] * factor, logits.shape[3] * factor)
             e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits, e
+
+    def patch_scores(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised image [B,3,h,w] -> (logits, class scores S), both [B,C,s*h/14,s*w/14]."""
+        logits, e = self.patch_logits_and_features(image)
         return logits, self.scorer.class_scores(e, logits)
+
+    def needed_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        """[B,1+E,h,w] class ids whose scores ``forward`` uses: the semantic (argmax) class, then
+        the E eval labels. Scoring only these is exact and skips the other classes' work."""
+        semantic = logits.argmax(dim=1, keepdim=True)
+        b, _, h, w = semantic.shape
+        eval_classes = self.eval_index.view(1, -1, 1, 1).expand(b, -1, h, w)
+        return torch.cat([semantic, eval_classes], dim=1)
 
     # -- inference ---------------------------------------------------------------------------
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         height, width = image.shape[1], image.shape[2]
-        logits, scores = self.patch_scores(self.preprocess(image))
-        semantic = logits.argmax(dim=1, keepdim=True)  # [B,1,h,w]
-        confidence = scores.gather(1, semantic)  # [B,1,h,w]
-        eval_scores = scores.index_select(1, self.eval_index)
+        logits, e = self.patch_logits_and_features(self.preprocess(image))
+        classes = self.needed_classes(logits)
+        scores = self.scorer.scores_at(e, logits, classes)
+        return self.combine(classes, scores, height, width)
+
+    def combine(
+        self, classes: torch.Tensor, scores: torch.Tensor, height: Any, width: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(``needed_classes``, their scores) on the patch grid -> the three full-size outputs."""
+        semantic, confidence, eval_scores = classes[:, :1], scores[:, :1], scores[:, 1:]
         eval_full = F.interpolate(
             eval_scores, size=(height, width), mode="bilinear", align_corners=False
         )
         anomaly = (1.0 - eval_full.amax(dim=1)).clamp(0.0, 1.0)
-        rows = _nearest_index(height, logits.shape[2], image.device)
-        cols = _nearest_index(width, logits.shape[3], image.device)
+        rows = _nearest_index(height, classes.shape[2], classes.device)
+        cols = _nearest_index(width, classes.shape[3], classes.device)
         patch_maps = torch.cat([semantic.to(scores.dtype), confidence], dim=1)
         full = patch_maps.index_select(2, rows).index_select(3, cols)
         semantic_full = full[:, 0].to(torch.uint8)

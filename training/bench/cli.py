@@ -156,6 +156,8 @@ def print_tables(report: dict[str, Any]) -> None:
             f"  {'sum':<22} {stages['sum_of_stages_ms']:>10.2f} ms "
             f"(stages reproduce forward: {stages['matches_forward']})"
         )
+        if stages.get("decision_strategy_share") is not None:
+            print(f"  decision strategy share: {100 * stages['decision_strategy_share']:.1f} %")
     if "end_to_end" in report:
         print("\nEnd to end (median ms / frames per second):")
         print(f"  {'size':>11} | {'PyTorch':>18} | {'ONNX Runtime':>18} | speed-up | peak RSS")

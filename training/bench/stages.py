@@ -1,8 +1,9 @@
 """Per-stage PyTorch timings of the end-to-end module: where does a frame's time go?
 
 Stages follow the model's forward (training/model.py): pre-processing (resize + normalise),
-backbone, decoder, scorer (prototype distances and decision for PixOOD; split when the scorer
-exposes them), decision (argmax / gather / eval-label max) and upsampling to input size. The
+backbone, decoder, decision (argmax: which classes need a score), scorer on those classes
+(prototype distances and decision strategy for PixOOD, split when the scorer exposes them) and
+the combination + upsampling to input size. The
 stage-by-stage result is checked against `model(image)` so the timings describe the real path.
 """
 
@@ -16,10 +17,6 @@ import torch.nn.functional as F
 from .timing import time_call
 
 
-def _nearest(out_size: int, in_size: int, device: torch.device) -> torch.Tensor:
-    return (torch.arange(out_size, device=device) * in_size) // out_size
-
-
 def stage_functions(model: Any, image: torch.Tensor) -> dict[str, Any]:
     """Closures for every stage, each fed with the previous stage's real output."""
     height, width = image.shape[1], image.shape[2]
@@ -27,52 +24,45 @@ def stage_functions(model: Any, image: torch.Tensor) -> dict[str, Any]:
     features = model.backbone(x)
     logits = model.decoder(features)
     e = model.last_block(features)
-    if getattr(model, "eval_scale_factor", 1) != 1:
-        size = (
-            logits.shape[2] * model.eval_scale_factor,
-            logits.shape[3] * model.eval_scale_factor,
+
+    def to_scoring_grid() -> tuple[torch.Tensor, torch.Tensor]:
+        if getattr(model, "eval_scale_factor", 1) == 1:
+            return logits, e
+        factor = model.eval_scale_factor
+        size = (logits.shape[2] * factor, logits.shape[3] * factor)
+        return (
+            F.interpolate(logits, size=size, mode="bilinear", align_corners=False),
+            F.interpolate(e, size=size, mode="bilinear", align_corners=False),
         )
-        e = F.interpolate(e, size=size, mode="bilinear", align_corners=False)
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    scores = model.scorer.class_scores(e, logits)
 
-    def decision() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        semantic = logits.argmax(dim=1, keepdim=True)
-        return semantic, scores.gather(1, semantic), scores.index_select(1, model.eval_index)
-
-    semantic, confidence, eval_scores = decision()
-
-    def upsample() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        full = F.interpolate(
-            eval_scores, size=(height, width), mode="bilinear", align_corners=False
-        )
-        anomaly = (1.0 - full.amax(dim=1)).clamp(0.0, 1.0)
-        rows = _nearest(height, logits.shape[2], image.device)
-        cols = _nearest(width, logits.shape[3], image.device)
-        maps = torch.cat([semantic.to(scores.dtype), confidence], dim=1)
-        maps = maps.index_select(2, rows).index_select(3, cols)
-        return anomaly, maps[:, 0].to(torch.uint8), maps[:, 1].clamp(0.0, 1.0)
+    grid_logits, grid_e = to_scoring_grid()
+    classes = model.needed_classes(grid_logits)
+    scores = model.scorer.scores_at(grid_e, grid_logits, classes)
 
     stages = {
         "preprocess": lambda: model.preprocess(image),
         "backbone": lambda: model.backbone(x),
         "decoder": lambda: model.decoder(features),
+        "decision": lambda: model.needed_classes(to_scoring_grid()[0]),
     }
     scorer = model.scorer
     distance = getattr(scorer, "distance", None)
     strategy = getattr(scorer, "decision", None)
     if distance is not None and strategy is not None:
-        # PixOOD: nearest-prototype distances and the Neyman-Pearson lookup, separately.
-        flat_e = e.permute(0, 2, 3, 1).reshape(-1, e.shape[1])
-        flat_l = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+        # PixOOD: nearest-prototype distances and the Neyman-Pearson lookup, separately, on the
+        # classes the model needs (semantic class + eval labels), as its forward does.
+        k = classes.shape[1]
+        flat_e = grid_e.permute(0, 2, 3, 1).reshape(-1, grid_e.shape[1])
+        flat_l = grid_logits.permute(0, 2, 3, 1).reshape(-1, grid_logits.shape[1])
+        flat_c = classes.permute(0, 2, 3, 1).reshape(-1, k)
         dists = distance(flat_e)
+        picked_l, picked_d = flat_l.gather(1, flat_c), dists.gather(1, flat_c)
         stages["prototype_distances"] = lambda: distance(flat_e)
-        stages["decision_strategy"] = lambda: strategy.scores(flat_l, dists)
+        stages["decision_strategy"] = lambda: strategy.scores(picked_l, picked_d, flat_c)
     else:
-        stages["scorer"] = lambda: scorer.class_scores(e, logits)
-    stages["decision"] = decision
-    stages["upsampling"] = upsample
-    return {"stages": stages, "staged_output": upsample()}
+        stages["scorer"] = lambda: scorer.scores_at(grid_e, grid_logits, classes)
+    stages["upsampling"] = lambda: model.combine(classes, scores, height, width)
+    return {"stages": stages, "staged_output": model.combine(classes, scores, height, width)}
 
 
 @torch.no_grad()
@@ -88,8 +78,12 @@ def time_stages(
     reference = model(image)
     staged = built["staged_output"]
     max_diff = float((reference[0] - staged[0]).abs().max())
+    total = sum(t["median_ms"] for t in timings.values())
+    decision = timings.get("decision_strategy", {}).get("median_ms")
     return {
         "stages": timings,
-        "sum_of_stages_ms": sum(t["median_ms"] for t in timings.values()),
+        "sum_of_stages_ms": total,
+        # the target: the Neyman-Pearson decision stays a small part of a frame (<= 5 %)
+        "decision_strategy_share": None if decision is None else decision / max(total, 1e-9),
         "matches_forward": max_diff <= 1e-5 and bool(torch.equal(reference[1], staged[1])),
     }

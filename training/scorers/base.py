@@ -37,6 +37,16 @@ class Scorer(nn.Module):
         """
         raise NotImplementedError
 
+    def scores_at(
+        self, features: torch.Tensor, logits: torch.Tensor, classes: torch.Tensor
+    ) -> torch.Tensor:
+        """S only where it is needed: ``classes`` [B, K, h, w] (int64 class ids) -> [B, K, h, w]
+        with entry k = S_{classes[:, k]}. The end-to-end module asks for the semantic class and
+        the eval labels; scorers whose per-class cost matters (PixOOD) override this so the
+        other classes are never scored. Same values as ``class_scores(...).gather(1, classes)``.
+        """
+        return self.class_scores(features, logits).gather(1, classes)
+
     def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return self.class_scores(features, logits)
 
