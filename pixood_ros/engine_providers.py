@@ -96,14 +96,20 @@ def resolve_providers(
     if requested is None or len(requested) == 0:
         return [p for p in DEFAULT_ORDER if p in usable] or usable or list(available)
     chosen: list[str] = []
+    unusable: list[str] = []
     for name in requested:
         full = canonical_provider(name)
         if full not in available:
             LOG.warning("execution provider %s is not available in this onnxruntime build", full)
         elif full not in usable:
-            LOG.warning("execution provider %s skipped: no usable GPU or library here", full)
+            unusable.append(full)
         elif full not in chosen:
             chosen.append(full)
+    if unusable:
+        LOG.warning(
+            "skipping %s: no usable NVIDIA GPU or TensorRT library on this machine",
+            ", ".join(unusable),
+        )
     if not chosen:
         raise ModelError(
             f"none of the requested execution providers ({', '.join(requested)}) is usable; "
