@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros.bag.scoring import TRACKS, component_track
 from pixood_ros.bag.sources import SourceError, synth_source
 from pixood_ros.benchmark_report import check_markers, insert_into_readme, markdown
 from pixood_ros.bravo.confidence import scorer_levels
 from pixood_ros.bravo.evaluate import synth_ground_truth
-from pixood_ros.demo_outputs import REGIONS, component_track, restrict_labels, scored_region
 from pixood_ros.metrics import component_metrics, miou, pixel_metrics
+from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator
 from pixood_ros.metrics.bravo_eval import results_from_accumulators
 
@@ -93,7 +94,7 @@ def evaluate_split(
     if not (source.has_ood and source.has_semantic):
         raise BenchmarkError(f"split {split!r} of {root} lacks OOD masks or semantic labels")
     info = engine.info
-    classes = scored_region(region, info)
+    scored = scored_region(region, info)
     scores, labels, preds, gts = [], [], [], []
     bravo = BravoSubsetAccumulator(semantic=True, ood=True, num_classes=info.num_classes)
     seconds = 0.0
@@ -107,7 +108,7 @@ def evaluate_split(
         result = engine(frame.rgb)
         seconds += time.perf_counter() - start
         scores.append(np.array(result.anomaly_score, np.float32))
-        labels.append(restrict_labels(frame.ood, frame.semantic, classes))
+        labels.append(scored.restrict(frame.ood, frame.semantic))
         preds.append(np.array(result.semantic, np.uint8))
         gts.append(frame.semantic)
         gt, invalid = synth_ground_truth(frame.semantic, frame.ood)
@@ -119,7 +120,7 @@ def evaluate_split(
         scores,
         labels,
         None,
-        track=component_track(track, classes),
+        track=component_track(track, scored),
         min_pred_size=min_pred_size,
         min_gt_size=min_gt_size,
     )
@@ -141,6 +142,15 @@ def evaluate_split(
         "scored_pixels": pixel["n_pos"] + pixel["n_neg"],
     }
     return SplitResult(len(scores), {k: _finite(v) for k, v in metrics.items()}, bravo)
+
+
+def scored_region(region: str, info: Any) -> regions.ScoredRegion:
+    """The shared region rule (`pixood_ros.metrics.region`); the synth splits always carry
+    semantic labels."""
+    try:
+        return regions.choose_region(region, info.eval_labels, info.num_classes, True)
+    except ValueError as exc:
+        raise BenchmarkError(f"--eval-region: {exc}") from exc
 
 
 def _load(spec: ModelSpec, providers: list[str] | None) -> Any:
@@ -187,16 +197,15 @@ def run_benchmark(
     models: dict[str, Any] = {}
     for name, spec, engine in zip(names, specs, engines, strict=True):
         info = engine.info
-        classes = scored_region(region, info)
+        scored = scored_region(region, info)
         models[name] = {
             "path": str(spec.path),
             "scorer": info.scorer,
             "config_hash": info.config_hash,
             "provider": engine.active_provider,
-            "component_track": component_track(track, classes),
-            "scored_pixels": "all labelled pixels"
-            if classes is None
-            else "classes " + ", ".join(info.class_names[c] for c in classes) + " + anomalies",
+            "component_track": component_track(track, scored),
+            "scored_pixels": scored.describe(info.class_names),
+            "region": scored.as_dict(info.class_names),
         }
         accumulators = {}
         for split in splits:
@@ -265,15 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-region",
-        choices=REGIONS,
-        default="auto",
+        type=lambda text: text.strip().lower().replace("_", "-"),
+        choices=regions.REGIONS,
+        default=regions.AUTO,
         help="pixels scored for the anomaly metrics: all, or the model's eval-label classes "
-        "(e.g. road + sidewalk) + anomalies as SMIYC's obstacle track; auto = eval_labels when "
-        "they are a subset of the classes (default: auto)",
+        "(e.g. road + sidewalk) + anomalies as SMIYC's obstacle track; auto = eval-labels when "
+        "they are a subset of the classes (default: auto; same rule as pixood-bag-eval)",
     )
     parser.add_argument(
         "--track",
-        choices=["auto", "anomaly", "obstacle"],
+        choices=TRACKS,
         default="auto",
         help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px; auto = "
         "obstacle when only the eval-label region is scored, else anomaly (default: auto)",

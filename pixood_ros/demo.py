@@ -30,6 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pixood_ros.bag.scoring import BEST_F1, COMPONENT_THRESHOLDS
+from pixood_ros.metrics import region as regions
+
 DEFAULT_MODEL = Path("checkpoints/pixood_demo.onnx")
 DEFAULT_OUT = Path("out/demo")
 DEFAULT_FRAMES = 60
@@ -81,6 +84,7 @@ class DemoOptions:
     node_timeout: float = 120.0
     video_fps: float = 3.0
     eval_region: str = "auto"
+    component_threshold: str = "best-f1"
     min_pred_size: int | None = None
     min_gt_size: int | None = None
     progress: bool = True
@@ -132,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=0.5,
-        help="anomaly threshold of the node's mask and the component metrics (default: 0.5)",
+        help="anomaly threshold of the node's mask (and of the component metrics with "
+        "--component-threshold mask) (default: 0.5)",
     )
     parser.add_argument(
         "--providers",
@@ -161,11 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-region",
-        choices=["auto", "all", "eval_labels"],
-        default="auto",
+        type=_region_arg,
+        choices=regions.REGIONS,
+        default=regions.AUTO,
         help="pixels scored for the anomaly metrics: all, or only the model's eval-label "
         "classes (e.g. road + sidewalk) plus the anomalies, SMIYC obstacle-track style; auto = "
-        "eval_labels when the model's eval labels are a subset of its classes (default: auto)",
+        "eval-labels when the model's eval labels are a subset of its classes (default: auto; "
+        "same rule as pixood-bag-eval and pixood-benchmark)",
+    )
+    parser.add_argument(
+        "--component-threshold",
+        choices=COMPONENT_THRESHOLDS,
+        default=BEST_F1,
+        help="threshold of the component metrics: best-f1 = the data set's best-F1 pixel "
+        "threshold (SMIYC), mask = --threshold (default: best-f1)",
     )
     parser.add_argument(
         "--min-pred-size",
@@ -181,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
+
+
+def _region_arg(text: str) -> str:
+    """`eval_labels` (this command's older spelling) still works."""
+    return text.strip().lower().replace("_", "-")
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -222,6 +241,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         node_timeout=args.node_timeout,
         video_fps=args.video_fps,
         eval_region=args.eval_region,
+        component_threshold=args.component_threshold,
         min_pred_size=args.min_pred_size,
         min_gt_size=args.min_gt_size,
         progress=not args.no_progress,
@@ -411,6 +431,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             live_args = [
                 str(model), str(bag), "-o", str(replay), "--live", "--record",
                 "--node-ns", NODE_NS, "--threshold", repr(options.threshold),
+                "--eval-region", options.eval_region,
+                "--component-threshold", options.component_threshold,
                 "--timeout", f"{max(5.0, 3 * period):g}", *quiet,
             ]  # fmt: skip
             live_args += _size_args(options)
@@ -429,6 +451,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         video_path=out / VIDEO,
         video_fps=options.video_fps,
         region=options.eval_region,
+        component_threshold=options.component_threshold,
         min_pred_size=options.min_pred_size,
         min_gt_size=options.min_gt_size,
         progress=options.progress,

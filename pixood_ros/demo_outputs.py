@@ -24,8 +24,9 @@ from pixood_ros.bag import bagio, report
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
 from pixood_ros.bag.pairing import pair_by_stamp
-from pixood_ros.bag.scoring import EvalMetrics
+from pixood_ros.bag.scoring import BEST_F1, EvalMetrics
 from pixood_ros.engine_metadata import ModelInfo
+from pixood_ros.metrics import region as regions
 
 OUTPUTS = ("anomaly_score", "semantic", "confidence")
 PANEL_TITLES = ("camera + anomalies", "anomaly score", "mask (green: ground truth)")
@@ -34,51 +35,13 @@ GT_COLOUR_RGB = (0, 255, 0)
 MIN_VIDEO_HEIGHT = 240  # small frames are enlarged so titles and masks stay readable
 
 
-REGIONS = ("auto", "all", "eval_labels")
-
-
-def scored_region(region: str, info: ModelInfo) -> tuple[int, ...] | None:
-    """The classes whose pixels are scored besides the anomalies (None = every pixel).
-
-    A model whose `eval_labels` are a subset of its classes (e.g. road + sidewalk, the published
-    default) answers "is this pixel drivable surface?", so like SMIYC's obstacle track (and
-    `pixood-train`'s `decide.eval_region: eval_labels`) only those pixels and the anomalies are
-    scored; `auto` picks that for such models and every pixel otherwise."""
-    if region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
-    subset = 0 < len(info.eval_labels) < info.num_classes
-    if region == "eval_labels" or (region == "auto" and subset):
-        return tuple(info.eval_labels)
-    return None
-
-
-def component_track(track: str, classes: tuple[int, ...] | None) -> str:
-    """SMIYC size filters: `auto` = obstacle (50 / 10 px) when only the eval-label region is
-    scored (the obstacle-track protocol), else anomaly (500 / 100 px)."""
-    if track == "auto":
-        return "obstacle" if classes is not None else "anomaly"
-    return track
-
-
-def restrict_labels(
-    ood: np.ndarray, semantic_gt: np.ndarray | None, classes: tuple[int, ...] | None
-) -> np.ndarray:
-    """OOD labels (0/1/255) with every non-anomalous pixel outside `classes` made void."""
-    if classes is None:
-        return ood
-    if semantic_gt is None:
-        raise ValueError("scoring only the eval-label region needs semantic ground truth")
-    inside = np.isin(semantic_gt, classes)
-    return np.where(ood == 1, 1, np.where(inside & (ood == 0), 0, 255)).astype(np.uint8)
-
-
 @dataclass
 class RecordedEvaluation:
     metrics: EvalMetrics
+    summary: dict[str, Any] = field(default_factory=dict)  # metrics.summary(), the report's
     frames_in_bag: int = 0
     frames_answered: int = 0
     missing_output_stamps: list[int] = field(default_factory=list)
-    region_classes: tuple[int, ...] | None = None
     video_frames: int = 0
     video_codec: str | None = None
     plots: dict[str, str] = field(default_factory=dict)
@@ -164,33 +127,41 @@ def evaluate_recording(
     *,
     video_path: Path | None,
     video_fps: float,
-    region: str = "auto",
+    region: str = regions.AUTO,
     track: str = "auto",
+    component_threshold: str = BEST_F1,
     min_pred_size: int | None = None,
     min_gt_size: int | None = None,
     progress: bool = True,
 ) -> RecordedEvaluation:
-    """Metrics, curves (in `out_dir`) and the overlay video of the recorded node outputs."""
+    """Metrics, curves (in `out_dir`) and the overlay video of the recorded node outputs, scored
+    exactly as `pixood-bag-eval` scores them (same `EvalMetrics`, region and thresholds)."""
     from rosbags.highlevel import AnyReader
 
-    classes = scored_region(region, info)
-    metrics = EvalMetrics(
-        threshold,
-        num_classes=info.num_classes,
-        track=component_track(track, classes),
-        min_pred_size=min_pred_size,
-        min_gt_size=min_gt_size,
-    )
-    evaluation = RecordedEvaluation(metrics, region_classes=classes)
     output_topics = {name: output_topic(node_ns, name) for name in OUTPUTS}
     for path in (input_bag, recorded_bag):
         bagio.check_bag_path(path)
     reader = AnyReader([input_bag, recorded_bag], default_typestore=bagio.TYPESTORE)
     reader.open()
     video = visualize.OverlayVideo(video_path, video_fps) if video_path is not None else None
+    evaluation: RecordedEvaluation | None = None
     try:
         topics = {c.topic for c in reader.connections}
         label_topics = [t for t in (DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC) if t in topics]
+        scored = regions.choose_region(
+            region, info.eval_labels, info.num_classes, DEFAULT_SEMANTIC_TOPIC in topics
+        )
+        metrics = EvalMetrics(
+            threshold,
+            num_classes=info.num_classes,
+            track=track,
+            min_pred_size=min_pred_size,
+            min_gt_size=min_gt_size,
+            component_threshold=component_threshold,
+            region=scored,
+            spill_dir=out_dir,
+        )
+        evaluation = RecordedEvaluation(metrics)
         node_topics = [output_topic(node_ns, name) for name in OUTPUT_NAMES]
         camera = bagio.choose_image_topic(reader, None, [*label_topics, *node_topics])
         paired = [*label_topics, *output_topics.values()]
@@ -212,17 +183,21 @@ def evaluate_recording(
                 semantic_gt = _decode(found[DEFAULT_SEMANTIC_TOPIC])
                 metrics.add_semantic(result.semantic, result.confidence, semantic_gt)
             if ood is not None:
-                metrics.add_ood(result.anomaly_score, restrict_labels(ood, semantic_gt, classes))
+                metrics.add_ood(result.anomaly_score, ood, semantic_gt)
             if video is not None:
                 rgb = image_conversion.message_to_rgb(frame.msg)
                 outside = None
-                if ood is not None and classes is not None and semantic_gt is not None:
-                    outside = restrict_labels(ood, semantic_gt, classes) == 255
+                if ood is not None and scored.classes is not None and semantic_gt is not None:
+                    outside = scored.restrict(ood, semantic_gt) == regions.VOID
                 video.write(demo_frame(rgb, result, info, threshold, ood, outside))
+        evaluation.summary = metrics.summary(list(info.class_names))
     finally:
         reader.close()
+        if evaluation is not None:
+            evaluation.metrics.close()
         if video is not None:
             video.close()
-            evaluation.video_frames, evaluation.video_codec = video.frames, video.codec
-    evaluation.plots = report.write_plots(metrics, out_dir)
+            if evaluation is not None:
+                evaluation.video_frames, evaluation.video_codec = video.frames, video.codec
+    evaluation.plots = report.write_plots(evaluation.metrics, out_dir)
     return evaluation

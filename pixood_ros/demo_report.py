@@ -83,13 +83,12 @@ def build_report(
             "end_to_end_latency_ms": live["speed"]["end_to_end_latency_ms"],
         },
         "evaluation": {
-            "scored_pixels": _region_text(recorded.region_classes, info),
-            "region_classes": list(recorded.region_classes or []) or None,
+            "region": recorded.metrics.region.as_dict(info.class_names),
             "frames_in_bag": recorded.frames_in_bag,
             "frames_scored": answered,
             "frames_without_all_outputs": len(recorded.missing_output_stamps),
         },
-        "metrics": recorded.metrics.summary(list(info.class_names)),
+        "metrics": recorded.summary,
         "plots": recorded.plots,
         "video": {
             "file": "overlay.mp4",
@@ -106,13 +105,6 @@ def build_report(
         },
         "timing_s": {"total": round(total_s, 1), **step_seconds},
     }
-
-
-def _region_text(classes: tuple[int, ...] | None, info: Any) -> str:
-    if classes is None:
-        return "all labelled pixels"
-    names = ", ".join(info.class_names[c] for c in classes)
-    return f"{names} and anomaly pixels (the model's eval labels; SMIYC obstacle-track style)"
 
 
 def write_report(rep: dict[str, Any], out_dir: Path) -> None:
@@ -161,7 +153,7 @@ def markdown(rep: dict[str, Any]) -> str:
             f"## Anomaly metrics of the recorded node outputs ({rep['evaluation']['frames_scored']}"
             " frames)",
             "",
-            f"Scored pixels: {rep['evaluation']['scored_pixels']}.",
+            f"Scored pixels: {bag_report.region_text(rep['evaluation']['region'])}.",
             "",
             "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
             "|---|---|---|---|---|---|",
@@ -173,10 +165,10 @@ def markdown(rep: dict[str, Any]) -> str:
     if "components" in metrics:
         c = metrics["components"]
         lines += [
-            f"Component level (SMIYC rules, mask = score >= {fmt(c['threshold'], 2)}): sIoU "
-            f"{fmt(c['siou'])}, PPV {fmt(c['ppv'])}, mean F1 {fmt(c['f1_mean'])} "
-            f"({c['n_gt_components']} ground-truth, {c['n_pred_components']} predicted "
-            "components).",
+            f"Component level (SMIYC rules, {bag_report.component_rule_text(c)}): sIoU "
+            f"{fmt(c.get('siou'))}, PPV {fmt(c.get('ppv'))}, mean F1 {fmt(c.get('f1_mean'))} "
+            f"({fmt(c.get('n_gt_components'))} ground-truth, "
+            f"{fmt(c.get('n_pred_components'))} predicted components).",
             "",
         ]
     semantic = metrics.get("semantic", {})

@@ -19,7 +19,7 @@ from pixood_ros.bag.make_bag import write_bag
 from pixood_ros.bag.sources import Frame, Source
 from pixood_ros.engine import Segmenter
 from pixood_ros.metrics import PixelMetricAccumulator, pixel_metrics
-from pixood_ros.metrics.components import component_metrics
+from pixood_ros.metrics.components import ComponentMetricAccumulator, component_metrics
 from pixood_ros.metrics.semantic import ece, miou
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -85,30 +85,68 @@ def load_report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
-def expected_metrics(engine, frames: list[Frame]) -> dict:
-    """pixood_ros.metrics computed directly on the engine outputs of the frames."""
+def load_report_of(capsys, model: Path, bag: Path, out: Path, *extra) -> dict:
+    """The offline report of `bag` (default options + COMMON)."""
+    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, *extra)
+    assert rc == 0, err
+    return load_report(out)
+
+
+ROAD = [0, 1]  # the handmade model's eval labels: `auto` scores only these classes + anomalies
+
+
+def in_region(frame: Frame, classes: list[int] | None) -> np.ndarray:
+    """The OOD labels the report must score: anomalies, plus normal pixels of `classes`."""
+    if classes is None:
+        return frame.ood
+    inside = np.isin(frame.semantic, classes) & (frame.ood == 0)
+    return np.where(frame.ood == 1, 1, np.where(inside, 0, 255)).astype(np.uint8)
+
+
+def expected_metrics(engine, frames: list[Frame], region: list[int] | None = ROAD) -> dict:
+    """pixood_ros.metrics computed directly on the engine outputs of the frames, inside the
+    region; components at the best-F1 threshold of all frames at once (SMIYC)."""
     results = [engine(f.rgb) for f in frames]
     scores = [r.anomaly_score for r in results]
-    labels = [f.ood for f in frames]
+    labels = [in_region(f, region) for f in frames]
     streaming = PixelMetricAccumulator()
     for s, lab in zip(scores, labels, strict=True):
         streaming.update(s, lab)
-    valid = [f.semantic != 255 for f in frames]
+    mask_rule = ComponentMetricAccumulator(0.5, min_pred_size=0, min_gt_size=0, inclusive=True)
+    mask_rule.update(scores, labels)
+    valid = [f.semantic != 255 for f in frames] if frames[0].semantic is not None else None
     return {
         "streaming": streaming.compute(),
         "exact": pixel_metrics(scores, labels),
-        "components": component_metrics(
-            scores, labels, threshold=0.5, min_pred_size=0, min_gt_size=0
-        ),
-        "miou": miou([r.semantic for r in results], [f.semantic for f in frames], 19),
+        "components": component_metrics(scores, labels, None, min_pred_size=0, min_gt_size=0),
+        "components_mask": mask_rule.compute(),
+        "miou": miou([r.semantic for r in results], [f.semantic for f in frames], 19)
+        if valid
+        else None,
         "ece": ece(
             [r.confidence[v] for r, v in zip(results, valid, strict=True)],
             [
                 r.semantic[v] == f.semantic[v]
                 for r, f, v in zip(results, frames, valid, strict=True)
             ],
-        ),
+        )
+        if valid
+        else None,
     }
+
+
+def assert_anomaly_numbers(report: dict, expected: dict, components_key: str = "components"):
+    pixel = report["metrics"]["pixel"]
+    for key in ("ap", "auroc", "fpr95", "best_f1", "n_pos", "n_neg"):
+        assert pixel[key] == expected["streaming"][key], key
+    # scores are k/255: the streaming histogram separates every level, so it is exact here
+    for key in ("ap", "auroc", "fpr95"):
+        assert pixel[key] == pytest.approx(expected["exact"][key], abs=1e-12)
+    components = report["metrics"]["components"]
+    want = expected[components_key]
+    for key in ("siou", "ppv", "f1_mean", "n_gt_components", "n_pred_components", "tp_50"):
+        assert components[key] == pytest.approx(want[key], abs=1e-12), key
+    assert components["component_threshold"]["value"] == want["threshold"]
 
 
 @pytest.mark.parametrize(
@@ -137,17 +175,17 @@ def test_report_numbers_equal_metrics_on_engine_outputs(
         "unmatched_gt_messages": {"/camera/anomaly_gt": 0, "/camera/semantic_gt": 0},
     }
     expected = expected_metrics(engine, frames)
+    assert_anomaly_numbers(report, expected)
     pixel = report["metrics"]["pixel"]
-    for key in ("ap", "auroc", "fpr95", "best_f1", "n_pos", "n_neg"):
-        assert pixel[key] == expected["streaming"][key], key
-    # scores are k/255: the streaming histogram separates every level, so it is exact here
-    for key in ("ap", "auroc", "fpr95"):
-        assert pixel[key] == pytest.approx(expected["exact"][key], abs=1e-12)
     assert 0.3 < pixel["ap"] < 0.99 and 0.5 < pixel["auroc"] < 0.999
     components = report["metrics"]["components"]
-    for key in ("siou", "ppv", "f1_mean", "n_gt_components", "n_pred_components", "tp_50"):
-        assert components[key] == pytest.approx(expected["components"][key], abs=1e-12), key
     assert components["n_gt_components"] >= 4
+    # auto: the model's eval labels are 2 of 19 classes and the bag has semantic ground truth
+    region = report["metrics"]["region"]
+    assert region["name"] == "eval-labels" and region["classes"] == ROAD
+    assert region["reason"].startswith("auto:")
+    assert components["component_threshold"]["rule"] == "best-f1"
+    assert components["component_threshold"]["track"] == "obstacle"
     semantic = report["metrics"]["semantic"]
     assert semantic["miou"] == pytest.approx(expected["miou"], abs=1e-12)
     assert semantic["ece"] == pytest.approx(expected["ece"], abs=1e-12)
@@ -160,6 +198,59 @@ def test_report_numbers_equal_metrics_on_engine_outputs(
         assert (out / name).stat().st_size > 0
     markdown = (out / "report.md").read_text()
     assert f"{pixel['ap']:.4f}" in markdown and "complete" in markdown
+
+
+@pytest.mark.parametrize(
+    "region, classes", [("all", None), ("eval-labels", ROAD), ("eval_labels", ROAD)]
+)
+def test_eval_region_scores_the_correspondingly_masked_labels(
+    tmp_path, capsys, model, engine, region, classes
+):
+    frames = make_frames(3, seed=5)
+    bag = bag_from(frames, tmp_path / "bag")
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, "--eval-region", region)
+    assert rc == 0, err
+    report = load_report(out)
+    assert_anomaly_numbers(report, expected_metrics(engine, frames, classes))
+    assert report["metrics"]["region"]["name"] == region.replace("_", "-")
+    assert report["metrics"]["region"]["reason"].startswith("requested")
+    # the size filters follow the region (SMIYC obstacle track for the drivable-area ROI)
+    track = "anomaly" if classes is None else "obstacle"
+    assert report["metrics"]["components"]["component_threshold"]["track"] == track
+    markdown = (out / "report.md").read_text()
+    assert report["metrics"]["region"]["reason"] in markdown
+    assert "best-f1 threshold: score >= " in markdown
+    assert not list(out.glob(".pixood_scores_*")), "the temporary score file must be removed"
+
+
+def test_component_threshold_mask_uses_the_node_mask_rule(tmp_path, capsys, model, engine):
+    frames = make_frames(3, seed=6)
+    bag = bag_from(frames, tmp_path / "bag")
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, "--component-threshold", "mask")
+    assert rc == 0, err
+    report = load_report(out)
+    expected = expected_metrics(engine, frames)
+    assert_anomaly_numbers(report, expected, components_key="components_mask")
+    rule = report["metrics"]["components"]["component_threshold"]
+    assert rule["rule"] == "mask" and rule["value"] == 0.5
+    # the two operating points differ on these frames, so the option really changes the numbers
+    assert expected["components"]["threshold"] != 0.5
+    assert "mask threshold: score >= 0.5000" in (out / "report.md").read_text()
+
+
+def test_eval_labels_region_needs_semantic_ground_truth(tmp_path, capsys, model):
+    frames = make_frames(2)
+    bag = write_custom_bag(tmp_path / "bag", frames)  # OOD masks only
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, "--eval-region", "eval-labels")
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--eval-region: the eval-labels region needs semantic ground truth" in err
+    assert not (out / "report.json").exists()
+    with pytest.raises(SystemExit) as exited:
+        main([str(model), str(bag), "-o", str(out), "--eval-region", "road"])
+    assert exited.value.code == 2 and "invalid choice: 'road'" in capsys.readouterr().err
 
 
 def read_all(bag: Path) -> tuple[dict[str, str], dict[str, list]]:
@@ -330,7 +421,8 @@ def test_stamp_tolerance_pairs_slightly_offset_labels(tmp_path, capsys, model, e
     assert rc == 0, err
     report = load_report(tmp_path / "tol")
     assert report["frames"]["evaluated"] == 3
-    assert report["metrics"]["pixel"]["ap"] == expected_metrics(engine, frames)["streaming"]["ap"]
+    expected = expected_metrics(engine, frames, region=None)  # no semantic topic in this bag
+    assert report["metrics"]["pixel"]["ap"] == expected["streaming"]["ap"]
 
 
 def test_gt_folder_is_paired_by_order(tmp_path, capsys, model, engine):
@@ -346,8 +438,12 @@ def test_gt_folder_is_paired_by_order(tmp_path, capsys, model, engine):
     )
     assert rc == 0, err
     report = load_report(tmp_path / "out")
-    assert report["metrics"]["pixel"]["ap"] == expected_metrics(engine, frames)["streaming"]["ap"]
+    expected = expected_metrics(engine, frames, region=None)
+    assert report["metrics"]["pixel"]["ap"] == expected["streaming"]["ap"]
     assert "semantic" not in report["metrics"]
+    # without semantic ground truth `auto` cannot find the eval-label pixels: all are scored
+    assert report["metrics"]["region"]["name"] == "all"
+    assert "no semantic ground truth" in report["metrics"]["region"]["reason"]
 
 
 def test_without_ground_truth_reports_speed_and_histogram(tmp_path, capsys, model):
@@ -496,9 +592,9 @@ def test_live_replay_into_the_node(tmp_path, capsys, model):
     assert len(types) == 5
     stamps = [START_NS + i * PERIOD_NS for i in range(6)]
     assert sorted(t for t, _ in messages["/pixood_node/anomaly_score"]) == stamps
-    offline = tmp_path / "offline"
-    assert run(capsys, model, bag, "-o", offline, *COMMON)[0] == 0
-    assert report["metrics"]["pixel"]["ap"] == load_report(offline)["metrics"]["pixel"]["ap"]
-    assert report["metrics"]["components"]["siou"] == pytest.approx(
-        load_report(offline)["metrics"]["components"]["siou"]
-    )
+    offline = load_report_of(capsys, model, bag, tmp_path / "offline")
+    # same frames, same region (auto: eval labels), same best-F1 component threshold
+    assert report["metrics"]["region"] == offline["metrics"]["region"]
+    assert report["metrics"]["region"]["name"] == "eval-labels"
+    assert report["metrics"]["pixel"] == offline["metrics"]["pixel"]
+    assert report["metrics"]["components"] == offline["metrics"]["components"]

@@ -33,9 +33,15 @@ from pixood_ros.bag.bagio import BagError, BagMessage
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA, OutputBag
 from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
-from pixood_ros.bag.scoring import EvalMetrics
+from pixood_ros.bag.scoring import (
+    BEST_F1,
+    COMPONENT_THRESHOLDS,
+    TRACKS,
+    EvalMetrics,
+)
 from pixood_ros.bag.sources import SourceError, list_images, read_label
 from pixood_ros.bag.visual import OverlayVideo
+from pixood_ros.metrics import region as regions
 
 EXIT_USER_ERROR = 2
 EXIT_RUNTIME_ERROR = 1
@@ -65,9 +71,11 @@ class EvalOptions:
     output_storage: str = "mcap"
     output_ns: str = DEFAULT_NAMESPACE
     max_frames: int | None = None
-    track: str = "anomaly"
+    track: str = "auto"
     min_pred_size: int | None = None
     min_gt_size: int | None = None
+    eval_region: str = regions.AUTO
+    component_threshold: str = BEST_F1
     providers: list[str] | None = None
     overwrite: bool = False
     progress: bool = True
@@ -194,10 +202,41 @@ def evaluate(options: EvalOptions) -> EvalResult:
         label_topics = {DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC, ood_topic, semantic_topic}
         topic = bag.choose_image_topic(options.topic, label_topics - {None})
         engine = _load_engine(options)
+        region = choose_region(options, engine.info, semantic_topic is not None)
         _prepare_out_dir(options)
-        return _evaluate_frames(options, bag, topic, ood_topic, semantic_topic, gt_folder, engine)
+        with make_metrics(options, region, len(engine.info.class_names)) as metrics:
+            return _evaluate_frames(
+                options, bag, topic, ood_topic, semantic_topic, gt_folder, engine, metrics
+            )
     finally:
         bag.close()
+
+
+def choose_region(options: EvalOptions, info: Any, has_semantic_gt: bool) -> regions.ScoredRegion:
+    """The scored region for this model and these ground-truth topics (user error if the
+    requested one is impossible)."""
+    try:
+        return regions.choose_region(
+            options.eval_region, info.eval_labels, len(info.class_names), has_semantic_gt
+        )
+    except ValueError as exc:
+        raise UserError(f"--eval-region: {exc}") from exc
+
+
+def make_metrics(
+    options: EvalOptions, region: regions.ScoredRegion, num_classes: int
+) -> EvalMetrics:
+    """The metrics of one run, as every bag tool (offline, live, demo) configures them."""
+    return EvalMetrics(
+        options.threshold,
+        num_classes=num_classes,
+        track=options.track,
+        min_pred_size=options.min_pred_size,
+        min_gt_size=options.min_gt_size,
+        component_threshold=options.component_threshold,
+        region=region,
+        spill_dir=options.out_dir,
+    )
 
 
 def _evaluate_frames(
@@ -208,17 +247,10 @@ def _evaluate_frames(
     semantic_topic: str | None,
     gt_folder: _GtFolder | None,
     engine: Any,
+    metrics: EvalMetrics,
 ) -> EvalResult:
     from pixood_ros.engine import InputError
 
-    info = engine.info
-    metrics = EvalMetrics(
-        options.threshold,
-        num_classes=len(info.class_names),
-        track=options.track,
-        min_pred_size=options.min_pred_size,
-        min_gt_size=options.min_gt_size,
-    )
     label_topics = [t for t in (ood_topic, semantic_topic) if t]
     pairing = PairingStats()
     counts = bag.message_counts()
@@ -363,6 +395,9 @@ def _score_frame(
     """Add the frame's ground truth to the metrics; False (and a listed reason) if it cannot."""
     shape = result.anomaly_score.shape
     try:
+        sem = None
+        if semantic_topic is not None and labels.get(semantic_topic) is not None:
+            sem = _decode_labels(labels[semantic_topic].msg, shape, "semantic ground truth")
         if ood_topic is not None or gt_folder is not None:
             if gt_folder is not None:
                 ood = gt_folder.label(index, shape)
@@ -372,9 +407,8 @@ def _score_frame(
             if ood is None:
                 run.without_gt.append(index)
             else:
-                metrics.add_ood(result.anomaly_score, ood)
-        if semantic_topic is not None and labels.get(semantic_topic) is not None:
-            sem = _decode_labels(labels[semantic_topic].msg, shape, "semantic ground truth")
+                metrics.add_ood(result.anomaly_score, ood, sem)
+        if sem is not None:
             metrics.add_semantic(result.semantic, result.confidence, sem)
     except (ValueError, SourceError, image_conversion.BadImage) as exc:
         run.fail(index, frame.stamp_ns, f"ground truth unusable ({bagio.one_line(exc)})")
@@ -509,7 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=0.5,
-        help="anomaly threshold for the mask topic and component metrics (default: 0.5)",
+        help="anomaly threshold of the mask topic (score >= threshold, the node's rule), and of "
+        "the component metrics with --component-threshold mask (default: 0.5)",
     )
     parser.add_argument(
         "--overlay-alpha",
@@ -519,11 +554,31 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_OVERLAY_ALPHA}, the node's)",
     )
     parser.add_argument(
+        "--eval-region",
+        type=_region_arg,
+        choices=regions.REGIONS,
+        default=regions.AUTO,
+        help="pixels the anomaly metrics score: all = every labelled pixel; eval-labels = only "
+        "pixels whose semantic ground truth is one of the model's eval labels (e.g. road + "
+        "sidewalk) plus the anomalies, SMIYC's obstacle-track ROI; auto = eval-labels when the "
+        "bag has semantic ground truth and the model's eval labels are a subset of its classes, "
+        "else all (default: auto; the report says which and why)",
+    )
+    parser.add_argument(
+        "--component-threshold",
+        choices=COMPONENT_THRESHOLDS,
+        default=BEST_F1,
+        help="threshold of the component metrics (sIoU/PPV/F1): best-f1 = the data set's exact "
+        "best-F1 pixel threshold as SMIYC does, found after the last frame with a second pass "
+        "over a temporary score file in OUT_DIR (5 bytes per pixel, removed at the end); mask = "
+        "--threshold, the node's mask (default: best-f1)",
+    )
+    parser.add_argument(
         "--track",
-        choices=["anomaly", "obstacle"],
-        default="anomaly",
-        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px "
-        "(default: anomaly)",
+        choices=TRACKS,
+        default="auto",
+        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px, auto = "
+        "obstacle when the eval-labels region is scored, else anomaly (default: auto)",
     )
     parser.add_argument(
         "--min-pred-size", type=int, help="override: smallest predicted component kept (px)"
@@ -596,6 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _region_arg(text: str) -> str:
+    """`eval_labels` (the demo's older spelling) is accepted for eval-labels."""
+    return text.strip().lower().replace("_", "-")
+
+
 def options_from_args(args: argparse.Namespace) -> EvalOptions:
     return EvalOptions(
         model=args.model,
@@ -617,6 +677,8 @@ def options_from_args(args: argparse.Namespace) -> EvalOptions:
         track=args.track,
         min_pred_size=args.min_pred_size,
         min_gt_size=args.min_gt_size,
+        eval_region=args.eval_region,
+        component_threshold=args.component_threshold,
         providers=args.providers,
         overwrite=args.overwrite,
         progress=not args.no_progress,

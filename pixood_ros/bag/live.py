@@ -30,11 +30,14 @@ from pixood_ros.bag.evaluate import (
     UserError,
     _decode_labels,
     _resolve_gt_topics,
+    choose_region,
+    make_metrics,
 )
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
 from pixood_ros.bag.pairing import pair_by_stamp
 from pixood_ros.bag.scoring import EvalMetrics
+from pixood_ros.metrics import region as regions
 
 LIVE_BAG_NAME = "live_bag"
 SCORE = "anomaly_score"
@@ -59,6 +62,7 @@ class _Tally:
     unexpected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending_scores: list[Any] = field(default_factory=list)
+    unscored: list[str] = field(default_factory=list)  # outputs whose ground truth was unusable
 
 
 def _ros_environment() -> None:
@@ -88,6 +92,7 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
     rclpy.init(context=context)
     node = executor = None
     spinner = None
+    metrics: EvalMetrics | None = None
     try:
         ood_topic, semantic_topic = _resolve_gt_topics(bag, options)
         label_topics = [t for t in (ood_topic, semantic_topic) if t]
@@ -95,7 +100,9 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
         topic = bag.choose_image_topic(options.topic, exclude)
         msgtype = bag.topic_types()[topic]
         ros_type = CompressedImage if msgtype == bagio.COMPRESSED_TYPE else Image
+        region, class_names = _live_region(options, semantic_topic is not None)
         _prepare(options)
+        metrics = make_metrics(options, region, num_classes=256)
 
         node = rclpy.create_node("pixood_bag_player", context=context)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -133,14 +140,7 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
         spinner.start()
         _wait_for_node(node, publisher, topic, live)
 
-        metrics = EvalMetrics(
-            options.threshold,
-            num_classes=256,
-            track=options.track,
-            min_pred_size=options.min_pred_size,
-            min_gt_size=options.min_gt_size,
-        )
-        labels_by_stamp: dict[int, Any] = {}
+        labels_by_stamp: dict[int, tuple[Any, Any]] = {}
         published = 0
         error: str | None = None
         exit_code = 0
@@ -158,7 +158,11 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
                     time.sleep(delay)
                 ros_msg = deserialize_message(bytes(bagio.serialize(frame.msg)), ros_type)
                 if live.record and ood_topic and labels.get(ood_topic) is not None:
-                    labels_by_stamp[frame.stamp_ns] = labels[ood_topic].msg
+                    semantic = labels.get(semantic_topic) if semantic_topic else None
+                    labels_by_stamp[frame.stamp_ns] = (
+                        labels[ood_topic].msg,
+                        semantic.msg if semantic is not None else None,
+                    )
                 with tally.lock:
                     tally.published_at[frame.stamp_ns] = time.perf_counter()
                 publisher.publish(ros_msg)
@@ -174,7 +178,11 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
         _score_pending(tally, labels_by_stamp, metrics)
         if recorder is not None:
             recorder.close()
+        summary = metrics.summary(class_names) if metrics.frames_with_ood_gt else {"notes": []}
+        summary["notes"] += [f"output not scored: {why}" for why in tally.unscored]
     finally:
+        if metrics is not None:
+            metrics.close()
         if executor is not None:
             executor.shutdown()
         if spinner is not None:
@@ -211,12 +219,43 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
             "publish_fps": published / replay_s if replay_s > 0 else None,
             "end_to_end_latency_ms": report.latency_summary(tally.latencies_ms),
         },
-        "metrics": metrics.summary([]) if metrics.frames_with_ood_gt else {"notes": []},
+        "metrics": summary,
         "outputs": {"live_bag": str(options.out_dir / LIVE_BAG_NAME)} if live.record else {},
     }
     report.write_json(rep, options.out_dir)
     _write_live_markdown(rep, options.out_dir)
     return EvalResult(rep, exit_code, error)
+
+
+def _live_region(
+    options: EvalOptions, has_semantic_gt: bool
+) -> tuple[regions.ScoredRegion, list[str]]:
+    """The region (and class names) from the model file's eval labels: the node runs its own
+    copy of the model; the file is only read for its metadata here."""
+    name = regions.region_name(options.eval_region)
+    if not options.model.is_file():
+        if name == regions.EVAL_LABELS:
+            raise UserError(f"--eval-region eval-labels needs the model file: {options.model}")
+        reason = "requested (all)" if name == regions.ALL else "auto: no model file to read"
+        return regions.ScoredRegion(regions.ALL, None, reason), []
+    info = _model_info(options.model)
+    return choose_region(options, info, has_semantic_gt), list(info.class_names)
+
+
+def _model_info(path: Path) -> Any:
+    """The model's metadata through a CPU session (no GPU memory, nothing run)."""
+    import onnxruntime as ort
+
+    from pixood_ros.engine_errors import ModelError
+    from pixood_ros.engine_metadata import parse_model_info
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return parse_model_info(session.get_modelmeta().custom_metadata_map, path.name)
+    except ModelError as exc:
+        raise UserError(f"cannot use model: {exc}") from exc
+    except Exception as exc:  # not an ONNX file, truncated, ...
+        raise UserError(f"cannot read model {path}: {bagio.one_line(exc)}") from exc
 
 
 def _prepare(options: EvalOptions) -> None:
@@ -270,15 +309,19 @@ def _score_pending(tally: _Tally, labels_by_stamp: dict[int, Any], metrics: Eval
         pending, tally.pending_scores = tally.pending_scores, []
     for msg in pending:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        label_msg = labels_by_stamp.pop(stamp, None)
-        if label_msg is None:
+        label_msgs = labels_by_stamp.pop(stamp, None)
+        if label_msgs is None:
             continue
         score = image_conversion.image_to_array(msg)
+        ood_msg, semantic_msg = label_msgs
         try:
-            labels = _decode_labels(label_msg, score.shape, "OOD ground truth")
-            metrics.add_ood(np.asarray(score, np.float32), labels)
-        except ValueError:
-            continue
+            labels = _decode_labels(ood_msg, score.shape, "OOD ground truth")
+            semantic = None
+            if semantic_msg is not None:
+                semantic = _decode_labels(semantic_msg, score.shape, "semantic ground truth")
+            metrics.add_ood(np.asarray(score, np.float32), labels, semantic)
+        except ValueError as exc:
+            tally.unscored.append(f"stamp {stamp}: {bagio.one_line(exc)}")
 
 
 class _Recorder:
@@ -332,6 +375,16 @@ def _write_live_markdown(rep: dict[str, Any], out_dir: Path) -> None:
         lines += [
             "",
             f"Pixel metrics of the received outputs: AP {fmt(pixel.get('ap'))}, "
-            f"AUROC {fmt(pixel.get('auroc'))}, FPR95 {fmt(pixel.get('fpr95'))}",
+            f"AUROC {fmt(pixel.get('auroc'))}, FPR95 {fmt(pixel.get('fpr95'))}; scored pixels: "
+            f"{report.region_text(rep['metrics'].get('region'))}",
         ]
+    components = rep["metrics"].get("components")
+    if components:
+        lines += [
+            "",
+            f"Component metrics ({report.component_rule_text(components)}): sIoU "
+            f"{fmt(components.get('siou'))}, PPV {fmt(components.get('ppv'))}, mean F1 "
+            f"{fmt(components.get('f1_mean'))}",
+        ]
+    lines += [f"- note: {note}" for note in rep["metrics"].get("notes", [])]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")

@@ -97,6 +97,23 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def region_text(region: dict[str, Any] | None) -> str:
+    """'road, sidewalk and anomaly pixels (...) - auto: ...' for the reports."""
+    if not region:
+        return "all labelled pixels"
+    return f"{region['scored_pixels']} [{region['reason']}]"
+
+
+def component_rule_text(components: dict[str, Any]) -> str:
+    """'best-f1 threshold: score >= 0.4235, obstacle track filters 50 / 10 px' for the reports."""
+    rule = components.get("component_threshold", {})
+    return (
+        f"{rule.get('rule', '?')} threshold: score >= {_fmt(rule.get('value'), 4)}, "
+        f"{rule.get('track', '?')} track size filters {rule.get('min_pred_size', '?')} / "
+        f"{rule.get('min_gt_size', '?')} px"
+    )
+
+
 def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     lines: list[str] = []
     status = "PARTIAL" if report["partial"] else "complete"
@@ -132,6 +149,8 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
         lines += [
             "## Pixel-level anomaly metrics",
             "",
+            f"Scored pixels: {region_text(metrics.get('region'))}.",
+            "",
             "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
             "|---|---|---|---|---|---|",
             f"| {_fmt(p.get('ap'))} | {_fmt(p.get('auroc'))} | {_fmt(p.get('fpr95'))} | "
@@ -142,12 +161,12 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     if "components" in metrics:
         c = metrics["components"]
         lines += [
-            f"## Component-level metrics (score >= {_fmt(c['threshold'], 3)})",
+            f"## Component-level metrics ({component_rule_text(c)})",
             "",
             "| sIoU | PPV | mean F1 | GT components | predicted components |",
             "|---|---|---|---|---|",
-            f"| {_fmt(c['siou'])} | {_fmt(c['ppv'])} | {_fmt(c['f1_mean'])} | "
-            f"{c['n_gt_components']} | {c['n_pred_components']} |",
+            f"| {_fmt(c.get('siou'))} | {_fmt(c.get('ppv'))} | {_fmt(c.get('f1_mean'))} | "
+            f"{_fmt(c.get('n_gt_components'))} | {_fmt(c.get('n_pred_components'))} |",
             "",
         ]
     if "semantic" in metrics and "miou" in metrics["semantic"]:

@@ -2,9 +2,12 @@
 bag never needs its frames in memory (histograms and per-component numbers only).
 
 - pixel AP / AUROC / FPR95 (+ best F1) from the binned `PixelMetricAccumulator`;
-- component sIoU / PPV / mean F1 at the evaluation threshold, with the node's mask rule
-  (score >= threshold, `pixood_ros.node.outputs.anomaly_mask`), so the numbers describe the
-  mask a robot really gets;
+- component sIoU / PPV / mean F1 (SMIYC rules), at the data set's exact best-F1 threshold
+  (`best-f1`, SMIYC's operating point, found after the last frame from a temporary score file:
+  `pixood_ros.bag.best_f1`) or at the node's mask threshold (`mask`: score >= threshold,
+  `pixood_ros.node.outputs.anomaly_mask`, the mask a robot really gets);
+- all anomaly metrics only inside the scored region (`pixood_ros.metrics.region`: every
+  labelled pixel, or the model's eval-label classes + anomalies);
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;
 - a score histogram (all pixels, and split by label when OOD ground truth is present).
 """
@@ -13,30 +16,64 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold, exact_best_f1_threshold
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics.components import ComponentMetricAccumulator
 from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_from_histograms
+from pixood_ros.metrics.region import ScoredRegion
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
 HISTOGRAM_BINS = 100
+BEST_F1 = "best-f1"
+MASK = "mask"
+COMPONENT_THRESHOLDS = (BEST_F1, MASK)
+ALL_PIXELS = ScoredRegion("all", None, "requested (all)")
+
+
+TRACKS = ("auto", "anomaly", "obstacle")
+
+
+def component_track(track: str, region: ScoredRegion) -> str:
+    """SMIYC size filters: `auto` = obstacle (50 / 10 px) when only the eval-label region is
+    scored (the obstacle-track protocol), else anomaly (500 / 100 px)."""
+    if track not in TRACKS:
+        raise ValueError(f"unknown track {track!r}; choose one of {', '.join(TRACKS)}")
+    if track == "auto":
+        return "obstacle" if region.classes is not None else "anomaly"
+    return track
 
 
 class EvalMetrics:
-    """Accumulates everything the report needs, frame by frame."""
+    """Accumulates everything the report needs, frame by frame; `close()` (or a `with` block)
+    removes the temporary score file of the best-F1 component pass."""
 
     def __init__(
         self,
         threshold: float,
         num_classes: int,
-        track: str = "anomaly",
+        track: str = "auto",
         min_pred_size: int | None = None,
         min_gt_size: int | None = None,
+        *,
+        component_threshold: str = BEST_F1,
+        region: ScoredRegion = ALL_PIXELS,
+        spill_dir: Path | None = None,
     ) -> None:
+        if component_threshold not in COMPONENT_THRESHOLDS:
+            raise ValueError(
+                f"component threshold must be one of {', '.join(COMPONENT_THRESHOLDS)}, "
+                f"got {component_threshold!r}"
+            )
         self.threshold = float(threshold)
         self.num_classes = int(num_classes)
+        self.region = region
+        track = component_track(track, region)
+        self.track = track
+        self.component_threshold = component_threshold
         self.pixel = PixelMetricAccumulator()
         self.components = ComponentMetricAccumulator(
             threshold=self.threshold,
@@ -44,7 +81,9 @@ class EvalMetrics:
             min_pred_size=min_pred_size,
             min_gt_size=min_gt_size,
             inclusive=True,
-        )
+        )  # streams the `mask` rule; also validates the track and holds the size filters
+        self._spill = ScoreSpill(spill_dir) if component_threshold == BEST_F1 else None
+        self._component_summary: dict[str, object] | None = None
         self.confusion = ConfusionMatrixAccumulator(self.num_classes)
         self.calibration = CalibrationAccumulator()
         self.score_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
@@ -54,11 +93,69 @@ class EvalMetrics:
     def add_scores(self, score: np.ndarray) -> None:
         self.score_hist += _histogram(score)
 
-    def add_ood(self, score: np.ndarray, labels: np.ndarray) -> None:
-        """Raises ValueError (from pixood_ros.metrics) for labels outside 0/1/255."""
+    def add_ood(
+        self, score: np.ndarray, ood: np.ndarray, semantic_gt: np.ndarray | None = None
+    ) -> None:
+        """Score one frame inside the region; raises ValueError (from pixood_ros.metrics) for
+        labels outside 0/1/255, or when the region needs the frame's semantic ground truth and
+        it is missing."""
+        if self._component_summary is not None:
+            raise RuntimeError("frames added after the metrics were summarised")
+        labels = self.region.restrict(ood, semantic_gt)
         self.pixel.update(score, labels)
-        self.components.update(score, labels)
+        if self._spill is not None:
+            self._spill.append(score, labels)
+        else:
+            self.components.update(score, labels)
         self.frames_with_ood_gt += 1
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+
+    def __enter__(self) -> EvalMetrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def component_summary(self) -> dict[str, object]:
+        """Component metrics (computed once, after the last frame) with the threshold rule,
+        its value and, for best-f1, the reason when it is undefined."""
+        if self._component_summary is not None:
+            return self._component_summary
+        if self._spill is None:
+            values = dict(self.components.compute())
+            rule = {"rule": MASK, "value": self.threshold, "note": "the node's mask threshold"}
+        else:
+            threshold = exact_best_f1_threshold(
+                self.pixel.pos_counts, self.pixel.neg_counts, self._spill
+            )
+            if threshold is None:
+                values = {}
+                rule = {"rule": BEST_F1, "value": None, "note": "undefined: no anomaly pixels"}
+            else:
+                values = components_at_threshold(
+                    self._spill,
+                    threshold,
+                    track=self.track,
+                    min_pred_size=self.components.min_pred_size,
+                    min_gt_size=self.components.min_gt_size,
+                )
+                rule = {
+                    "rule": BEST_F1,
+                    "value": threshold,
+                    "note": "the data set's exact best-F1 pixel threshold (SMIYC)",
+                }
+            self._spill.close()
+        rule.update(
+            predicted="score >= value",
+            track=self.track,
+            min_pred_size=self.components.min_pred_size,
+            min_gt_size=self.components.min_gt_size,
+        )
+        self._component_summary = {**_clean(values), "component_threshold": rule}
+        return self._component_summary
 
     def add_semantic(
         self, semantic: np.ndarray, confidence: np.ndarray, labels: np.ndarray
@@ -87,7 +184,11 @@ class EvalMetrics:
     def summary(self, class_names: list[str]) -> dict[str, object]:
         """JSON-ready metrics; a metric that is undefined (e.g. no anomaly pixel) is null with
         the reason under `notes`."""
-        out: dict[str, object] = {"threshold": self.threshold, "notes": []}
+        out: dict[str, object] = {
+            "threshold": self.threshold,
+            "region": self.region.as_dict(class_names),
+            "notes": [],
+        }
         notes: list[str] = out["notes"]  # type: ignore[assignment]
         if self.frames_with_ood_gt:
             with warnings.catch_warnings():
@@ -102,8 +203,10 @@ class EvalMetrics:
                     notes.append(f"pixel {key} undefined: the labels lack anomaly or normal pixels")
             out["pixel"] = _clean(pixel)
             out["pixel"]["frames"] = self.frames_with_ood_gt  # type: ignore[index]
-            out["components"] = _clean(self.components.compute())
-            out["components"]["frames"] = self.frames_with_ood_gt  # type: ignore[index]
+            components = dict(self.component_summary())
+            if components["component_threshold"]["value"] is None:  # type: ignore[index]
+                notes.append("component metrics undefined: best-F1 needs anomaly pixels")
+            out["components"] = {**components, "frames": self.frames_with_ood_gt}
         if self.frames_with_semantic_gt:
             iou = self.confusion.iou()
             semantic: dict[str, object] = {"frames": self.frames_with_semantic_gt}
