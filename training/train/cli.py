@@ -5,8 +5,11 @@
 
 Stages: ``stage1`` (decoder), ``condense`` (prototypes), ``decide`` (decision strategy, one
 checkpoint directory per scorer under ``EXP/checkpoints/``, anomaly metrics), ``all`` (the three in
-order). Finished stages are skipped unless ``--force`` or their config changed; an interrupted
-stage resumes from its last saved state. Multi-GPU: ``torchrun --nproc_per_node N -m
+order). ``pretrain`` (synthetic demo only, ``pretrain.enabled`` in the config) trains the small
+random ViT on the train split as a stand-in for DINOv2's pretraining before the backbone is frozen;
+``all`` runs it first when the config enables it, and it is off for real DINOv2 weights.
+Finished stages are skipped unless ``--force`` or their config changed; an interrupted stage
+resumes from its last saved state. Multi-GPU: ``torchrun --nproc_per_node N -m
 pixood_training.train.cli ...`` (DDP for stage 1 and the feature extraction).
 """
 
@@ -21,7 +24,7 @@ from ..data.datasets import DatasetError
 from ..models.backbone import BackboneWeightsError
 from .config import ConfigError, load_config
 from .distributed import init_distributed, shutdown_distributed
-from .experiment import STAGES, Experiment
+from .experiment import STAGES, Experiment, active_stages
 
 EXIT_USER_ERROR = 2
 
@@ -46,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[*STAGES, "all"],
         help="stage1 = decoder training (CE, best val mIoU); condense = stage 2 prototypes on "
         "cached features; decide = stage 3 decision strategy + checkpoints for every scorer + "
-        "anomaly metrics; all = the three in order",
+        "anomaly metrics; all = the three in order (preceded by pretrain when the config sets "
+        "pretrain.enabled); pretrain = demo-only stand-in for DINOv2 pretraining: trains the "
+        "small random ViT on the train split, then it stays frozen",
     )
     parser.add_argument(
         "--config", required=True, type=Path, help="training config YAML (see config/train/)"
@@ -85,9 +90,15 @@ def _one_line(exc: BaseException) -> str:
 def _run_stage(stage: str, exp: Experiment, ctx) -> None:
     from .condense import run_condense
     from .decide import run_decide
+    from .pretrain import run_pretrain
     from .stage1 import run_stage1
 
-    runners = {"stage1": run_stage1, "condense": run_condense, "decide": run_decide}
+    runners = {
+        "pretrain": run_pretrain,
+        "stage1": run_stage1,
+        "condense": run_condense,
+        "decide": run_decide,
+    }
     runners[stage](exp, ctx)
 
 
@@ -114,12 +125,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
+        stages = active_stages(config)
+        if args.stage not in ("all", *stages):
+            raise ConfigError(
+                f"stage {args.stage} is off in this config (set pretrain.enabled=true to use it)"
+            )
         preflight(config)
         exp = Experiment(out, config, is_main=ctx.is_main)
         exp.write_config()
-        requested = STAGES if args.stage == "all" else [args.stage]
-        first = STAGES.index(requested[0])
-        for earlier in STAGES[:first]:
+        requested = stages if args.stage == "all" else [args.stage]
+        first = stages.index(requested[0])
+        for earlier in stages[:first]:
             if not exp.is_done(earlier):
                 raise StageOrderError(
                     f"stage {earlier} is not complete in {out} (or its config changed); "
@@ -131,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                 exp.log(f"{stage}: already complete in {out} (use --force to redo)")
                 continue
             # Anything downstream of a stage that runs is stale now.
-            for later in STAGES[STAGES.index(stage) :]:
+            for later in stages[stages.index(stage) :]:
                 if later != stage or args.force:
                     exp.clear_stage(later)
             redo_rest = True
@@ -148,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(exp: Experiment) -> None:
     metrics = exp.metrics()
+    if exp.config["pretrain"]["enabled"] and "pretrain" in metrics:
+        last = metrics["pretrain"]["history"][-1]
+        print(f"pretrain final loss {last['loss']:.4f} (ce {last['ce']:.4f})")
     if "stage1" in metrics:
         print(f"stage1   val mIoU {metrics['stage1']['val_miou']:.4f}")
     for name, values in metrics.get("decide", {}).get("scorers", {}).items():

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
         "class_names": "cityscapes",  # "cityscapes" or an explicit list
         "palette": "cityscapes",
         "eval_labels": [0, 1],  # road + sidewalk (METHOD.md §5.4 default)
+        # LayerScale gain of a randomly initialised backbone: null = timm's DINOv2 init (1e-5,
+        # blocks start near identity); 1.0 = what the DINOv2 hub code builds. Ignored with weights.
+        "random_init_layerscale": None,
     },
     "data": {
         "kind": "cityscapes",  # cityscapes | synth | folder
@@ -46,6 +49,19 @@ DEFAULTS: dict[str, Any] = {
         "size": None,  # [H, W], multiples of 14; overrides long_side
         "hflip": False,  # the published code intended p=0.5 flips (METHOD.md §1.4)
         "num_workers": 2,
+    },
+    # Stand-in for DINOv2's self-supervised pretraining, for the synthetic demo ONLY (no DINOv2
+    # weights can be downloaded where it is built): train the small random ViT on the train split
+    # (segmentation CE + optional patch-pixel reconstruction), then freeze it for stages 1-3.
+    # Must stay off with real DINOv2 weights (model.backbone_weights); training/train/pretrain.py.
+    "pretrain": {
+        "enabled": False,
+        "epochs": 10,
+        "batch_size": 8,
+        "lr": 1.0e-3,
+        "weight_decay": 0.05,
+        "warmup_epochs": 1,
+        "reconstruction_weight": 0.0,
     },
     "stage1": {
         "epochs": 30,
@@ -160,6 +176,25 @@ def validate(config: dict[str, Any]) -> None:
     _expect(config, "data.num_workers", int, lambda v: v >= 0, "a non-negative integer")
     for key in ("stage1.lr", "stage1.weight_decay"):
         _expect(config, key, (int, float), lambda v: v >= 0, "a non-negative number")
+    pre = config["pretrain"]
+    _expect(config, "pretrain.enabled", bool, None, "true or false")
+    for key in ("pretrain.epochs", "pretrain.batch_size"):
+        _expect(config, key, *pos_int)
+    _expect(config, "pretrain.warmup_epochs", int, lambda v: v >= 0, "a non-negative integer")
+    for key in ("pretrain.lr", "pretrain.weight_decay", "pretrain.reconstruction_weight"):
+        _expect(config, key, (int, float), lambda v: v >= 0, "a non-negative number")
+    if pre["enabled"] and config["model"]["backbone_weights"] is not None:
+        raise ConfigError(
+            "pretrain.enabled is a stand-in for DINOv2 pretraining (demo only); it cannot be used "
+            "with model.backbone_weights - set pretrain.enabled=false"
+        )
+    layerscale = config["model"]["random_init_layerscale"]
+    if layerscale is not None and (
+        isinstance(layerscale, bool) or not isinstance(layerscale, (int, float)) or layerscale <= 0
+    ):
+        raise ConfigError(
+            f"model.random_init_layerscale must be null or a positive number, got {layerscale!r}"
+        )
     _expect(config, "condense.patch_threshold", (int, float), lambda v: 0 < v <= 1, "in (0, 1]")
     data = config["data"]
     if data["kind"] not in ("cityscapes", "synth", "folder"):

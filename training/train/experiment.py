@@ -5,6 +5,7 @@ Layout (one directory per experiment, ``--out``)::
     config.yaml          resolved config of the latest run
     train.log            human-readable log of every run (appended)
     metrics.json         {"stage1": {...}, "condense": {...}, "decide": {...}}
+    pretrain/            state.pt (resume), backbone.pt (only with pretrain.enabled, demo only)
     stage1/              state.pt (resume), decoder_best.pt, backbone.pt (random-init backbones)
     condense/            state.pt (resume), condensation result
     cache/train/         feature cache (training/data/feature_cache.py)
@@ -35,11 +36,18 @@ from .config import dump_config, section_hash
 
 # Config sections each stage's result depends on (later stages include earlier ones).
 STAGE_SECTIONS = {
-    "stage1": ["seed", "model", "data", "stage1"],
-    "condense": ["seed", "model", "data", "stage1", "condense"],
-    "decide": ["seed", "model", "data", "stage1", "condense", "decide"],
+    "pretrain": ["seed", "model", "data", "pretrain"],
+    "stage1": ["seed", "model", "data", "pretrain", "stage1"],
+    "condense": ["seed", "model", "data", "pretrain", "stage1", "condense"],
+    "decide": ["seed", "model", "data", "pretrain", "stage1", "condense", "decide"],
 }
-STAGES = list(STAGE_SECTIONS)
+STAGES = list(STAGE_SECTIONS)  # "pretrain" only runs when the config enables it (demo only)
+
+
+def active_stages(config: dict[str, Any]) -> list[str]:
+    """The stages `all` runs: the pretrain stand-in only when ``pretrain.enabled``."""
+    return [s for s in STAGES if s != "pretrain" or config["pretrain"]["enabled"]]
+
 
 # Test hook: PIXOOD_TRAIN_TEST_KILL="<stage>:<step>" SIGKILLs the process right after that stage
 # saved its resume state for step <step> (used by test_train.py to test resuming after kill -9).

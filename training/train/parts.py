@@ -3,7 +3,8 @@
 A randomly initialised backbone (``model.backbone_weights: null``: tests and the synthetic demo,
 since DINOv2 weights cannot be downloaded here) is drawn from the config seed once in stage 1 and
 saved as ``stage1/backbone.pt``; later stages load that file, so every stage and the exported
-model use the very same frozen weights.
+model use the very same frozen weights. With ``pretrain.enabled`` (demo only, see pretrain.py)
+the backbone is instead the one the pretrain step wrote (``pretrain/backbone.pt``), frozen.
 """
 
 from __future__ import annotations
@@ -55,18 +56,40 @@ def new_backbone(config: dict[str, Any]) -> DinoV2Backbone:
         raise ConfigError(f"model.backbone_weights file {weights} not found")
     torch.manual_seed(config["seed"])
     try:
-        return build_backbone(dict(model["backbone"]), weights=weights)
+        backbone = build_backbone(dict(model["backbone"]), weights=weights)
     except BackboneWeightsError as exc:
         raise ConfigError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.backbone: {exc}") from None
+    layerscale = model["random_init_layerscale"]
+    if weights is None and layerscale is not None:
+        set_layerscale(backbone, float(layerscale))
+    return backbone
+
+
+def set_layerscale(backbone: DinoV2Backbone, value: float) -> None:
+    """Set every LayerScale gain of a randomly initialised ViT. timm starts DINOv2's at 1e-5
+    (blocks ~ identity); the DINOv2 hub code builds its models with 1.0. The gains are part of
+    the saved state dict, so checkpoints and exports keep the value."""
+    with torch.no_grad():
+        for block in backbone.vit.blocks:
+            for name in ("ls1", "ls2"):
+                gamma = getattr(getattr(block, name, None), "gamma", None)
+                if gamma is not None:
+                    gamma.fill_(value)
 
 
 def stage1_backbone(exp: Experiment) -> DinoV2Backbone:
     """The frozen backbone of this experiment (saved by stage 1 when randomly initialised)."""
     config = exp.config
     backbone = new_backbone(config)
-    if config["model"]["backbone_weights"] is None:
+    if config["pretrain"]["enabled"]:
+        path = exp.path("pretrain", "backbone.pt")
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: run `pixood-train pretrain` first")
+        backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        backbone.freeze()
+    elif config["model"]["backbone_weights"] is None:
         path = exp.path("stage1", "backbone.pt")
         if path.is_file():
             backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
