@@ -106,6 +106,9 @@ def test_a_row_per_model_with_the_numbers_of_pixood_ros_metrics(benchmark, data,
                 assert row[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (split, name, key)
         # the two rows score different pixel sets, so the table really tells them apart
         assert results[split]["road"]["scored_pixels"] < results[split]["every"]["scored_pixels"]
+    regions = {name: m["region"] for name, m in benchmark["json"]["models"].items()}
+    assert regions["road"]["name"] == "eval-labels" and regions["road"]["classes"] == [0, 1]
+    assert regions["every"]["name"] == "all" and "cover all 19" in regions["every"]["reason"]
     md = benchmark["md"]
     for split in SPLITS:
         section = md.split(f"**{split}**")[1].split("**")[0]
@@ -114,6 +117,29 @@ def test_a_row_per_model_with_the_numbers_of_pixood_ros_metrics(benchmark, data,
             line = next(x for x in section.splitlines() if x.startswith(f"| {name} |"))
             assert f"| {row['ap']:.3f} | {row['auroc']:.3f} | {row['fpr95']:.3f} |" in line
     assert "BRAVO Index" in md and "pixood-benchmark road=" in md
+
+
+def test_bag_eval_scores_a_split_like_the_benchmark(benchmark, data, models, tmp_path):
+    """One region rule and one component operating point: pixood-bag-eval on a bag of the same
+    frames reports the benchmark's numbers (its pixel histogram is exact for k/255 scores)."""
+    from pixood_ros.bag.evaluate import main as bag_eval
+    from pixood_ros.bag.make_bag import write_bag
+    from pixood_ros.bag.sources import synth_source
+
+    split = SPLITS[0]
+    write_bag(synth_source(data, split), tmp_path / "bag", rate=10.0, progress=False)
+    args = [str(models["road"]), str(tmp_path / "bag"), "-o", str(tmp_path / "out"),
+            "--no-output-bag", *COMMON]  # fmt: skip
+    assert bag_eval(args) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]
+    row = benchmark["json"]["results"][split]["road"]
+    assert rep["region"]["name"] == "eval-labels"
+    assert rep["components"]["component_threshold"]["value"] == row["component_threshold"]
+    for key in ("siou", "ppv", "f1_mean"):
+        assert rep["components"][key] == pytest.approx(row[key], abs=1e-12), key
+    for key in ("ap", "auroc", "fpr95"):
+        assert rep["pixel"][key] == pytest.approx(row[key], abs=1e-12), key
+    assert rep["pixel"]["n_pos"] + rep["pixel"]["n_neg"] == row["scored_pixels"]
 
 
 def test_bravo_index_matches_pixood_bravo(benchmark, data, models, tmp_path):

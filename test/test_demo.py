@@ -115,6 +115,15 @@ def test_demo_leaves_a_complete_output_folder_and_no_node(tmp_path, capsys, mode
         assert 0.0 <= pixel[key] <= 1.0
     assert rep["metrics"]["components"]["n_gt_components"] > 0
     assert 0.0 <= rep["metrics"]["semantic"]["miou"] <= 1.0
+    # the live replay's own report scores the same frames the same way (one shared code path):
+    # same region (auto: the model's eval labels), same best-F1 component threshold
+    live = json.loads((out / "replay" / "report.json").read_text())
+    assert rep["metrics"]["region"] == live["metrics"]["region"]
+    assert rep["metrics"]["region"]["name"] == "eval-labels"
+    assert rep["evaluation"]["region"] == rep["metrics"]["region"]
+    assert rep["metrics"]["pixel"] == live["metrics"]["pixel"]
+    assert rep["metrics"]["components"] == live["metrics"]["components"]
+    assert rep["metrics"]["components"]["component_threshold"]["rule"] == "best-f1"
     md = (out / "report.md").read_text()
     assert f"{pixel['ap']:.4f}" in md and "latency p50" in md
 
