@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-region",
-        type=lambda text: text.strip().lower().replace("_", "-"),
+        type=regions.spelling,
         choices=regions.REGIONS,
         default=regions.AUTO,
         help="pixels scored for the anomaly metrics: all, or the model's eval-label classes "

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-region",
-        type=_region_arg,
+        type=regions.spelling,
         choices=regions.REGIONS,
         default=regions.AUTO,
         help="pixels scored for the anomaly metrics: all, or only the model's eval-label "
@@ -195,11 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
-
-
-def _region_arg(text: str) -> str:
-    """`eval_labels` (this command's older spelling) still works."""
-    return text.strip().lower().replace("_", "-")
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:

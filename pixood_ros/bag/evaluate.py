@@ -5,8 +5,11 @@ Offline (default) the bag is read with rosbags and every frame goes through the 
 as the machine allows, no ROS needed. Ground truth (OOD masks 0/1/255, optional semantic train
 ids) comes from topics in the bag, paired by header stamp, or from a folder, paired by order.
 Writes report.json / report.md, PR / ROC / histogram plots, an output bag with the node's topics
-for rviz, and optionally an overlay video. `--live` instead replays the bag into a running node
-over ROS 2 (see `pixood_ros.bag.live`).
+for rviz, and optionally an overlay video. What is scored is decided in one place for every tool
+(demo and pixood-benchmark too): the region (`--eval-region`, `pixood_ros.metrics.region`) and the
+component operating point (`--component-threshold`: SMIYC's best-F1 threshold by default, found
+after the last frame, `pixood_ros.bag.best_f1`, or the node's mask threshold). `--live` instead
+replays the bag into a running node over ROS 2 (see `pixood_ros.bag.live`).
 
 Damaged input never loses work: whatever was evaluated before the failure goes into a report
 marked partial, then the error is printed and the exit code is non-zero.
@@ -555,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-region",
-        type=_region_arg,
+        type=regions.spelling,
         choices=regions.REGIONS,
         default=regions.AUTO,
         help="pixels the anomaly metrics score: all = every labelled pixel; eval-labels = only "
@@ -649,11 +652,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
-
-
-def _region_arg(text: str) -> str:
-    """`eval_labels` (the demo's older spelling) is accepted for eval-labels."""
-    return text.strip().lower().replace("_", "-")
 
 
 def options_from_args(args: argparse.Namespace) -> EvalOptions:

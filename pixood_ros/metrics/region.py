@@ -23,9 +23,15 @@ REGIONS = (AUTO, ALL, EVAL_LABELS)
 VOID = 255
 
 
+def spelling(text: str) -> str:
+    """Canonical spelling (argparse `type=`, then `choices=REGIONS` checks it); the older
+    `eval_labels` still works."""
+    return text.strip().lower().replace("_", "-")
+
+
 def region_name(text: str) -> str:
-    """Canonical region name; `eval_labels` (the older spelling) is accepted too."""
-    name = text.strip().lower().replace("_", "-")
+    """Canonical region name; ValueError for an unknown one."""
+    name = spelling(text)
     if name not in REGIONS:
         raise ValueError(f"unknown region {text!r}; choose one of {', '.join(REGIONS)}")
     return name
