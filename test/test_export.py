@@ -121,3 +121,20 @@ def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, message)
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_cli_output_has_no_third_party_info_lines(exported, tmp_path):
+    """A fresh process (as users run it): the exporter's optimiser logs hundreds of INFO lines,
+    which stay hidden unless --verbose."""
+    import subprocess
+    import sys
+
+    _, ckpt_dir = exported
+    output = tmp_path / "quiet.onnx"
+    command = [sys.executable, "-m", "pixood_training.export.cli", str(ckpt_dir), "-o", str(output),
+               "--skip-parity"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout + done.stderr
+    assert "wrote" in printed and output.is_file()
+    assert "INFO" not in printed, printed[:2000]

@@ -163,7 +163,10 @@ class PixOODModel(nn.Module):
         rows = _nearest_index(height, classes.shape[2], classes.device)
         cols = _nearest_index(width, classes.shape[3], classes.device)
         patch_maps = torch.cat([semantic.to(scores.dtype), confidence], dim=1)
-        full = patch_maps.index_select(2, rows).index_select(3, cols)
+        # columns first, on the small map, then whole rows: ONNX Runtime's Gather on the last
+        # axis moves one element at a time (was 60 % of a CPU frame at 518x1036), on axis 2 it
+        # copies rows of W contiguous values. Same values either order.
+        full = patch_maps.index_select(3, cols).index_select(2, rows)
         semantic_full = full[:, 0].to(torch.uint8)
         confidence_full = full[:, 1].clamp(0.0, 1.0)
         return anomaly, semantic_full, confidence_full

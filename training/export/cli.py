@@ -80,13 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report", type=Path, default=None, help="also write the parity results as JSON here"
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the exporter's and graph optimiser's INFO messages (torch.onnx, "
+        "onnxscript, onnx_ir: hundreds of lines per export)",
+    )
     return parser
+
+
+CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "torch.export", "torch._dynamo")
+
+
+def configure_logging(verbose: bool) -> None:
+    """Our own INFO messages always; third-party INFO chatter only with --verbose."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     if args.opset < 18:
         parser.error(f"--opset must be at least 18, got {args.opset}")
     if not args.ckpt_dir.is_dir():

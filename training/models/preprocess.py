@@ -57,7 +57,9 @@ def preprocess_image(
     image: torch.Tensor, long_side: int = 0, antialias: bool = True
 ) -> torch.Tensor:
     """uint8 RGB [B,H,W,3] -> normalised float [B,3,h,w] at the network size."""
-    x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    # The resize is linear with weights summing to one, so scaling to [0, 1] after it gives the
+    # same values (to float rounding) on the small network-size image instead of the full frame.
+    x = image.permute(0, 3, 1, 2).to(torch.float32)
     h, w = network_input_size(image.shape[1], image.shape[2], long_side)
     x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=antialias)
-    return normalize(x)
+    return normalize(x / 255.0)
