@@ -121,6 +121,9 @@ class Segmenter:
       static engine for it.
     - trt_fp16: let TensorRT run in half precision.
     - intra_op_threads: CPU threads ONNX Runtime may use (0 = its default, all cores).
+    - spin_wait: let ONNX Runtime's CPU threads busy-wait for work between and after
+      operators (its default). Turn it off when other threads of the program need the cores
+      between model calls (the ROS node: decode, output images, DDS).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class Segmenter:
         input_size: tuple[int, int] | None = None,
         trt_fp16: bool = True,
         intra_op_threads: int = 0,
+        spin_wait: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
         where = self.model_path.name or str(self.model_path)
@@ -166,6 +170,8 @@ class Segmenter:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if intra_op_threads > 0:
             options.intra_op_num_threads = intra_op_threads
+        if not spin_wait:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=options, providers=entries

@@ -60,6 +60,7 @@ def default_segmenter_factory(settings: Settings) -> Segmenter:
         input_size=settings.input_size,
         trt_fp16=settings.trt_fp16,
         intra_op_threads=settings.intra_op_threads,
+        spin_wait=settings.ort_spin_wait,
     )
 
 
@@ -404,14 +405,21 @@ class PixoodNode(LifecycleNode):
             channel.stats.processing_error(str(error))
             self._log_throttled(channel, "inference", f"inference failed: {error}")
             return
-        for name, publisher in channel.publishers.items():
-            # An output nobody subscribes to is neither rendered nor published: DDS would drop
-            # it anyway (volatile durability, no reader), and the overlay alone costs a few ms.
-            if publisher.get_subscription_count() == 0:
-                continue
-            publisher.publish(
-                channel.outputs.message(name, rgb, msg.header, self._threshold, self._overlay_alpha)
-            )
+        # An output nobody subscribes to is neither rendered nor published: DDS would drop it
+        # anyway (volatile durability, no reader), and the overlay alone costs a few ms.
+        wanted = [
+            (publisher, name)
+            for name, publisher in channel.publishers.items()
+            if publisher.get_subscription_count() > 0
+        ]
+        # Render everything first, then publish: while rendering (numpy, GIL released and
+        # re-taken per operation) no subscriber in this process is busy taking our outputs.
+        messages = [
+            channel.outputs.message(name, rgb, msg.header, self._threshold, self._overlay_alpha)
+            for _, name in wanted
+        ]
+        for (publisher, _), message in zip(wanted, messages, strict=True):
+            publisher.publish(message)
         channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
 
     def _age_of(self, header: Any) -> float | None:
