@@ -4,14 +4,18 @@ parameter validation, and the node benchmark command."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 from model_fixtures import make_handmade_model
 
+from pixood_ros.engine import SegmentationResult
+from pixood_ros.image_conversion import array_to_image
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.outputs import anomaly_mask, render_overlay
+from pixood_ros.node.outputs import ENCODINGS, OutputImages, anomaly_mask, render_overlay
 from pixood_ros.node.parameters import SettingsError, model_search_paths, resolve_model_path
 from pixood_ros.node.stats import PipelineStats
 
@@ -70,6 +74,112 @@ def test_mask_and_overlay():
     np.testing.assert_array_equal(overlay[0, 0], [100, 100, 100])  # no anomaly: unchanged
     np.testing.assert_array_equal(overlay[1, 1], [0, 0, 255])  # BGR pure red at score 1
     assert render_overlay(rgb, score, alpha=0.0).tolist() == rgb.tolist()
+
+
+def _reference_overlay(rgb, score, alpha):
+    """The overlay formula written plainly (what the fast version must reproduce exactly)."""
+    weight = (np.float32(alpha) * np.clip(score, 0.0, 1.0))[:, :, None]
+    tint = np.array([255.0, 0.0, 0.0], np.float32)
+    blended = rgb.astype(np.float32) * (1.0 - weight) + tint * weight
+    return np.ascontiguousarray(np.rint(blended).astype(np.uint8)[:, :, ::-1])
+
+
+def _scores_with_edges(rng, height, width, threshold):
+    """Scores in and out of [0, 1], including the threshold and its float32 neighbours."""
+    score = rng.random((height, width), dtype=np.float32) * 1.4 - 0.2
+    t = np.float32(threshold)
+    score.flat[::7] = t
+    score.flat[1::11] = np.nextafter(t, np.float32(2))
+    score.flat[2::13] = np.nextafter(t, np.float32(-1))
+    return score
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1 / 3, 0.5, 0.7, 1.0])
+def test_fast_overlay_and_mask_equal_the_plain_formulas(alpha):
+    rng = np.random.default_rng(3)
+    for height, width in [(1, 1), (3, 5), (48, 64)]:
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for threshold in (0.0, 0.3, 1 / 3, 0.5, 1.0):
+            score = _scores_with_edges(rng, height, width, threshold)
+            expected = np.where(score >= np.float32(threshold), 255, 0).astype(np.uint8)
+            np.testing.assert_array_equal(anomaly_mask(score, threshold), expected)
+        np.testing.assert_array_equal(
+            render_overlay(rgb, score, alpha), _reference_overlay(rgb, score, alpha)
+        )
+    score[0, 0] = np.nan
+    assert anomaly_mask(score, 0.5)[0, 0] == 0
+
+
+def test_reused_output_messages_carry_each_frame_exactly():
+    outputs = OutputImages()
+    rng = np.random.default_rng(4)
+    header = object()
+    first_messages = None
+    for height, width in [(6, 8), (6, 8), (5, 3)]:
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        buffers = outputs.engine_buffers(height, width)
+        result = SegmentationResult(
+            anomaly_score=rng.random((height, width), dtype=np.float32),
+            semantic=rng.integers(0, 19, (height, width), dtype=np.uint8),
+            confidence=rng.random((height, width), dtype=np.float32),
+        )
+        for name in ("anomaly_score", "semantic", "confidence"):
+            np.copyto(getattr(buffers, name), getattr(result, name))  # what the engine does
+        expected = {
+            "anomaly_score": result.anomaly_score,
+            "anomaly_mask": anomaly_mask(result.anomaly_score, 0.4),
+            "semantic": result.semantic,
+            "confidence": result.confidence,
+            "overlay": _reference_overlay(rgb, result.anomaly_score, 0.6),
+        }
+        messages = {name: outputs.message(name, rgb, header, 0.4, 0.6) for name in ENCODINGS}
+        for name, msg in messages.items():
+            reference = array_to_image(expected[name], ENCODINGS[name])
+            assert msg.header is header
+            assert (msg.height, msg.width, msg.encoding, msg.step) == (
+                reference.height,
+                reference.width,
+                reference.encoding,
+                reference.step,
+            )
+            assert bytes(msg.data) == bytes(reference.data), name
+        if first_messages is None:
+            first_messages = messages
+        elif (height, width) == (6, 8):  # same size: the same message objects, refilled
+            assert all(messages[n] is first_messages[n] for n in ENCODINGS)
+    with pytest.raises(ValueError, match="unknown output"):
+        outputs.message("depth", rgb, header, 0.4, 0.6)
+
+
+def test_keep_frame_buffers_stops_page_faults_for_repeated_frames():
+    """A freed frame-sized buffer is reused, not faulted in again (a fresh process: the
+    setting is process-wide)."""
+    script = """
+import resource, sys
+import numpy as np
+from pixood_ros.node.memory import keep_frame_buffers
+
+def faults(n=10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):  # four 4 MB outputs per frame, like a 1280x720 float image each
+        frame = [np.empty(4 * 2**20, np.uint8) for _ in range(4)]
+        for buffer in frame:
+            buffer.fill(1)
+        del frame
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults(2)
+untuned = faults()
+assert keep_frame_buffers()
+faults(2)
+print(untuned, faults())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    untuned, tuned = map(int, done.stdout.split())
+    assert untuned > 1_000  # glibc trimmed the heap after frames and faulted it in again
+    assert tuned < 100, (untuned, tuned)
 
 
 def test_model_path_resolution(tmp_path, monkeypatch):

@@ -417,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         return _error("--rate must be >= 0 and --rounds >= 1")
     # A loopback benchmark: keep DDS discovery on this machine unless the user says otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    # The allocator tuning of the node's own entry point (both sides run in this process).
+    from pixood_ros.node.memory import keep_frame_buffers
+
+    keep_frame_buffers()
     from pixood_ros.engine import ModelError, Segmenter
 
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]

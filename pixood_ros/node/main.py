@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     non_ros = remove_ros_args(["pixood_node", *argv])[1:]
     _parser().parse_args(non_ros)  # --help, or exit 2 on unknown options
 
+    from pixood_ros.node.memory import keep_frame_buffers
     from pixood_ros.node.pixood_node import PixoodNode
 
+    keep_frame_buffers()
     rclpy.init(args=["pixood_node", *argv])
     node = None
     try:
