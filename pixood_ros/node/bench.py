@@ -404,7 +404,25 @@ def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
         "engine_fps": engine["fps"],
         "node_fps": node["fps"],
         "ratio": node["fps"] / engine["fps"] if engine["fps"] else None,
+        # Engine CPU per frame over node CPU per frame (whole process, measuring publisher and
+        # subscriber included): what the ratio would be with the cores to ourselves, and much
+        # steadier than `ratio` when other programs load the machine.
+        "cpu_ratio": engine["cpu_ms_per_frame"] / node["cpu_ms_per_frame"]
+        if node["cpu_ms_per_frame"]
+        else None,
     }
+
+
+def summary_line(result: dict) -> str:
+    """One line for people: throughputs, the ratio and the CPU-based ratio."""
+    engine, node = result["engine"], result["node"]
+    cpu = result.get("cpu_ratio")
+    return (
+        f"engine {result['engine_fps']:.1f} fps, node {result['node_fps']:.1f} fps, ratio "
+        f"{result['ratio']:.2f}; CPU per frame engine {engine['cpu_ms_per_frame']:.1f} ms, node "
+        f"{node['cpu_ms_per_frame']:.1f} ms, cpu_ratio {cpu:.2f} "
+        f"({node['dropped_in_node']} frames dropped in the node)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -439,12 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     result = run_benchmark(args, segmenter)
-    node = result["node"]
-    print(
-        f"engine {result['engine_fps']:.1f} fps, node {result['node_fps']:.1f} fps, "
-        f"ratio {result['ratio']:.2f} ({node['dropped_in_node']} frames dropped in the node)",
-        file=sys.stderr,
-    )
+    print(summary_line(result), file=sys.stderr)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
