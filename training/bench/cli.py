@@ -178,7 +178,15 @@ def print_tables(report: dict[str, Any]) -> None:
             f"speed-up {d['speedup']:.1f}x, max |Δ score| {d['max_abs_diff']:.1e}"
         )
     if "node" in report:
-        print(f"\nNode vs engine: {json.dumps(report['node'])[:400]}")
+        node = report["node"].get("result")
+        if node is not None:
+            print(
+                f"\nNode vs engine at {node['size'][0]}x{node['size'][1]}: node "
+                f"{node['node_fps']:.1f} fps / engine {node['engine_fps']:.1f} fps = ratio "
+                f"{node['ratio']:.2f} (cpu_ratio {node.get('cpu_ratio') or float('nan'):.2f})"
+            )
+        else:
+            print(f"\nNode vs engine: {json.dumps(report['node'])[:400]}")
 
 
 def main(argv: list[str] | None = None) -> int:
