@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from pixood_training.bench.cli import main as bench_main
 
@@ -14,10 +15,15 @@ pytestmark = pytest.mark.slow  # exports the tiny model and fits a small decisio
 
 def test_tiny_model_report_structure(tmp_path, capsys):
     report_path = tmp_path / "bench.json"
-    code = bench_main(
-        ["--tiny", "--sizes", "40x60", "70x50", "--repeats", "1", "--device", "cpu",
-         "--decision-pixels", "2000", "--decision-grid", "120", "-o", str(report_path)]
-    )  # fmt: skip
+    threads = torch.get_num_threads()  # --threads 1 sets it process-wide: restore for others
+    try:
+        code = bench_main(
+            ["--tiny", "--sizes", "40x60", "70x50", "--repeats", "1", "--device", "cpu",
+             "--decision-pixels", "2000", "--decision-grid", "120", "--threads", "1",
+             "-o", str(report_path)]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0
     printed = capsys.readouterr().out
     assert "ONNX Runtime" in printed and "speed-up" in printed
@@ -37,6 +43,7 @@ def test_tiny_model_report_structure(tmp_path, capsys):
         assert row["max_abs_anomaly_diff"] <= 1e-3  # same model in both runtimes
         assert row["peak_rss_mb"] > 0
     assert report["end_to_end"]["onnx_providers"] == ["CPUExecutionProvider"]
+    assert report["end_to_end"]["onnx_intra_op_threads"] == 1 and report["cpu_threads"] == 1
     decision = report["decision_vs_scipy"]
     assert decision["pixels"] == 2000 and decision["num_classes"] == 19
     assert decision["speedup"] > 0
@@ -46,7 +53,8 @@ def test_tiny_model_report_structure(tmp_path, capsys):
 def test_model_choice_mistakes_exit_2(tmp_path, capsys):
     for argv in (["--tiny", "--backbone", "vit_small_patch14_dinov2"],
                  ["--backbone", "vit_small_patch14_dinov2"],
-                 ["--backbone", "vit_tiny_unknown", "--random-weights"]):  # fmt: skip
+                 ["--backbone", "vit_tiny_unknown", "--random-weights"],
+                 ["--tiny", "--threads", "-1"]):  # fmt: skip
         with pytest.raises(SystemExit) as caught:
             bench_main([*argv, "-o", str(tmp_path / "b.json")])
         assert caught.value.code == 2

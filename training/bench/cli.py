@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="PyTorch device (default: cuda when available); ONNX Runtime uses CUDA there too",
     )
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (0=all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for PyTorch and ONNX Runtime alike (0 = each library's default); on a "
+        "busy machine 1 gives the steadiest, like-for-like numbers",
+    )
     parser.add_argument("--no-stages", action="store_true", help="skip per-stage timings")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime comparison")
     parser.add_argument("--onnx", type=Path, default=None, help="use this exported file instead")
@@ -194,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.threads < 0:
+        parser.error("--threads must be 0 (library default) or positive")
     if args.ckpt_dir is not None and not args.ckpt_dir.is_dir():
         print(
             f"pixood-bench: error: checkpoint directory not found: {args.ckpt_dir}", file=sys.stderr
@@ -255,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(cpu_model, onnx_path, model_metadata(cpu_model.get_config(), cpu_model))
         model = model.to(device)
     report["end_to_end"] = benchmark_end_to_end(
-        model, args.sizes, args.repeats, device, onnx_path=onnx_path, with_onnx=not args.no_onnx
+        model,
+        args.sizes,
+        args.repeats,
+        device,
+        onnx_path=onnx_path,
+        with_onnx=not args.no_onnx,
+        threads=args.threads,
     )
     if not args.no_decision:
         from .decision_vs_scipy import benchmark_decision

@@ -84,7 +84,15 @@ def benchmark_decision(
             return strategy.scores(logits_t, dists_t)
 
     scipy_timing = time_call(scipy_scores, repeats, warmup=0)
-    tensor_timing = time_call(tensor_scores, repeats, warmup=1)
+    # Like for like: scipy / numpy use one core here, so the tensor side does too. (With several
+    # intra-op threads on a busy machine every parallel op also waits for descheduled OpenMP
+    # workers, which measures the machine's load rather than the decision stage.)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tensor_timing = time_call(tensor_scores, repeats, warmup=1)
+    finally:
+        torch.set_num_threads(threads)
     reference, ours = scipy_scores(), tensor_scores().double().numpy()
     return {
         "pixels": int(eval_logits.shape[0]),
@@ -92,6 +100,7 @@ def benchmark_decision(
         "grid_size": grid_size,
         "scipy": scipy_timing,
         "tensor": tensor_timing,
+        "tensor_threads": 1,
         "speedup": scipy_timing["median_ms"] / max(tensor_timing["median_ms"], 1e-9),
         "max_abs_diff": float(np.abs(reference - ours).max()),
     }

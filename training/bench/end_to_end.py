@@ -31,8 +31,13 @@ def benchmark_end_to_end(
     device: str = "cpu",
     onnx_path: str | Path | None = None,
     with_onnx: bool = True,
+    threads: int = 0,
 ) -> dict[str, Any]:
-    """Rows per size: PyTorch and ONNX Runtime median ms / fps, plus memory peaks."""
+    """Rows per size: PyTorch and ONNX Runtime median ms / fps, plus memory peaks.
+
+    ``threads`` > 0 gives ONNX Runtime that many intra-op threads (the caller sets PyTorch's),
+    so both runtimes get the same cores; 0 keeps ONNX Runtime's default (all physical cores).
+    """
     model = model.eval().to(device)
     session = None
     temp_dir = None
@@ -43,7 +48,9 @@ def benchmark_end_to_end(
             cpu_model = model.to("cpu")
             export_onnx(cpu_model, onnx_path, model_metadata(cpu_model.get_config(), cpu_model))
             model = model.to(device)
-        session = ort.InferenceSession(str(onnx_path), providers=ort_providers(device))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(0, threads)
+        session = ort.InferenceSession(str(onnx_path), options, providers=ort_providers(device))
     rows = []
     try:
         for index, (height, width) in enumerate(sizes):
@@ -79,5 +86,6 @@ def benchmark_end_to_end(
     return {
         "device": device,
         "onnx_providers": session.get_providers() if session is not None else None,
+        "onnx_intra_op_threads": threads if threads > 0 else "default",
         "sizes": rows,
     }
