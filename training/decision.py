@@ -42,6 +42,7 @@ MAX_ABS_CORRELATION = 1.0 - 1e-6
 _PAD_U = 3.0e38  # table padding: above every finite log-ratio
 _LOGIT_LIMIT = 1.0e9
 _U_LIMIT = 1.0e30
+_EXP_FLOOR = -80.0  # exp arguments below this only ever stand for "0"
 _LINEAR_BELOW = 1e-4  # knot gaps (in log r) below which r-linear == u-linear to ~1e-5
 
 
@@ -129,6 +130,13 @@ def _precision_terms(means: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, n
     prec = np.stack([covs[:, 1, 1] / det, -covs[:, 0, 1] / det, covs[:, 0, 0] / det], axis=1)
     log_norm = -math.log(2.0 * math.pi) - 0.5 * np.log(det)
     return prec, log_norm
+
+
+def _exp_nonpositive(x: torch.Tensor) -> torch.Tensor:
+    """exp(x) for x <= 0, arguments floored at _EXP_FLOOR: exp of huge negative values (table
+    padding at -3e38) or results in the denormal range take a 20-40x slower path in the CPU
+    kernels; exp(-80) = 1.8e-35 is 0 for every use here."""
+    return torch.exp(x.clamp_min(_EXP_FLOOR))
 
 
 def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -280,35 +288,42 @@ class DecisionStrategy(nn.Module):
 
         The search keeps ``last``, the flat index of the last knot <= u (one before the class's
         first entry when there is none). Each step is one 1-D gather (``index_select``), one
-        compare and an integer multiply-add on int32 indices (the flat table has fewer than 2^31
-        entries): in PyTorch eager this is ~3x faster than int64 advanced indexing + ``where``.
+        compare and one integer add on int32 indices (the flat table has fewer than 2^31
+        entries): in PyTorch eager ~3x faster than int64 advanced indexing + ``where``. It runs
+        column-major ([C, N]) so consecutive lookups stay in one class's table (cache-friendly:
+        ~2x faster with all 19 classes).
         """
         flat_u, flat_y = self.table_u.reshape(-1), self.table_y.reshape(-1)
+        u = u.t().contiguous()
         if classes is None:
-            first_index = self.table_offsets.to(torch.int32)
+            first_index = self.table_offsets.to(torch.int32).view(-1, 1)
         else:
-            first_index = classes.to(torch.int32) * self.table_size
+            first_index = classes.t().to(torch.int32) * self.table_size
         last = (first_index - 1).expand(u.shape)
         step = self.table_size // 2
         while step >= 1:
             below = _take(flat_u, last + step) <= u
-            last = last + below.to(torch.int32) * step
+            last = torch.add(last, below, alpha=step)
             step //= 2
         upper = last + 1
         lower = torch.maximum(last, first_index)
         u0, u1 = _take(flat_u, lower), _take(flat_u, upper)
         y0, y1 = _take(flat_y, lower), _take(flat_y, upper)
         # below the first knot: the published table ramps linearly in r from (0, 0)
-        first = y1 * torch.exp((u - u1).clamp_max(0.0))
+        first = y1 * _exp_nonpositive((u - u1).clamp_max(0.0))
         # between knots: linear in r, w = (e^d - 1) / (e^gap - 1), written with e^{-x} only
         gap = (u1 - u0).clamp_min(0.0)
         d = torch.minimum((u - u0).clamp_min(0.0), gap)
         safe_gap = gap.clamp_min(_LINEAR_BELOW)
-        w_exp = torch.exp(d - safe_gap) * (1.0 - torch.exp(-d)) / (1.0 - torch.exp(-safe_gap))
+        w_exp = (
+            _exp_nonpositive(d - safe_gap)
+            * (1.0 - _exp_nonpositive(-d))
+            / (1.0 - _exp_nonpositive(-safe_gap))
+        )
         w_lin = d / gap.clamp_min(1e-30)
         w = torch.where(gap < _LINEAR_BELOW, w_lin, w_exp).clamp(0.0, 1.0)
         inner = y0 + w * (y1 - y0)
-        return torch.where(upper == first_index, first, inner).clamp(0.0, 1.0)
+        return torch.where(upper == first_index, first, inner).clamp(0.0, 1.0).t()
 
     def scores(
         self, logits: torch.Tensor, dists: torch.Tensor, classes: torch.Tensor | None = None
