@@ -10,6 +10,12 @@ Threads: subscription callbacks only drop the message into a latest-frame mailbo
 blocks the executor); one worker thread decodes, runs the model and publishes. A frame that
 arrives while the previous one is still waiting replaces it and counts as a drop, so latency
 stays bounded by one inference however slow the model is.
+
+Per frame the worker renders and publishes only the outputs that have a subscriber right now
+(volatile outputs nobody reads would be dropped by DDS anyway), reuses one message per output
+(the engine writes into them, see `outputs.OutputImages`), and ONNX Runtime's threads do not
+busy-wait between calls unless `ort_spin_wait` is set; `python -m pixood_ros.node.bench` measures
+what is left of the ROS overhead.
 """
 
 from __future__ import annotations
