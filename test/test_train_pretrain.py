@@ -24,6 +24,7 @@ FAST = [
     "pretrain.epochs=2",
     "pretrain.batch_size=4",
     "pretrain.reconstruction_weight=0.5",
+    "pretrain.crop=112",
     "data.long_side=224",
     "stage1.epochs=1",
     "condense.epochs=1",
@@ -87,7 +88,9 @@ def test_all_pretrains_then_keeps_the_backbone_frozen(pretrained_run, tiny_synth
 
 
 @pytest.mark.slow
-def test_pretrain_resumes_after_kill_9_to_the_same_backbone(pretrained_run, tiny_synth, tmp_path):
+def test_pretrain_resumes_after_kill_9_to_the_same_backbone(
+    pretrained_run, tiny_synth, tmp_path, capsys
+):
     exp = tmp_path / "exp"
     killed = _train("pretrain", exp, tiny_synth, kill="pretrain:1")
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -100,8 +103,9 @@ def test_pretrain_resumes_after_kill_9_to_the_same_backbone(pretrained_run, tiny
     for key, value in ref.items():
         assert torch.equal(ours[key], value), key
     # Stage 1 refuses to start before the (enabled) pretrain step of its experiment is complete.
-    fresh = _train("stage1", tmp_path / "fresh", tiny_synth)
-    assert fresh.returncode == 2 and "stage pretrain is not complete" in fresh.stderr
+    args = ["stage1", "--config", str(TINY_CONFIG), f"data.root={tiny_synth}", *FAST]
+    assert main([*args, "--out", str(tmp_path / "fresh"), "--no-progress"]) == 2
+    assert "stage pretrain is not complete" in capsys.readouterr().err
 
 
 def test_pretrain_is_refused_with_real_weights_or_when_disabled(tmp_path, capsys):

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         "lr": 1.0e-3,
         "weight_decay": 0.05,
         "warmup_epochs": 1,
+        "crop": None,  # side of random patch-aligned training crops (null = whole images)
         "reconstruction_weight": 0.0,
     },
     "stage1": {
@@ -180,6 +181,9 @@ def validate(config: dict[str, Any]) -> None:
     _expect(config, "pretrain.enabled", bool, None, "true or false")
     for key in ("pretrain.epochs", "pretrain.batch_size"):
         _expect(config, key, *pos_int)
+    if pre["crop"] is not None:
+        _expect(config, "pretrain.crop", int, lambda v: v > 0 and v % 14 == 0,
+                "null or a positive multiple of 14")  # fmt: skip
     _expect(config, "pretrain.warmup_epochs", int, lambda v: v >= 0, "a non-negative integer")
     for key in ("pretrain.lr", "pretrain.weight_decay", "pretrain.reconstruction_weight"):
         _expect(config, key, (int, float), lambda v: v >= 0, "a non-negative number")

@@ -101,6 +101,23 @@ def _loader(ds, cfg: dict[str, Any], epoch: int) -> DataLoader:
     )
 
 
+def random_crop(
+    image: torch.Tensor, label: torch.Tensor, crop: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same random patch-aligned crop (side ``crop``) of a batch's images and labels: fewer
+    tokens per step at the same object scale as stages 1-3 (attention cost grows with tokens)."""
+    height, width = image.shape[-2:]
+    if not crop or (crop >= height and crop >= width):
+        return image, label
+    ch, cw = min(crop, height), min(crop, width)
+    top = int(torch.randint(0, (height - ch) // PATCH_SIZE + 1, ())) * PATCH_SIZE
+    left = int(torch.randint(0, (width - cw) // PATCH_SIZE + 1, ())) * PATCH_SIZE
+    return (
+        image[..., top : top + ch, left : left + cw],
+        label[..., top : top + ch, left : left + cw],
+    )
+
+
 def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
     pre = cfg["pretrain"]
@@ -142,6 +159,7 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
                 group["lr"] = _lr_at(step, total_steps, pre["lr"], warmup)
             image = normalize(batch["image"].to(ctx.device))
             label = batch["label"].to(ctx.device)
+            image, label = random_crop(image, label, pre["crop"])
             logits, pixels = heads(backbone(image))
             logits = F.interpolate(
                 logits, size=label.shape[-2:], mode="bilinear", align_corners=False
