@@ -32,6 +32,7 @@ from typing import Any
 
 from pixood_ros.bag.scoring import BEST_F1, COMPONENT_THRESHOLDS
 from pixood_ros.metrics import region as regions
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 DEFAULT_MODEL = Path("checkpoints/pixood_demo.onnx")
 DEFAULT_OUT = Path("out/demo")
@@ -78,7 +79,7 @@ class DemoOptions:
     height: int = 256
     seed: int = DEFAULT_SEED
     rate: float | None = None  # None = automatic
-    threshold: float = 0.5
+    threshold: float = DEFAULT_ANOMALY_THRESHOLD
     providers: list[str] = field(default_factory=lambda: ["cuda", "cpu"])
     domain_id: int = DEFAULT_DOMAIN_ID
     node_timeout: float = 120.0
@@ -135,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
+        default=DEFAULT_ANOMALY_THRESHOLD,
         help="anomaly threshold of the node's mask (and of the component metrics with "
-        "--component-threshold mask) (default: 0.5)",
+        "--component-threshold mask) (default: %(default)s, PixOOD's calibrated scores)",
     )
     parser.add_argument(
         "--providers",

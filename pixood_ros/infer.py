@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.engine import ModelError, Segmenter
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 from pixood_ros.visualize import OverlayVideo, colorize_semantic, mask_image, side_by_side
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -107,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
-        help="anomaly score at or above which a pixel is anomalous, in [0, 1] (default 0.5)",
+        default=DEFAULT_ANOMALY_THRESHOLD,
+        help="anomaly score at or above which a pixel is anomalous, in [0, 1] (default "
+        f"{DEFAULT_ANOMALY_THRESHOLD}: PixOOD's calibrated scores, see pixood_ros.thresholds)",
     )
     parser.add_argument(
         "--save",

@@ -228,7 +228,18 @@ def test_component_threshold_mask_uses_the_node_mask_rule(tmp_path, capsys, mode
     frames = make_frames(3, seed=6)
     bag = bag_from(frames, tmp_path / "bag")
     out = tmp_path / "out"
-    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, "--component-threshold", "mask")
+    rc, _, err = run(
+        capsys,
+        model,
+        bag,
+        "-o",
+        out,
+        *COMMON,
+        "--component-threshold",
+        "mask",
+        "--threshold",
+        "0.5",
+    )
     assert rc == 0, err
     report = load_report(out)
     expected = expected_metrics(engine, frames)
@@ -568,6 +579,7 @@ def test_live_replay_into_the_node(tmp_path, capsys, model):
         rc, stdout, err = run(
             capsys, model, bag, "-o", out, "--live", "--record", "--timeout", "30",
             "--min-pred-size", "0", "--min-gt-size", "0",
+            "--rate", "0.5",  # 5 Hz: a loaded CI machine must not drop frames (latest-frame policy)
         )  # fmt: skip
         assert rc == 0, err
     finally:
@@ -586,8 +598,8 @@ def test_live_replay_into_the_node(tmp_path, capsys, model):
     }
     latency = report["speed"]["end_to_end_latency_ms"]
     assert 0 < latency["p50"] <= latency["max"] < 5000
-    # a 10 Hz bag of 6 frames takes about half a second to replay at the recorded rate
-    assert 0.4 < report["speed"]["replay_s"] < 5
+    # a 10 Hz bag of 6 frames replayed at half speed takes about a second
+    assert 0.8 < report["speed"]["replay_s"] < 6
     types, messages = read_all(out / "live_bag")
     assert len(types) == 5
     stamps = [START_NS + i * PERIOD_NS for i in range(6)]

@@ -16,6 +16,7 @@ from pixood_ros.bravo.cli import main
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator, summarize
 from pixood_ros.metrics.bravo_eval import evaluate_submission
 from pixood_ros.synth import write_dataset
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 SPLITS = {"val": 2, "ood_val": 2, "ood_shift": 1}
 WIDTH, HEIGHT = 64, 32
@@ -77,7 +78,7 @@ def test_internimage_rule_lowers_confidence_exactly_on_flagged_pixels(work):
     seen_flagged = seen_kept = 0
     for image in _synth_images(synth):
         anomaly, _, _ = handmade_expected(_rgb(image))
-        flagged = anomaly >= 0.5
+        flagged = anomaly >= DEFAULT_ANOMALY_THRESHOLD
         scorer = cv2.imread(str(_pair(root / "scorer", synth, image)[1]), cv2.IMREAD_UNCHANGED)
         rule = cv2.imread(str(_pair(root / "internimage", synth, image)[1]), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(rule[~flagged], scorer[~flagged])

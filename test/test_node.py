@@ -36,6 +36,7 @@ from pixood_ros import image_conversion as ic
 from pixood_ros.engine import Segmenter
 from pixood_ros.node.outputs import ENCODINGS, anomaly_mask, render_overlay
 from pixood_ros.node.pixood_node import PixoodNode
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +170,7 @@ def test_compressed_input_and_bad_compressed_frames(graph_factory, model_path, s
         decoded = np.ascontiguousarray(cv2.imdecode(good[fmt], cv2.IMREAD_COLOR)[:, :, ::-1])
         if fmt == "png":
             np.testing.assert_array_equal(decoded, rgb)
-        assert_outputs_match(outputs, decoded, segmenter, stamp, "cam", 0.5)
+        assert_outputs_match(outputs, decoded, segmenter, stamp, "cam", DEFAULT_ANOMALY_THRESHOLD)
     snap = stats.snapshot()
     assert snap.processed == 3 and snap.bad_total == 3
 
@@ -328,7 +329,9 @@ def test_multi_camera_shares_one_model(graph_factory, model_path, segmenter):
         stamp = 900 + index
         graph.publish(make_image_msg(images[camera], "rgb8", stamp, camera), f"{camera}/image")
         outputs = graph.wait_outputs(stamp, prefix=f"/pixood_node/{camera}/")
-        assert_outputs_match(outputs, images[camera], segmenter, stamp, camera, 0.5)
+        assert_outputs_match(
+            outputs, images[camera], segmenter, stamp, camera, DEFAULT_ANOMALY_THRESHOLD
+        )
         other = cameras[1 - index]
         assert stamp not in graph.received[f"/pixood_node/{other}/anomaly_score"]
 

@@ -45,6 +45,7 @@ from pixood_ros.bag.scoring import (
 from pixood_ros.bag.sources import SourceError, list_images, read_label
 from pixood_ros.bag.visual import OverlayVideo
 from pixood_ros.metrics import region as regions
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 EXIT_USER_ERROR = 2
 EXIT_RUNTIME_ERROR = 1
@@ -67,7 +68,7 @@ class EvalOptions:
     gt_dir: Path | None = None
     use_gt: bool = True
     tolerance_ns: int = 0
-    threshold: float = 0.5
+    threshold: float = DEFAULT_ANOMALY_THRESHOLD
     overlay_alpha: float = DEFAULT_OVERLAY_ALPHA
     video: bool = False
     output_bag: bool = True
@@ -545,9 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=0.5,
+        default=DEFAULT_ANOMALY_THRESHOLD,
         help="anomaly threshold of the mask topic (score >= threshold, the node's rule), and of "
-        "the component metrics with --component-threshold mask (default: 0.5)",
+        "the component metrics with --component-threshold mask (default: %(default)s, PixOOD's "
+        "calibrated scores)",
     )
     parser.add_argument(
         "--overlay-alpha",

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from pixood_ros.engine import ModelError, Segmenter
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 from .confidence import CONFIDENCE_MODES, INTERNIMAGE_OOD_LEVEL, SCORER
 from .evaluate import evaluate_folder
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ood-threshold",
         type=_unit_interval,
-        default=0.5,
+        default=DEFAULT_ANOMALY_THRESHOLD,
         metavar="T",
         help="anomaly score in [0, 1] from which a pixel counts as OOD for "
         "--confidence internimage (default: %(default)s)",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from pixood_ros.metrics.bravo_io import confidence_to_uint16
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 SCORER = "scorer"
 INTERNIMAGE = "internimage"
@@ -67,7 +68,10 @@ def internimage_levels(
 
 
 def confidence_levels(
-    mode: str, confidence: np.ndarray, anomaly_score: np.ndarray, ood_threshold: float = 0.5
+    mode: str,
+    confidence: np.ndarray,
+    anomaly_score: np.ndarray,
+    ood_threshold: float = DEFAULT_ANOMALY_THRESHOLD,
 ) -> np.ndarray:
     """uint16 `_conf.png` content for one image under the chosen rule."""
     levels = scorer_levels(confidence)

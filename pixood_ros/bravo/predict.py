@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from pixood_ros.metrics.bravo import NUM_CLASSES
 from pixood_ros.metrics.bravo_io import write_prediction_files
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 from .confidence import SCORER, confidence_levels, ood_flags
 from .layout import InputImage, output_paths
@@ -57,7 +58,7 @@ def predict_images(
     images: Sequence[InputImage],
     out_root: str | Path,
     confidence: str = SCORER,
-    ood_threshold: float = 0.5,
+    ood_threshold: float = DEFAULT_ANOMALY_THRESHOLD,
     progress: bool = True,
 ) -> PredictSummary:
     """Segment each image with `segmenter` (a `pixood_ros.engine.Segmenter`) and write its

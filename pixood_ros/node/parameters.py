@@ -24,6 +24,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
+from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 PACKAGE = "pixood_ros"
 DEFAULT_MODEL_PATH = "checkpoints/pixood_demo.onnx"
@@ -157,9 +158,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "threshold",
-        0.5,
+        DEFAULT_ANOMALY_THRESHOLD,
         "Anomaly score at or above which a pixel is 255 in ~/anomaly_mask (changeable at run "
-        "time).",
+        "time). PixOOD scores are calibrated: 0.995 = less typical than 99.5 % of the training "
+        "mass of every evaluated class (the paper's threshold); other scorers need their own.",
         read_only=False,
         float_range=(0.0, 1.0),
     ),
