@@ -72,14 +72,6 @@ def test_network_size_matches_method_examples():
         network_size(10, 10, 100)
 
 
-def test_class_lists_agree_with_the_model_module():
-    from pixood_training import model
-    from pixood_training.data import CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE
-
-    assert list(model.CITYSCAPES_CLASSES) == CITYSCAPES_CLASS_NAMES
-    assert [list(c) for c in model.CITYSCAPES_PALETTE] == CITYSCAPES_PALETTE
-
-
 def test_labelids_are_mapped_to_train_ids():
     ids = np.array([[7, 8, 33, 0], [23, 26, 255, 30]])
     assert labelids_to_trainids(ids).tolist() == [[0, 1, 18, 255], [10, 13, 255, 255]]

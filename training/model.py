@@ -22,22 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixood_ros.cityscapes import CLASS_NAMES, PALETTE
+
 from .models.backbone import DinoV2Backbone
 from .models.decoder import MLPDecoder
 from .models.preprocess import normalize, preprocess_image
 from .scorers.base import Scorer
 
-CITYSCAPES_CLASSES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)  # fmt: skip
-CITYSCAPES_PALETTE = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
-)  # fmt: skip
+# The one Cityscapes label space of the project (names and colours in train-id order).
+CITYSCAPES_CLASSES = CLASS_NAMES
+CITYSCAPES_PALETTE = PALETTE
 DEFAULT_EVAL_LABELS = (0, 1)  # road + sidewalk ("road obstacle" mode of the official code)
 
 

@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# The same lists as training/model.py (test_datasets.py checks they agree); kept here so the
-# data layer does not import the model stack (which imports the data layer: a cycle).
-CITYSCAPES_CLASS_NAMES: list[str] = [
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-]  # fmt: skip
-CITYSCAPES_PALETTE: list[list[int]] = [
-    [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
-    [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
-    [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100],
-    [0, 80, 100], [0, 0, 230], [119, 11, 32],
-]  # fmt: skip
+from pixood_ros.cityscapes import CLASS_NAMES, IGNORE_INDEX, PALETTE
 
-IGNORE_INDEX = 255
+# The one Cityscapes label space of the project (pixood_ros.cityscapes), as lists.
+CITYSCAPES_CLASS_NAMES: list[str] = list(CLASS_NAMES)
+CITYSCAPES_PALETTE: list[list[int]] = [list(colour) for colour in PALETTE]
+
 
 # labelIds of the 19 evaluated classes, in train-id order.
 VALID_LABEL_IDS = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]

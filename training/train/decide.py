@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from pixood_ros.metrics import ExactPixelMetricAccumulator, PixelMetricAccumulator
+from pixood_ros.metrics.region import restrict_labels
 
 from ..checkpoint import save_model
 from ..model import PixOODModel
@@ -155,8 +156,7 @@ def evaluate_anomaly(model: PixOODModel, dataset, cfg: dict[str, Any], device, d
     for index in tqdm(indices, desc=desc, unit="img", disable=not cfg["progress"]):
         image, labels, ood = dataset.load_raw(index)
         if cfg["decide"]["eval_region"] == "eval_labels":
-            inside = np.isin(labels, model.eval_labels)
-            ood = np.where(ood == 1, 1, np.where(inside & (ood == 0), 0, 255))
+            ood = restrict_labels(ood, labels, model.eval_labels)
         anomaly, _, _ = model(torch.from_numpy(image)[None].to(device))
         acc.update(anomaly[0].float().cpu().numpy(), ood.astype(np.uint8))
         anomalous += int((ood == 1).sum())
