@@ -66,12 +66,15 @@ def demo_frame(
 ) -> np.ndarray:
     """One RGB video frame: camera overlay (semantic inset) | turbo heat map | mask, with panel
     titles and the ground-truth anomaly outline drawn on the mask panel; pixels the metrics do
-    not score (`not_scored`, e.g. off the road for a road + sidewalk model) are greyed out in the
-    heat map and the mask, so the picture shows what the numbers are about."""
+    not score (`not_scored`, e.g. off the road for a road + sidewalk model) are drawn with score 0
+    and greyed out in the heat map and the mask, so the picture shows what the numbers are about
+    (a road + sidewalk model calls every building "not road": tinting the whole skyline would
+    hide the obstacles)."""
     height, width = rgb.shape[:2]
-    frame = visualize.side_by_side(
-        rgb, result.anomaly_score, result.semantic, info.palette, threshold
-    )
+    score = result.anomaly_score
+    if not_scored is not None:
+        score = np.where(not_scored, np.float32(0.0), score)
+    frame = visualize.side_by_side(rgb, score, result.semantic, info.palette, threshold)
     if frame.shape[0] < MIN_VIDEO_HEIGHT:
         factor = -(-MIN_VIDEO_HEIGHT // frame.shape[0])
         frame = cv2.resize(frame, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
