@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pixood_ros.bag.scoring import TRACKS, component_track
+from pixood_ros.bag.scoring import add_scoring_arguments, component_track
 from pixood_ros.bag.sources import SourceError, synth_source
 from pixood_ros.benchmark_report import check_markers, insert_into_readme, markdown
 from pixood_ros.bravo.confidence import scorer_levels
@@ -272,28 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ONNX Runtime execution providers in order (tensorrt cuda cpu); default: best "
         "available",
     )
-    parser.add_argument(
-        "--eval-region",
-        type=regions.spelling,
-        choices=regions.REGIONS,
-        default=regions.AUTO,
-        help="pixels scored for the anomaly metrics: all, or the model's eval-label classes "
-        "(e.g. road + sidewalk) + anomalies as SMIYC's obstacle track; auto = eval-labels when "
-        "they are a subset of the classes (default: auto; same rule as pixood-bag-eval)",
-    )
-    parser.add_argument(
-        "--track",
-        choices=TRACKS,
-        default="auto",
-        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px; auto = "
-        "obstacle when only the eval-label region is scored, else anomaly (default: auto)",
-    )
-    parser.add_argument(
-        "--min-pred-size", type=int, help="override: smallest predicted component kept (px)"
-    )
-    parser.add_argument(
-        "--min-gt-size", type=int, help="override: smaller GT components become void (px)"
-    )
+    add_scoring_arguments(parser)
     parser.add_argument(
         "--readme",
         type=Path,

@@ -30,8 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pixood_ros.bag.scoring import BEST_F1, COMPONENT_THRESHOLDS
-from pixood_ros.metrics import region as regions
+from pixood_ros.bag.scoring import BEST_F1, COMPONENT_THRESHOLDS, add_scoring_arguments
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 DEFAULT_MODEL = Path("checkpoints/pixood_demo.onnx")
@@ -166,34 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--video-fps", type=float, default=3.0, help="frame rate of the overlay video (default: 3)"
     )
     parser.add_argument(
-        "--eval-region",
-        type=regions.spelling,
-        choices=regions.REGIONS,
-        default=regions.AUTO,
-        help="pixels scored for the anomaly metrics: all, or only the model's eval-label "
-        "classes (e.g. road + sidewalk) plus the anomalies, SMIYC obstacle-track style; auto = "
-        "eval-labels when the model's eval labels are a subset of its classes (default: auto; "
-        "same rule as pixood-bag-eval and pixood-benchmark)",
-    )
-    parser.add_argument(
         "--component-threshold",
         choices=COMPONENT_THRESHOLDS,
         default=BEST_F1,
         help="threshold of the component metrics: best-f1 = the data set's best-F1 pixel "
         "threshold (SMIYC), mask = --threshold (default: best-f1)",
     )
-    parser.add_argument(
-        "--min-pred-size",
-        type=int,
-        help="smallest predicted anomaly component counted, px (default: SMIYC obstacle track's "
-        "50 when only the eval-label region is scored, else the anomaly track's 500)",
-    )
-    parser.add_argument(
-        "--min-gt-size",
-        type=int,
-        help="ground-truth components smaller than this become void, px (default: 10 with the "
-        "obstacle track, 100 with the anomaly track)",
-    )
+    add_scoring_arguments(parser, track_option=False)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 

@@ -151,13 +151,13 @@ def test_bad_weights_files_name_the_file(tmp_path, tiny):
     wider = DinoV2Backbone(tiny_backbone_config(embed_dim=48, num_heads=2))
     wrong = tmp_path / "wrong_width.pth"
     torch.save(timm_to_official(wider.vit.state_dict(), wider.config), wrong)
-    with pytest.raises(BackboneWeightsError, match=r"wrong_width\.pth.*shape mismatch"):
+    with pytest.raises(BackboneWeightsError, match=r"wrong_width\.pth.*shape mismatches"):
         build_backbone(config, weights=wrong)
     state = timm_to_official(tiny.vit.state_dict(), config)
     del state["blocks.3.mlp.fc2.weight"]
     truncated = tmp_path / "truncated.pth"
     torch.save(state, truncated)
-    with pytest.raises(BackboneWeightsError, match=r"truncated\.pth.*missing 1 keys"):
+    with pytest.raises(BackboneWeightsError, match=r"truncated\.pth.*missing 1 tensors"):
         build_backbone(config, weights=truncated)
 
 

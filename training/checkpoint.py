@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .model import PixOODModel, build_model
+from .state_dict import state_dict_mismatch
 
 CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -74,22 +75,8 @@ def load_model(ckpt_dir: str | Path, map_location: str | torch.device = "cpu") -
         state = load_file(str(weights_path), device=str(map_location))
     except Exception as exc:  # safetensors raises several types for corrupt files
         raise CheckpointError(f"cannot read {weights_path}: {exc}") from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong:
-        problems = []
-        if missing:
-            problems.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
-        if unexpected:
-            problems.append(f"unexpected {len(unexpected)} tensors (e.g. {unexpected[:3]})")
-        if wrong:
-            problems.append(f"{len(wrong)} shape mismatches (e.g. {wrong[:2]})")
+    problems = state_dict_mismatch(state, model.state_dict())
+    if problems:
         raise CheckpointError(
             f"{weights_path} does not match {config_path}: " + "; ".join(problems)
         )

@@ -39,8 +39,8 @@ from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
 from pixood_ros.bag.scoring import (
     BEST_F1,
     COMPONENT_THRESHOLDS,
-    TRACKS,
     EvalMetrics,
+    add_scoring_arguments,
 )
 from pixood_ros.bag.sources import SourceError, list_images, read_label
 from pixood_ros.bag.visual import OverlayVideo
@@ -559,17 +559,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_OVERLAY_ALPHA}, the node's)",
     )
     parser.add_argument(
-        "--eval-region",
-        type=regions.spelling,
-        choices=regions.REGIONS,
-        default=regions.AUTO,
-        help="pixels the anomaly metrics score: all = every labelled pixel; eval-labels = only "
-        "pixels whose semantic ground truth is one of the model's eval labels (e.g. road + "
-        "sidewalk) plus the anomalies, SMIYC's obstacle-track ROI; auto = eval-labels when the "
-        "bag has semantic ground truth and the model's eval labels are a subset of its classes, "
-        "else all (default: auto; the report says which and why)",
-    )
-    parser.add_argument(
         "--component-threshold",
         choices=COMPONENT_THRESHOLDS,
         default=BEST_F1,
@@ -578,19 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         "over a temporary score file in OUT_DIR (5 bytes per pixel, removed at the end); mask = "
         "--threshold, the node's mask (default: best-f1)",
     )
-    parser.add_argument(
-        "--track",
-        choices=TRACKS,
-        default="auto",
-        help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px, auto = "
-        "obstacle when the eval-labels region is scored, else anomaly (default: auto)",
-    )
-    parser.add_argument(
-        "--min-pred-size", type=int, help="override: smallest predicted component kept (px)"
-    )
-    parser.add_argument(
-        "--min-gt-size", type=int, help="override: smaller GT components become void (px)"
-    )
+    add_scoring_arguments(parser)
     parser.add_argument(
         "--video", action="store_true", help=f"also write {VIDEO_NAME} with the overlay"
     )

@@ -14,6 +14,7 @@ bag never needs its frames in memory (histograms and per-component numbers only)
 
 from __future__ import annotations
 
+import argparse
 import math
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold, exact_best_f1_threshold
 from pixood_ros.metrics import PixelMetricAccumulator
+from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
 from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_from_histograms
 from pixood_ros.metrics.region import ScoredRegion
@@ -45,6 +47,42 @@ def component_track(track: str, region: ScoredRegion) -> str:
     if track == "auto":
         return "obstacle" if region.classes is not None else "anomaly"
     return track
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser, track_option: bool = True) -> None:
+    """The options that decide what an anomaly evaluation scores, with one meaning and help text
+    in pixood-bag-eval, pixood-benchmark and the demo: --eval-region, --track (optional: the
+    demo always uses auto), --min-pred-size, --min-gt-size."""
+    parser.add_argument(
+        "--eval-region",
+        type=regions.spelling,
+        choices=regions.REGIONS,
+        default=regions.AUTO,
+        help="pixels the anomaly metrics score: all = every labelled pixel; eval-labels = only "
+        "pixels whose semantic ground truth is one of the model's eval labels (e.g. road + "
+        "sidewalk) plus the anomalies, SMIYC's obstacle-track ROI; auto = eval-labels when "
+        "semantic ground truth is available and the model's eval labels are a subset of its "
+        "classes, else all (default: auto; reports say which and why)",
+    )
+    if track_option:
+        parser.add_argument(
+            "--track",
+            choices=TRACKS,
+            default="auto",
+            help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px; auto = "
+            "obstacle when only the eval-label region is scored, else anomaly (default: auto)",
+        )
+    parser.add_argument(
+        "--min-pred-size",
+        type=int,
+        help="override: smallest predicted anomaly component counted, px (default: the track's)",
+    )
+    parser.add_argument(
+        "--min-gt-size",
+        type=int,
+        help="override: ground-truth components smaller than this become void, px (default: the "
+        "track's)",
+    )
 
 
 class EvalMetrics:

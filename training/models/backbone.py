@@ -31,6 +31,8 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import checkpoint_filter_fn
 from torch import nn
 
+from ..state_dict import state_dict_mismatch
+
 PATCH_SIZE = 14
 PRETRAIN_IMG_SIZE = 518  # 37 x 37 position-embedding grid of every DINOv2 release
 
@@ -340,22 +342,8 @@ def load_backbone_weights(backbone: DinoV2Backbone, path: str | Path) -> None:
     if is_official_format(state):
         state = official_to_timm(state, backbone)
     state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    expected = backbone.vit.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    if missing or unexpected or wrong_shape:
-        details = []
-        if missing:
-            details.append(f"missing {len(missing)} keys (e.g. {missing[:3]})")
-        if unexpected:
-            details.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[:3]})")
-        if wrong_shape:
-            details.append(f"shape mismatch in {len(wrong_shape)} tensors (e.g. {wrong_shape[:2]})")
+    details = state_dict_mismatch(state, backbone.vit.state_dict())
+    if details:
         raise BackboneWeightsError(
             f"backbone weights {path} do not match {backbone.config.arch} "
             f"(embed_dim {backbone.embed_dim}, depth {len(backbone.vit.blocks)}): "
