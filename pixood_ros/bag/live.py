@@ -63,6 +63,7 @@ class _Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending_scores: list[Any] = field(default_factory=list)
     unscored: list[str] = field(default_factory=list)  # outputs whose ground truth was unusable
+    probe_seen: dict[int, set[str]] = field(default_factory=dict)  # probe stamp -> outputs seen
 
 
 def _ros_environment() -> None:
@@ -114,6 +115,9 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
             now = time.perf_counter()
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             with tally.lock:
+                if stamp in tally.probe_seen:  # warm-up probe: neither counted nor recorded
+                    tally.probe_seen[stamp].add(name)
+                    return
                 tally.received[name] = tally.received.get(name, 0) + 1
                 sent = tally.published_at.get(stamp)
                 if name == SCORE:
@@ -127,18 +131,29 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
             if recorder is not None:
                 recorder.write(name, stamp, msg)
 
-        for name in OUTPUT_NAMES:
+        subscriptions = [
             node.create_subscription(
                 Image,
                 output_topic(live.node_ns, name),
                 lambda msg, n=name: on_output(n, msg),
                 reliable,
             )
+            for name in OUTPUT_NAMES
+        ]
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        _wait_for_node(node, publisher, topic, live)
+        _wait_for_node(node, publisher, subscriptions, topic, live)
+        expected = {  # the outputs the node publishes
+            name
+            for name, sub in zip(OUTPUT_NAMES, subscriptions, strict=True)
+            if sub.get_publisher_count() > 0
+        }
+        probe = next(iter(bag.messages([topic])), None)
+        if probe is not None:
+            probe_msg = deserialize_message(bytes(bagio.serialize(probe.msg)), ros_type)
+            _probe_outputs(publisher, probe_msg, expected, tally, live.timeout)
 
         labels_by_stamp: dict[int, tuple[Any, Any]] = {}
         published = 0
@@ -174,7 +189,7 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
             error = f"replay stopped at frame {published}: {bagio.one_line(exc)}"
             exit_code = EXIT_RUNTIME_ERROR
         replay_s = time.perf_counter() - start_wall
-        _wait_for_outputs(tally, published, live.timeout)
+        _wait_for_outputs(tally, published, expected, live.timeout)
         _score_pending(tally, labels_by_stamp, metrics)
         if recorder is not None:
             recorder.close()
@@ -272,12 +287,24 @@ def _prepare(options: EvalOptions) -> None:
             path.unlink()
 
 
-def _wait_for_node(node: Any, publisher: Any, topic: str, live: LiveOptions) -> None:
-    """The node must subscribe to our topic and publish its outputs before the replay starts."""
+def _wait_for_node(
+    node: Any, publisher: Any, subscriptions: list[Any], topic: str, live: LiveOptions
+) -> None:
+    """The node must subscribe to our topic and every output subscription of ours must be matched
+    to its publisher before the replay starts: the node renders and publishes an output only
+    while it has a subscriber, so a replay that starts during discovery loses first frames."""
     score_topic = output_topic(live.node_ns, SCORE)
     deadline = time.monotonic() + live.timeout
     while time.monotonic() < deadline:
-        if publisher.get_subscription_count() > 0 and node.count_publishers(score_topic) > 0:
+        if (
+            publisher.get_subscription_count() > 0
+            and node.count_publishers(score_topic) > 0
+            and all(
+                sub.get_publisher_count() > 0
+                for sub in subscriptions
+                if node.count_publishers(sub.topic_name) > 0  # outputs the node has switched on
+            )
+        ):
             time.sleep(0.2)  # let the remaining discovery handshakes finish
             return
         time.sleep(0.05)
@@ -288,13 +315,47 @@ def _wait_for_node(node: Any, publisher: Any, topic: str, live: LiveOptions) -> 
     )
 
 
-def _wait_for_outputs(tally: _Tally, published: int, timeout: float) -> None:
-    """Until every frame is answered or no new output arrived for `timeout` seconds."""
+PROBE_PERIOD_S = 0.5
+PROBE_STAMP_NS = 1  # probe frames are stamped 1 ns, 2 ns, ... after the epoch: no camera's stamps
+
+
+def _probe_outputs(
+    publisher: Any, msg: Any, expected: set[str], tally: _Tally, timeout: float
+) -> None:
+    """Publish the first frame under probe stamps until one comes back on every `expected`
+    output topic (those the node publishes).
+
+    Discovery is asymmetric: our subscriptions can see the node's publishers before the node sees
+    our subscriptions, and the node publishes an output only while it has a subscriber, so a
+    replay that started right away lost the first frames on some topics. The probe also warms up
+    the node (first-frame latency). Probe outputs are neither counted nor recorded."""
+    deadline = time.monotonic() + timeout
+    stamp = PROBE_STAMP_NS
+    while time.monotonic() < deadline:
+        with tally.lock:
+            tally.probe_seen[stamp] = set()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 0, stamp
+        publisher.publish(msg)
+        next_probe = time.monotonic() + PROBE_PERIOD_S
+        while time.monotonic() < min(next_probe, deadline):
+            with tally.lock:
+                if any(expected <= seen for seen in tally.probe_seen.values()):
+                    time.sleep(PROBE_PERIOD_S)  # let late answers to older probes drain
+                    return
+            time.sleep(0.02)
+        stamp += 1
+
+
+def _wait_for_outputs(tally: _Tally, published: int, expected: set[str], timeout: float) -> None:
+    """Until every frame is answered on every expected output topic (the node publishes the score
+    first, so stopping at the last score lost the last frame's other outputs), or no new output
+    arrived for `timeout` seconds."""
+    target = published * max(1, len(expected))
     last_count, last_change = -1, time.monotonic()
     while True:
         with tally.lock:
-            count = len(tally.score_stamps)
-        if count >= published:
+            count = sum(tally.received.get(name, 0) for name in expected or {SCORE})
+        if count >= target:
             return
         if count != last_count:
             last_count, last_change = count, time.monotonic()
