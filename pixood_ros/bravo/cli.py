@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pixood_ros.cli_args import EXIT_USAGE, OneLineParser
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
@@ -23,14 +24,6 @@ from .predict import PredictError, check_bravo_classes, predict_images
 from .report import format_table, write_json, write_markdown
 
 PROG = "pixood-bravo"
-EXIT_USAGE = 2
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """User mistakes end in one line and exit code 2, not a usage dump."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
 
 
 def _unit_interval(text: str) -> float:
@@ -52,7 +45,7 @@ def _name_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     synth_roles = "; ".join(f"{s} → {r.stands_in_for}" for s, r in SYNTH_ROLES.items())
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog=PROG,
         description=(
             "BRAVO challenge submissions from a PixOOD ONNX model, and local evaluation with "

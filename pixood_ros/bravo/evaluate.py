@@ -25,6 +25,7 @@ from .layout import (
     SYNTH_ROLES,
     LayoutError,
     detect_layout,
+    select_subsets,
     subset_spec,
     synth_frames,
 )
@@ -76,16 +77,12 @@ def evaluate_synth(
 ) -> tuple[dict[str, object], list[str]]:
     """(results, splits in report order): BRAVO metrics of a submission for a pixood-synth
     root, one subset per split."""
-    frames = synth_frames(gt_root, submission_root)
-    if subsets:
-        known = sorted({f.split for f in frames})
-        unknown = [s for s in subsets if s not in known]
-        if unknown:
-            raise LayoutError(
-                f"{gt_root}: no ground truth for split(s) {', '.join(unknown)} "
-                f"(found: {', '.join(known) or 'none'})"
-            )
-        frames = [f for f in frames if f.split in subsets]
+    frames = select_subsets(
+        synth_frames(gt_root, submission_root),
+        lambda f: f.split,
+        subsets,
+        f"{gt_root}: no ground truth for split(s)",
+    )
     if not frames:
         raise LayoutError(
             f"{gt_root}: no ground truth found (gtFine/<split>/<city>/*_gtFine_labelTrainIds.png)"

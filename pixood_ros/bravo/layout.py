@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pixood_ros.metrics.bravo import SUBSETS, SubsetSpec
 from pixood_ros.metrics.bravo_io import (
@@ -170,20 +172,29 @@ def synth_inputs(root: Path) -> list[InputImage]:
     return images
 
 
+T = TypeVar("T")
+
+
+def select_subsets(
+    items: list[T], subset_of: Callable[[T], str], subsets: list[str] | None, missing: str
+) -> list[T]:
+    """The items of the requested subsets (all without a request); LayoutError starting with
+    `missing` when a requested subset has no item."""
+    if not subsets:
+        return items
+    known = sorted({subset_of(item) for item in items})
+    unknown = [s for s in subsets if s not in known]
+    if unknown:
+        raise LayoutError(f"{missing} {', '.join(unknown)} (found: {', '.join(known) or 'none'})")
+    return [item for item in items if subset_of(item) in subsets]
+
+
 def find_inputs(root: str | Path, subsets: list[str] | None = None) -> tuple[str, list[InputImage]]:
     """(layout, images) of a data-set root, optionally only some subsets / splits."""
     root = Path(root)
     layout = detect_layout(root)
     images = bravo_inputs(root) if layout == BRAVO else synth_inputs(root)
-    if subsets:
-        known = sorted({i.subset for i in images})
-        unknown = [s for s in subsets if s not in known]
-        if unknown:
-            raise LayoutError(
-                f"{root}: no images of subset(s) {', '.join(unknown)} "
-                f"(found: {', '.join(known) or 'none'})"
-            )
-        images = [i for i in images if i.subset in subsets]
+    images = select_subsets(images, lambda i: i.subset, subsets, f"{root}: no images of subset(s)")
     if not images:
         raise LayoutError(f"{root}: no input images found ({layout} layout)")
     return layout, images

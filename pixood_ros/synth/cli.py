@@ -6,17 +6,12 @@ import argparse
 import sys
 import time
 
+from pixood_ros.cli_args import OneLineParser
+
 from .dataset import SynthError, write_dataset
 from .scene import MIN_HEIGHT, MIN_WIDTH
 
 MAX_SIDE = 8192
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """User mistakes end in one line on stderr and exit code 2, not a usage dump."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _count(text: str) -> int:
@@ -50,7 +45,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="pixood-synth",
         description=(
             "Write the procedural road-scene data set: RGB images, Cityscapes train-id labels "
