@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.engine import ModelError, Segmenter
+from pixood_ros.render.pictures import OverlayVideo, colorize_semantic, mask_image, side_by_side
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
-from pixood_ros.visualize import OverlayVideo, colorize_semantic, mask_image, side_by_side
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")

@@ -11,7 +11,7 @@ import pytest
 from model_fixtures import CITYSCAPES_PALETTE, handmade_expected, make_handmade_model
 
 from pixood_ros.infer import main as infer_main
-from pixood_ros.visualize import colorize_semantic, overlay_anomalies, side_by_side, turbo
+from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side, turbo
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,9 @@ from pixood_ros.bag.scoring import (
     EvalMetrics,
     add_scoring_arguments,
 )
-from pixood_ros.bag.sources import SourceError, list_images, read_label
-from pixood_ros.bag.visual import OverlayVideo
+from pixood_ros.frames import SourceError, list_images, read_label
 from pixood_ros.metrics import region as regions
+from pixood_ros.render.video import OverlayVideo
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 EXIT_USER_ERROR = 2

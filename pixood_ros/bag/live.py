@@ -269,8 +269,8 @@ def _model_info(path: Path) -> Any:
     """The model's metadata through a CPU session (no GPU memory, nothing run)."""
     import onnxruntime as ort
 
-    from pixood_ros.engine_errors import ModelError
-    from pixood_ros.engine_metadata import parse_model_info
+    from pixood_ros.engine.errors import ModelError
+    from pixood_ros.engine.metadata import parse_model_info
 
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

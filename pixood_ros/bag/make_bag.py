@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pixood_ros.bag import bagio
-from pixood_ros.bag.sources import Source, SourceError, folder_or_video_source, synth_source
+from pixood_ros.frames import Source, SourceError, folder_or_video_source, synth_source
 
 DEFAULT_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/anomaly_gt"

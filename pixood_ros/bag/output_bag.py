@@ -1,7 +1,7 @@
 """The evaluation's output bag: the node's topics (DESIGN.md §5) with the input headers, so
 `ros2 bag play` of it shows in rviz exactly what the node would have published live.
 
-The images are built by the node's own `pixood_ros.node.outputs.build_output_images` (same
+The images are built by the node's own `pixood_ros.render.outputs.build_output_images` (same
 encodings, mask rule and overlay), only with rosbags' message class. Topics, under namespace
 `ns` (the node's private namespace, default `/pixood_node`): `anomaly_score` 32FC1,
 `anomaly_mask` mono8 (0/255), `semantic` mono8, `confidence` 32FC1, `overlay` bgr8; the input
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import bagio
-from pixood_ros.node.outputs import ENCODINGS, build_output_images
+from pixood_ros.render.outputs import ENCODINGS, build_output_images
 
 OUTPUT_NAMES = tuple(ENCODINGS)
 DEFAULT_NAMESPACE = "/pixood_node"  # the node's name: its ~/ topics live here

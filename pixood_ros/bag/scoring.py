@@ -5,7 +5,7 @@ bag never needs its frames in memory (histograms and per-component numbers only)
 - component sIoU / PPV / mean F1 (SMIYC rules), at the data set's exact best-F1 threshold
   (`best-f1`, SMIYC's operating point, found after the last frame from a temporary score file:
   `pixood_ros.bag.best_f1`) or at the node's mask threshold (`mask`: score >= threshold,
-  `pixood_ros.node.outputs.anomaly_mask`, the mask a robot really gets);
+  `pixood_ros.render.outputs.anomaly_mask`, the mask a robot really gets);
 - all anomaly metrics only inside the scored region (`pixood_ros.metrics.region`: every
   labelled pixel, or the model's eval-label classes + anomalies);
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixood_ros.cli_args import EXIT_USAGE, OneLineParser
+from pixood_ros.cli import EXIT_USAGE, OneLineParser
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixood_ros.metrics.bravo_io import confidence_to_uint16
+from pixood_ros.bravo.files import confidence_to_uint16
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 SCORER = "scorer"

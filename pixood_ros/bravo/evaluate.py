@@ -1,6 +1,6 @@
 """Score a submission folder against ground truth the BRAVO way, for both layouts.
 
-BRAVO-layout ground truth goes straight to `pixood_ros.metrics.bravo_eval.evaluate_submission`
+BRAVO-layout ground truth goes straight to `pixood_ros.bravo.submission.evaluate_submission`
 (the toolkit's own rules). For a pixood-synth root each split is one subset, scored with the same
 accumulators and aggregation (`BravoSubsetAccumulator`, `results_from_accumulators`) in the role
 `layout.SYNTH_ROLES` gives it; its ground truth is translated to what the toolkit expects.
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros.bravo.files import read_prediction
+from pixood_ros.bravo.submission import evaluate_submission, results_from_accumulators
 from pixood_ros.metrics.bravo import SUBSETS, BravoSubsetAccumulator
-from pixood_ros.metrics.bravo_eval import evaluate_submission, results_from_accumulators
-from pixood_ros.metrics.bravo_io import read_prediction
 
 from .layout import (
     BRAVO,

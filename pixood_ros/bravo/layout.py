@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pixood_ros.metrics.bravo import SUBSETS, SubsetSpec
-from pixood_ros.metrics.bravo_io import (
+from pixood_ros.bravo.files import (
     CONF_SUFFIX,
     PRED_SUFFIX,
     SPLIT_SUFFIXES,
     prediction_paths,
     subset_of,
 )
+from pixood_ros.metrics.bravo import SUBSETS, SubsetSpec
 
 BRAVO = "bravo"
 SYNTH = "synth"

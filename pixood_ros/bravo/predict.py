@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros.bravo.files import write_prediction_files
 from pixood_ros.metrics.bravo import NUM_CLASSES
-from pixood_ros.metrics.bravo_io import write_prediction_files
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 from .confidence import SCORER, confidence_levels, ood_flags

@@ -6,14 +6,13 @@ OpenCV only, so robots and CI can evaluate without PyTorch).
 - component level (SMIYC): `component_metrics`, `ComponentMetricAccumulator`, `frame_components`
 - semantic: `miou`, `per_class_iou`, `confusion_matrix`, `ConfusionMatrixAccumulator`, `ece`,
   `CalibrationAccumulator`
-- BRAVO challenge: `pixood_ros.metrics.bravo` (metrics, sampling, aggregation) and
-  `pixood_ros.metrics.bravo_io` (submission PNG files), `pixood_ros.metrics.bravo_eval`
-  (local evaluation of a submission folder)
+- BRAVO challenge: `pixood_ros.metrics.bravo` (metrics, sampling, aggregation); the submission
+  files and their evaluation live in `pixood_ros.bravo`
 """
 
 from __future__ import annotations
 
-from . import bravo, bravo_eval, bravo_io
+from . import bravo
 from .components import (
     SIOU_THRESHOLDS,
     TRACK_SIZE_FILTERS,
@@ -46,8 +45,6 @@ __all__ = [
     "FrameComponents",
     "PixelMetricAccumulator",
     "bravo",
-    "bravo_eval",
-    "bravo_io",
     "component_metrics",
     "confusion_matrix",
     "ece",

@@ -14,7 +14,8 @@ stays bounded by one inference however slow the model is.
 Per frame the worker renders and publishes only the outputs that have a subscriber right now
 (volatile outputs nobody reads would be dropped by DDS anyway), reuses one message per output
 (the engine writes into them, see `outputs.OutputImages`), and ONNX Runtime's threads do not
-busy-wait between calls unless `ort_spin_wait` is set; `python -m pixood_ros.node.bench` measures
+busy-wait between calls unless `ort_spin_wait` is set;
+`python -m pixood_ros.speed.node_vs_engine` measures
 what is left of the ROS overhead.
 """
 
@@ -44,9 +45,9 @@ from pixood_ros import image_conversion
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.outputs import OutputImages
 from pixood_ros.node.parameters import Settings, SettingsError, declare_parameters, read_settings
 from pixood_ros.node.stats import PipelineStats, StatsSnapshot
+from pixood_ros.render.outputs import OutputImages
 
 NODE_NAME = "pixood_node"
 # A bad-input kind is logged at its first occurrence and then at most once per this period.
@@ -544,7 +545,7 @@ def _fmt_ms(value: float | None) -> str:
 
 
 def _full_provider(name: str) -> str:
-    from pixood_ros.engine_providers import canonical_provider
+    from pixood_ros.engine.providers import canonical_provider
 
     try:
         return canonical_provider(name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from pixood_ros.cityscapes import CLASS_NAMES, PALETTE
 from pixood_ros.cityscapes import IGNORE_INDEX as VOID
-from pixood_ros.visualize import colorize_semantic
+from pixood_ros.render.pictures import colorize_semantic
 
 __all__ = ["CLASS_NAMES", "PALETTE", "VOID", "Cls", "colorize_labels"]
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from pixood_ros.cli_args import OneLineParser
+from pixood_ros.cli import OneLineParser
 
 from .dataset import SynthError, write_dataset
 from .scene import MIN_HEIGHT, MIN_WIDTH

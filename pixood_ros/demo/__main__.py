@@ -1,0 +1,5 @@
+import sys
+
+from pixood_ros.demo.run import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""Training pipeline: feature cache reuse/invalidation, config and CLI errors, `pixood-train all`
+end to end on a tiny synthetic set, and resuming after kill -9 to the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixood_training.data import FolderDataset
+from pixood_training.data.feature_cache import FeatureCache, build_feature_cache
+from pixood_training.data.patch_labels import majority_patch_labels
+from pixood_training.train.cli import main
+from pixood_training.train.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_CONFIG = ROOT / "config" / "train" / "synth_tiny.yaml"
+
+
+# --- patch labels + feature cache -------------------------------------------------------------
+
+
+def test_majority_patch_labels_threshold_and_void():
+    labels = torch.full((1, 28, 28), 255, dtype=torch.long)
+    labels[0, :14, :14] = 3  # pure patch
+    labels[0, :14, 14:] = 5
+    labels[0, :2, 14:16] = 7  # 4/196 foreign pixels: still >= 0.9 class 5
+    labels[0, 14:, :14] = 1
+    labels[0, 14:21, :14] = 2  # 50/50 -> void
+    out = majority_patch_labels(labels, 14, 0.9)
+    assert out.tolist() == [[[3, 5], [255, 255]]]
+
+
+def _tiny_folder(root: Path, n: int = 5) -> FolderDataset:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        (root / "img").mkdir(parents=True, exist_ok=True)
+        (root / "lbl").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (28, 56, 3), dtype=np.uint8)).save(
+            root / "img" / f"{i}.png"
+        )
+        labels = np.zeros((28, 56), np.uint8)
+        labels[:, 28:] = 2
+        Image.fromarray(labels).save(root / "lbl" / f"{i}.png")
+    return FolderDataset(root / "img", root / "lbl", num_classes=19, size=(28, 56))
+
+
+class CountingExtractor:
+    """Stand-in for backbone + decoder: features = mean colour per patch, logits = 2 channels."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.calls = 0
+        self.offset = offset
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        feats = torch.nn.functional.avg_pool2d(images, 14) + self.offset
+        return feats, feats[:, :2] * 2
+
+
+def test_feature_cache_is_reused_resumed_and_invalidated(tmp_path):
+    data = _tiny_folder(tmp_path / "data")
+    key = {"weights": "a", "data": data.fingerprint()}
+    cache_dir = tmp_path / "cache"
+    extract = CountingExtractor()
+    cache = build_feature_cache(cache_dir, data, extract, key, batch_size=2, progress=False)
+    assert extract.calls == 3 and len(cache) == 3 and cache.is_valid()
+    batch = cache.batch(2)  # last batch holds one image
+    assert batch.features.shape == (1, 2, 4, 3) and batch.features.dtype == torch.float16
+    assert batch.logits.shape == (1, 2, 4, 2) and batch.labels.tolist() == [[[0, 0, 2, 2]] * 2]
+    expected = torch.nn.functional.avg_pool2d(data[4]["image"][None], 14)
+    assert torch.allclose(batch.features.float(), expected.permute(0, 2, 3, 1), atol=1e-3)
+
+    # Same key: nothing recomputed.
+    again = CountingExtractor()
+    build_feature_cache(cache_dir, data, again, key, batch_size=2, progress=False)
+    assert again.calls == 0
+
+    # Interrupted extraction (one batch missing, not marked complete): only that batch is redone.
+    (cache_dir / "b000001_labels.npy").unlink()
+    record = json.loads((cache_dir / "key.json").read_text())
+    (cache_dir / "key.json").write_text(json.dumps({**record, "complete": False}))
+    assert not FeatureCache(
+        cache_dir, {**key, "batch_size": 2, "patch": 14, "threshold": 0.9}
+    ).is_valid()
+    resumed = CountingExtractor()
+    build_feature_cache(cache_dir, data, resumed, key, batch_size=2, progress=False)
+    assert resumed.calls == 1
+
+    # Changed weights: everything recomputed, with the new values.
+    shifted = CountingExtractor(offset=1.0)
+    cache = build_feature_cache(
+        cache_dir, data, shifted, {**key, "weights": "b"}, batch_size=2, progress=False
+    )
+    assert shifted.calls == 3
+    assert torch.allclose(
+        cache.batch(2).features.float(), expected.permute(0, 2, 3, 1) + 1, atol=1e-3
+    )
+
+    # Changed data (a file rewritten): the fingerprint, hence the key, changes.
+    Image.fromarray(np.zeros((28, 56, 3), np.uint8)).save(tmp_path / "data" / "img" / "0.png")
+    os.utime(tmp_path / "data" / "img" / "0.png", ns=(1, 1))
+    new_key = {"weights": "b", "data": data.fingerprint()}
+    assert new_key != {**key, "weights": "b"}
+    rebuilt = CountingExtractor()
+    build_feature_cache(cache_dir, data, rebuilt, new_key, batch_size=2, progress=False)
+    assert rebuilt.calls == 3
+
+    # Different batch size = different cache layout: rebuilt too.
+    other = CountingExtractor()
+    build_feature_cache(cache_dir, data, other, new_key, batch_size=5, progress=False)
+    assert other.calls == 1
+
+
+# --- config + CLI errors -----------------------------------------------------------------------
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = load_config(TINY_CONFIG, ["stage1.epochs=7", "data.root=/x", "model.eval_labels=[0,1]"])
+    assert cfg["stage1"]["epochs"] == 7 and cfg["model"]["eval_labels"] == [0, 1]
+    with pytest.raises(ConfigError, match="unknown config key 'stage1.epoch'"):
+        load_config(TINY_CONFIG, ["stage1.epoch=3"])
+    with pytest.raises(ConfigError, match="stage1.batch_size must be a positive integer"):
+        load_config(TINY_CONFIG, ["stage1.batch_size=0"])
+    with pytest.raises(ConfigError, match="data.long_side must be a positive multiple of 14"):
+        load_config(TINY_CONFIG, ["data.long_side=100"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage1: [unclosed\n")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(bad)
+
+
+def _one_line_error(capsys, argv: list[str], progress_before: bool = False) -> str:
+    """Exit code 2 and exactly one error line (after the run's own log lines, for errors that
+    only show once a stage reads the data), no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    if not progress_before:
+        assert len(lines) == 1, err
+    assert lines[-1].startswith("pixood-train: error: "), err
+    assert not any("error" in line for line in lines[:-1]), err
+    return lines[-1]
+
+
+def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "exp"), "--no-progress"]
+    err = _one_line_error(capsys, ["stage1", "--config", str(tmp_path / "missing.yaml"), *out])
+    assert "missing.yaml not found" in err
+    err = _one_line_error(capsys, ["stage1", "--config", str(TINY_CONFIG), "stage1.lr=fast", *out])
+    assert "stage1.lr" in err
+    err = _one_line_error(
+        capsys, ["stage1", "--config", str(TINY_CONFIG), f"data.root={tmp_path / 'nodata'}", *out]
+    )
+    assert "nodata" in err
+    from pixood_ros.synth import write_dataset
+
+    root = tmp_path / "synth"
+    write_dataset(
+        root, {"train": 1, "val": 1, "ood_val": 1}, width=112, height=56, seed=1, progress=False
+    )
+    err = _one_line_error(
+        capsys, ["decide", "--config", str(TINY_CONFIG), f"data.root={root}", *out]
+    )
+    assert "stage stage1 is not complete" in err
+
+
+def test_cli_broken_data_file_names_it(tmp_path, capsys):
+    from pixood_ros.synth import write_dataset
+
+    root = tmp_path / "synth"
+    write_dataset(
+        root, {"train": 2, "val": 1, "ood_val": 1}, width=112, height=56, seed=1, progress=False
+    )
+    victim = next((root / "gtFine" / "train" / "synth").glob("*.png"))
+    Image.fromarray(np.full((56, 112), 40, np.uint8)).save(victim)
+    argv = ["stage1", "--config", str(TINY_CONFIG), f"data.root={root}", "stage1.epochs=1"]
+    out = ["--out", str(tmp_path / "exp"), "--no-progress"]
+    err = _one_line_error(capsys, [*argv, *out], progress_before=True)
+    assert victim.name in err and "[40]" in err
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory) -> Path:
+    from pixood_ros.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth_tiny")
+    write_dataset(
+        root, {"train": 24, "val": 4, "ood_val": 8}, width=448, height=224, seed=0, progress=False
+    )
+    return root
+
+
+def _train(
+    stage: str, exp: Path, data: Path, *extra: str, kill: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PIXOOD_TRAIN_TEST_KILL"}
+    if kill:
+        env["PIXOOD_TRAIN_TEST_KILL"] = kill
+    cmd = [sys.executable, "-m", "pixood_training.train.cli", stage, "--config", str(TINY_CONFIG),
+           f"data.root={data}", "--out", str(exp), "--no-progress", *extra]  # fmt: skip
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_synth, tmp_path_factory) -> Path:
+    exp = tmp_path_factory.mktemp("exp_reference")
+    result = _train("all", exp, tiny_synth)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return exp
+
+
+@pytest.mark.slow
+def test_train_all_end_to_end_separates_anomalies(reference_run):
+    from pixood_training.checkpoint import load_model
+
+    metrics = json.loads((reference_run / "metrics.json").read_text())
+    assert metrics["stage1"]["val_miou"] > 0.1
+    scorers = metrics["decide"]["scorers"]
+    assert set(scorers) == {"pixood", "msp", "maxlogit", "energy", "kmeans"}
+    pix = scorers["pixood"]
+    assert 0 < pix["anomaly_fraction"] < 0.2
+    assert pix["ap"] > 3 * pix["anomaly_fraction"], pix  # chance level AP = anomaly fraction
+    assert pix["auroc"] > 0.7, pix
+    model = load_model(reference_run / "checkpoints" / "pixood")
+    with torch.no_grad():
+        anomaly, semantic, confidence = model(torch.zeros(1, 60, 90, 3, dtype=torch.uint8))
+    assert anomaly.shape == (1, 60, 90) and semantic.dtype == torch.uint8
+    assert float(anomaly.min()) >= 0 and float(anomaly.max()) <= 1
+    assert (reference_run / "config.yaml").is_file() and (reference_run / "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_completed_stages_are_not_redone(reference_run, tiny_synth):
+    before = (reference_run / "stage1" / "decoder_best.pt").stat().st_mtime_ns
+    result = _train("all", reference_run, tiny_synth)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("already complete") == 3
+    assert (reference_run / "stage1" / "decoder_best.pt").stat().st_mtime_ns == before
+
+
+def _same_tensors(a, b) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _same_tensors(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same_tensors(x, y)
+    else:
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stage_resumes_to_the_same_result(reference_run, tiny_synth, tmp_path):
+    from safetensors.torch import load_file
+
+    exp = tmp_path / "exp"
+    # Condensation checkpoints after every epoch (6 batches each here): iteration 12 = epoch 2.
+    for kill in ("stage1:2", "condense:12", "decide:2"):
+        killed = _train("all", exp, tiny_synth, kill=kill)
+        assert killed.returncode == -9, (kill, killed.stderr[-2000:])
+    final = _train("all", exp, tiny_synth)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert "stage1: resuming after epoch 2" in (exp / "train.log").read_text()
+    assert "condense: resuming" in (exp / "train.log").read_text()
+
+    def load(path: Path):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    _same_tensors(
+        load(exp / "stage1" / "decoder_best.pt"), load(reference_run / "stage1" / "decoder_best.pt")
+    )
+    _same_tensors(
+        load(exp / "condense" / "prototypes.pt"), load(reference_run / "condense" / "prototypes.pt")
+    )
+    for scorer in ("pixood", "kmeans"):
+        ours = load_file(str(exp / "checkpoints" / scorer / "model.safetensors"))
+        ref = load_file(str(reference_run / "checkpoints" / scorer / "model.safetensors"))
+        _same_tensors(ours, ref)
+    ours = json.loads((exp / "metrics.json").read_text())["decide"]["scorers"]["pixood"]
+    ref = json.loads((reference_run / "metrics.json").read_text())["decide"]["scorers"]["pixood"]
+    assert ours["ap"] == ref["ap"]
