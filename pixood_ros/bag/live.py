@@ -37,6 +37,7 @@ from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
 from pixood_ros.bag.pairing import pair_by_stamp
 from pixood_ros.bag.scoring import EvalMetrics
+from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.metrics import region as regions
 
 LIVE_BAG_NAME = "live_bag"
@@ -45,7 +46,7 @@ SCORE = "anomaly_score"
 
 @dataclass
 class LiveOptions:
-    node_ns: str = "/pixood_node"
+    node_ns: str = NODE_NAMESPACE
     rate: float = 1.0
     record: bool = False
     timeout: float = 5.0

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import bagio
+from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.render.outputs import ENCODINGS, build_output_images
 
 OUTPUT_NAMES = tuple(ENCODINGS)
-DEFAULT_NAMESPACE = "/pixood_node"  # the node's name: its ~/ topics live here
+DEFAULT_NAMESPACE = NODE_NAMESPACE  # the node's name: its ~/ topics live here
 DEFAULT_OVERLAY_ALPHA = 0.6  # the node's overlay_alpha default (config/pixood.yaml)
 
 

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-NODE_NAME = "pixood_node"
 STOP_GRACE_S = 10.0
 OUTPUT_QUEUE_DEPTH = 10
 

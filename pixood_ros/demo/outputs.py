@@ -25,11 +25,12 @@ from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
 from pixood_ros.bag.pairing import pair_by_stamp
 from pixood_ros.bag.scoring import BEST_F1, EvalMetrics
+from pixood_ros.contract import MODEL_OUTPUTS
 from pixood_ros.engine.metadata import ModelInfo
 from pixood_ros.metrics import region as regions
 from pixood_ros.render import pictures as visualize
 
-OUTPUTS = ("anomaly_score", "semantic", "confidence")
+OUTPUTS = MODEL_OUTPUTS
 PANEL_TITLES = ("camera + anomalies", "anomaly score", "mask (green: ground truth)")
 NOT_SCORED_GREY = 72  # grey level added to darkened pixels outside the scored region
 GT_COLOUR_RGB = (0, 255, 0)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pixood_ros.bag.scoring import BEST_F1, COMPONENT_THRESHOLDS, add_scoring_arguments
+from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 DEFAULT_MODEL = Path("checkpoints/pixood_demo.onnx")
@@ -39,7 +40,7 @@ DEFAULT_FRAMES = 60
 DEFAULT_DOMAIN_ID = 101  # the tests' domains are 1..100 (test/conftest.py)
 DEFAULT_SEED = 2024  # not the training data's seed: the demo shows unseen scenes
 SPLIT = "ood_val"
-NODE_NS = "/pixood_node"
+NODE_NS = NODE_NAMESPACE
 MAX_AUTO_RATE_HZ = 5.0
 MIN_AUTO_RATE_HZ = 0.5
 AUTO_RATE_LOAD = 0.35  # the node also decodes and publishes, the player records: leave room

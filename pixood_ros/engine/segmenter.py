@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from pixood_ros.contract import MODEL_INPUT, MODEL_OUTPUTS
 from pixood_ros.engine.errors import InputError, ModelError
 from pixood_ros.engine.metadata import ModelInfo, parse_model_info
 from pixood_ros.engine.providers import (
@@ -46,8 +47,8 @@ __all__ = [
 
 LOG = logging.getLogger("pixood_ros.engine")
 
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("anomaly_score", "semantic", "confidence")
+INPUT_NAME = MODEL_INPUT
+OUTPUT_NAMES = MODEL_OUTPUTS
 # ONNX type strings ONNX Runtime reports, per output; DESIGN.md §3 allows int64 class ids too.
 OUTPUT_TYPES = {
     "anomaly_score": ("tensor(float)",),

@@ -23,12 +23,13 @@ from rcl_interfaces.msg import (
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from pixood_ros.contract import NODE_OUTPUTS
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 PACKAGE = "pixood_ros"
 DEFAULT_MODEL_PATH = "checkpoints/pixood_demo.onnx"
-OUTPUTS = ("anomaly_score", "anomaly_mask", "semantic", "confidence", "overlay")
+OUTPUTS = NODE_OUTPUTS
 INPUT_TRANSPORTS = ("raw", "compressed")
 INPUT_QOS_CHOICES = ("sensor_data", "reliable")
 _INT32_MAX = 2**31 - 1

@@ -42,6 +42,7 @@ from rclpy.qos import (
 from sensor_msgs.msg import CompressedImage, Image
 
 from pixood_ros import image_conversion
+from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage
 from pixood_ros.node.mailbox import LatestFrameMailbox
@@ -49,7 +50,6 @@ from pixood_ros.node.parameters import Settings, SettingsError, declare_paramete
 from pixood_ros.node.stats import PipelineStats, StatsSnapshot
 from pixood_ros.render.outputs import OutputImages
 
-NODE_NAME = "pixood_node"
 # A bad-input kind is logged at its first occurrence and then at most once per this period.
 BAD_INPUT_LOG_PERIOD_S = 10.0
 WORKER_POLL_S = 0.1

@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-OUTPUT_NAMES = ("anomaly_score", "anomaly_mask", "semantic", "confidence", "overlay")
+from pixood_ros.contract import NODE_OUTPUTS
+
+OUTPUT_NAMES = NODE_OUTPUTS
 WARMUP_FRAMES = 5
 
 

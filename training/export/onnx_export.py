@@ -15,6 +15,8 @@ from typing import Any
 import onnx
 import torch
 
+from pixood_ros.contract import MODEL_OUTPUTS
+
 from .fp16 import with_half_precision_backbone
 from .metadata import model_metadata
 from .parity import ParityResult, check_parity, default_tolerances
@@ -22,7 +24,7 @@ from .parity import ParityResult, check_parity, default_tolerances
 LOG = logging.getLogger("pixood_training.export")
 
 INPUT_NAME = "image"
-OUTPUT_NAMES = ("anomaly_score", "semantic", "confidence")
+OUTPUT_NAMES = MODEL_OUTPUTS
 DEFAULT_OPSET = 18  # antialiased Resize (in-graph preprocessing) needs opset 18
 # Sample size for tracing: two different sizes, neither 0 nor 1, so torch.export keeps H and W
 # symbolic and independent instead of specialising them.

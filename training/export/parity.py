@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-OUTPUTS = ("anomaly_score", "semantic", "confidence")
+from pixood_ros.contract import MODEL_OUTPUTS
+
+OUTPUTS = MODEL_OUTPUTS
 FP32_MAX_ANOMALY_DIFF = 1e-3
 FP32_MIN_SEMANTIC_AGREEMENT = 0.999
 FP16_MAX_ANOMALY_DIFF = 5e-2
