@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.engine import ModelError, Segmenter
-from pixood_ros.render.pictures import OverlayVideo, colorize_semantic, mask_image, side_by_side
+from pixood_ros.render.pictures import colorize_semantic, mask_image, side_by_side
+from pixood_ros.render.video import VideoWriter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> dict:
             (out / name).mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     fps = args.fps or source.video_fps or DEFAULT_FPS
-    video = OverlayVideo(out / "overlay.mp4", fps) if args.video else None
+    video = VideoWriter(out / "overlay.mp4", fps) if args.video else None
     palette = segmenter.info.palette
     frames, skipped, infer_seconds = [], [], 0.0
     progress = tqdm(source, total=source.expected_frames(), unit="frame", disable=args.quiet)

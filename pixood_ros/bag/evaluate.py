@@ -44,7 +44,8 @@ from pixood_ros.bag.scoring import (
 )
 from pixood_ros.frames import SourceError, list_images, read_label
 from pixood_ros.metrics import region as regions
-from pixood_ros.render.video import OverlayVideo
+from pixood_ros.render.outputs import render_overlay
+from pixood_ros.render.video import VideoWriter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 EXIT_USER_ERROR = 2
@@ -272,9 +273,7 @@ def _evaluate_frames(
         )
     video = None
     if options.video:
-        video = OverlayVideo(
-            options.out_dir / VIDEO_NAME, _recorded_rate(bag, topic), options.overlay_alpha
-        )
+        video = VideoWriter(options.out_dir / VIDEO_NAME, _recorded_rate(bag, topic))
     run = _Run()
     error: str | None = None
     exit_code = 0
@@ -323,7 +322,8 @@ def _evaluate_frames(
                     options.overlay_alpha,
                 )
             if video is not None:
-                video.write(rgb, score)
+                bgr = render_overlay(rgb, score, options.overlay_alpha)
+                video.write(bgr[..., ::-1])
             metrics.add_scores(score)
             ok = _score_frame(
                 metrics, run, index, frame, labels, ood_topic, semantic_topic, gt_folder, result

@@ -29,6 +29,7 @@ from pixood_ros.contract import MODEL_OUTPUTS
 from pixood_ros.engine.metadata import ModelInfo
 from pixood_ros.metrics import region as regions
 from pixood_ros.render import pictures as visualize
+from pixood_ros.render.video import VideoWriter
 
 OUTPUTS = MODEL_OUTPUTS
 PANEL_TITLES = ("camera + anomalies", "anomaly score", "mask (green: ground truth)")
@@ -148,7 +149,7 @@ def evaluate_recording(
         bagio.check_bag_path(path)
     reader = AnyReader([input_bag, recorded_bag], default_typestore=bagio.TYPESTORE)
     reader.open()
-    video = visualize.OverlayVideo(video_path, video_fps) if video_path is not None else None
+    video = VideoWriter(video_path, video_fps) if video_path is not None else None
     evaluation: RecordedEvaluation | None = None
     try:
         topics = {c.topic for c in reader.connections}

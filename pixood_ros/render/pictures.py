@@ -8,10 +8,7 @@ mask next to each other for videos. All images here are RGB uint8.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -97,54 +94,3 @@ def side_by_side(
     if (new_w, new_h) != (width, height):
         frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
     return frame
-
-
-class OverlayVideo:
-    """MP4 writer: OpenCV (mp4v) while frames arrive, then re-encoded to H.264 with ffmpeg when it
-    is on PATH (mp4v does not play in browsers or most chat tools). Use as a context manager."""
-
-    def __init__(self, path: str | Path, fps: float) -> None:
-        self.path = Path(path)
-        self.fps = float(fps)
-        self._raw = self.path.with_name(self.path.stem + ".mp4v.mp4")
-        self._writer: cv2.VideoWriter | None = None
-        self.frames = 0
-        self.codec: str | None = None
-
-    def write(self, rgb: np.ndarray) -> None:
-        if self._writer is None:
-            height, width = rgb.shape[:2]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self._raw), fourcc, self.fps, (width, height))
-            if not self._writer.isOpened():
-                raise OSError(f"OpenCV cannot write video {self._raw}")
-        self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
-        self.frames += 1
-
-    def close(self) -> Path | None:
-        """Finish the file; returns its path (None when no frame was written)."""
-        if self._writer is None:
-            return None
-        self._writer.release()
-        self._writer = None
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is not None:
-            command = [
-                ffmpeg, "-y", "-loglevel", "error", "-i", str(self._raw), "-c:v", "libx264",
-                "-pix_fmt", "yuv420p", "-crf", "23", "-preset", "veryfast", str(self.path),
-            ]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode == 0:
-                self._raw.unlink(missing_ok=True)
-                self.codec = "h264"
-                return self.path
-        self._raw.replace(self.path)
-        self.codec = "mp4v"
-        return self.path
-
-    def __enter__(self) -> OverlayVideo:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

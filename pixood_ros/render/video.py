@@ -1,37 +1,64 @@
-"""The optional overlay video of an evaluation: the node's `~/overlay` image
-(`pixood_ros.render.outputs.render_overlay`) for every frame, at the bag's recorded rate."""
+"""The one video writer of the project (pixood-infer, pixood-bag-eval, the demo): browser-playable
+H.264 when an encoder is present, OpenCV's mp4v otherwise."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pixood_ros.render.outputs import render_overlay
 
+class VideoWriter:
+    """MP4 writer for RGB frames of one size: OpenCV (mp4v) while frames arrive, then re-encoded
+    to H.264 with ffmpeg when it is on PATH (mp4v does not play in browsers or most chat tools);
+    `codec` says which one the file has. Opens on the first frame (the size is known only then).
+    Use as a context manager."""
 
-class OverlayVideo:
-    """MP4 (mp4v) writer that opens on the first frame (the size is known only then)."""
-
-    def __init__(self, path: Path, fps: float, alpha: float) -> None:
-        self.path = path
-        self.fps = fps
-        self.alpha = alpha
-        self.frames = 0
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self._raw = self.path.with_name(self.path.stem + ".mp4v.mp4")
         self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+        self.codec: str | None = None
 
-    def write(self, rgb: np.ndarray, anomaly_score: np.ndarray) -> None:
-        bgr = render_overlay(rgb, anomaly_score, self.alpha)
+    def write(self, rgb: np.ndarray) -> None:
         if self._writer is None:
-            height, width = bgr.shape[:2]
+            height, width = rgb.shape[:2]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            self._writer = cv2.VideoWriter(str(self._raw), fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
-                raise OSError(f"OpenCV cannot write video {self.path}")
-        self._writer.write(bgr)
+                raise OSError(f"OpenCV cannot write video {self._raw}")
+        self._writer.write(np.ascontiguousarray(rgb[..., ::-1]))
         self.frames += 1
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+    def close(self) -> Path | None:
+        """Finish the file; returns its path (None when no frame was written)."""
+        if self._writer is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is not None:
+            command = [
+                ffmpeg, "-y", "-loglevel", "error", "-i", str(self._raw), "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", "-crf", "23", "-preset", "veryfast", str(self.path),
+            ]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                self._raw.unlink(missing_ok=True)
+                self.codec = "h264"
+                return self.path
+        self._raw.replace(self.path)
+        self.codec = "mp4v"
+        return self.path
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
