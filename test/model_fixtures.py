@@ -1,4 +1,4 @@
-"""Model files for tests: ONNX graphs that honour the model-file contract (TEAM.md interface 2).
+"""Model files for tests: ONNX graphs that honour the model-file contract (docs/architecture.md §3).
 
 `make_handmade_model` builds a tiny graph with onnx.helper only (no torch, milliseconds to build
 and run), so node, bag and engine tests can check outputs against `handmade_expected` exactly.

@@ -1,5 +1,5 @@
-"""BRAVO challenge metrics, computed the way the official toolkit does (EVALUATION.md §2.3–2.4),
-so that a local run on our own data predicts the leaderboard numbers.
+"""BRAVO challenge metrics, computed the way the official toolkit does
+(docs/evaluation.md §2.3–2.4), so that a local run on our own data predicts the leaderboard numbers.
 
 Per subset: mIoU from a 19x19 confusion matrix over all non-void, valid pixels; curve metrics
 on up to 100 000 sampled non-void pixels per image (seed 1), pooled in 65536-level histograms of
@@ -24,11 +24,6 @@ CONF_LEVELS = 65536
 SAMPLES_PER_IMAGE = 100_000
 SAMPLING_SEED = 1
 ECE_BINS = 15
-#: level i stands for confidence (i + 0.5) / 65536
-LEVEL_CONFIDENCE = (np.arange(CONF_LEVELS, dtype=np.float64) + 0.5) / CONF_LEVELS
-
-SEMANTIC_METRICS = ("miou", "ece", "auroc", "auprc_success", "auprc_error", "fpr95")
-OOD_METRICS = ("auroc", "auprc", "fpr95")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Component-level anomaly metrics of SegmentMeIfYouCan (EVALUATION.md §3.3): sIoU per ground-
+"""Component-level anomaly metrics of SegmentMeIfYouCan (docs/evaluation.md §3.3): sIoU per ground-
 truth component, PPV per predicted component, and F1 averaged over sIoU/PPV thresholds.
 
 Why component metrics: pixel AP rewards large objects; a robot cares whether each obstacle is

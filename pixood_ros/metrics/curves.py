@@ -2,7 +2,7 @@
 
 Every pixel metric in this package, exact or binned, builds one `BinaryCurve` (one point per
 distinct score, ties grouped, highest score first) and reads the metrics off it here, so the
-exact, streaming and BRAVO paths cannot drift apart. Definitions follow EVALUATION.md §3.2/§3.4
+exact, streaming and BRAVO paths cannot drift apart. Definitions follow docs/evaluation.md §3.2/§3.4
 and §2.3: AP is the sklearn-style step sum Σ(Rₖ − Rₖ₋₁)·Pₖ, AUROC the trapezoid from (0, 0),
 FPR95 the FPR at the first point whose TPR ≥ 0.95 (no interpolation).
 """

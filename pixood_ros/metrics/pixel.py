@@ -33,7 +33,7 @@ def pixel_metrics(
     on_degenerate: OnDegenerate = "raise",
 ) -> dict[str, float]:
     """Exact AP, AUROC and FPR@95%TPR over all non-void pixels, ties grouped (Fishyscapes /
-    sklearn definitions, EVALUATION.md §3.4).
+    sklearn definitions, docs/evaluation.md §3.4).
 
     `scores` and `labels` are arrays of equal shape or equal-length lists of per-image arrays.
     Returns ``ap``, ``auroc``, ``fpr95`` plus ``fpr95_tpr`` and ``fpr95_threshold`` (the point

@@ -26,9 +26,6 @@ class Camera:
     vx: float  # column of the vanishing point
     cam_h: float  # camera height above the road in metres
 
-    def ground_row(self, z: float) -> float:
-        return self.horizon + self.f * self.cam_h / z
-
     def depth_of_row(self, row: float) -> float:
         return self.f * self.cam_h / max(row - self.horizon, 1e-6)
 

@@ -1,4 +1,4 @@
-"""Writes rendered frames in the Cityscapes-like layout (TEAM.md interface 1) plus meta.json.
+"""Writes rendered frames in the Cityscapes-like layout (docs/architecture.md §7.1) plus meta.json.
 
 Each frame's random stream is derived from (seed, split, index) only, so a frame is byte-identical
 whatever the other split counts are, and the work can be spread over processes in any order.

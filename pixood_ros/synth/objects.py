@@ -23,9 +23,6 @@ class Thing:
     z: float
     params: dict = field(default_factory=dict)
 
-    def footprint_width(self) -> float:
-        return float(self.params.get("width", 0.6))
-
 
 def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]

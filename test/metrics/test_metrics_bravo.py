@@ -105,7 +105,7 @@ def test_bravo_ece_groups_levels_at_the_documented_boundaries():
     rng = np.random.default_rng(2)
     levels = rng.integers(0, 65536, 20_000)
     correct = rng.random(20_000) < 0.8
-    # the 15 level runs of EVALUATION.md §2.3
+    # the 15 level runs of docs/evaluation.md §2.3
     bounds = [0, 4369, 8738, 13107, 17476, 21845, 26214, 30583, 34953, 39322, 43691, 48060,
               52429, 56798, 61167, 65536]  # fmt: skip
     conf = (levels + 0.5) / 65536
