@@ -55,3 +55,70 @@ def test_ament_resource_marker_and_versions_agree():
 
     xml_version = ET.parse(ROOT / "package.xml").getroot().findtext("version")
     assert pixood_ros.__version__ == pixood_training.__version__ == xml_version
+
+
+def _module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for the runtime and the training package."""
+    modules: dict[str, Path] = {}
+    for package, root in (
+        ("pixood_ros", ROOT / "pixood_ros"),
+        ("pixood_training", ROOT / "training"),
+    ):
+        for path in root.rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join([package, *parts])] = path
+    return modules
+
+
+def _imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Project modules `name` imports anywhere in its file (lazy imports inside functions too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def test_no_import_circles():
+    """A newcomer can read the modules bottom-up: no two modules need each other."""
+    modules = _module_files()
+    graph = {name: _imports_of(name, path, modules) for name, path in modules.items()}
+    # A package's __init__ re-exporting its own modules is not a circle with them.
+    for name in graph:
+        graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
+    circles = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
