@@ -1,20 +1,24 @@
-"""Markdown tables of `pixood-benchmark` results and their place in the README.
+"""`pixood-benchmark` results as files: benchmark.json, Markdown tables (benchmark.md) and their
+place in the README.
 
 The README section sits between `<!-- benchmark:start -->` and `<!-- benchmark:end -->`, so a
 rerun replaces exactly the previous tables (and the command that produced them) and nothing else.
+The Markdown for the same numbers never changes: the README's Results table must reproduce.
 """
 
 from __future__ import annotations
 
-import math
+import json
 from pathlib import Path
 from typing import Any
+
+from pixood_ros.tables import fmt, markdown_table
 
 START_MARKER = "<!-- benchmark:start -->"
 END_MARKER = "<!-- benchmark:end -->"
 
-# (key, header, digits) of the per-split table; higher is better except FPR95.
-COLUMNS = (
+# (key, header, digits) of a table's columns; higher is better except FPR95.
+SPLIT_COLUMNS = (
     ("ap", "AP", 3),
     ("auroc", "AUROC", 3),
     ("fpr95", "FPR95 ↓", 3),
@@ -25,6 +29,15 @@ COLUMNS = (
     ("bravo_index", "BRAVO Index", 3),
     ("fps", "fps", 1),
 )
+OVERALL_COLUMNS = (
+    ("mean_ap", "mean AP", 3),
+    ("mean_auroc", "mean AUROC", 3),
+    ("mean_fpr95", "mean FPR95 ↓", 3),
+    ("bravo_index", "BRAVO Index (all splits)", 3),
+    ("semantic_hmean", "semantic hmean", 3),
+    ("ood_hmean", "OOD hmean", 3),
+    ("mean_fps", "mean fps", 1),
+)
 SPLIT_NOTES = {
     "ood_val": "anomalies standing on the road",
     "ood_small": "small, distant anomalies",
@@ -33,21 +46,14 @@ SPLIT_NOTES = {
 }
 
 
-def _fmt(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
 def _table(rows: dict[str, dict[str, Any]], columns: tuple) -> list[str]:
-    lines = [
-        "| model | " + " | ".join(header for _, header, _ in columns) + " |",
-        "|---|" + "---|" * len(columns),
+    """A row per model; the values are floats or None (shown as n/a)."""
+    header = ["model", *(title for _, title, _ in columns)]
+    cells = [
+        [name, *(fmt(values.get(key), digits) for key, _, digits in columns)]
+        for name, values in rows.items()
     ]
-    for name, values in rows.items():
-        cells = " | ".join(_fmt(values.get(key), digits) for key, _, digits in columns)
-        lines.append(f"| {name} | {cells} |")
-    return lines
+    return markdown_table(header, cells)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -70,19 +76,10 @@ def markdown(results: dict[str, Any]) -> str:
         frames = next(iter(rows.values()))["frames"]
         note = SPLIT_NOTES.get(split, "")
         lines += [f"**{split}** ({frames} frames{': ' + note if note else ''})", ""]
-        lines += _table(rows, COLUMNS)
+        lines += _table(rows, SPLIT_COLUMNS)
         lines.append("")
-    overall_columns = (
-        ("mean_ap", "mean AP", 3),
-        ("mean_auroc", "mean AUROC", 3),
-        ("mean_fpr95", "mean FPR95 ↓", 3),
-        ("bravo_index", "BRAVO Index (all splits)", 3),
-        ("semantic_hmean", "semantic hmean", 3),
-        ("ood_hmean", "OOD hmean", 3),
-        ("mean_fps", "mean fps", 1),
-    )
     lines += ["**All splits**", ""]
-    lines += _table(results["overall"], overall_columns)
+    lines += _table(results["overall"], OVERALL_COLUMNS)
     if results.get("chain"):
         lines += ["", "The whole chain (what `--reproduce` ran):", "", "```"]
         lines += results["chain"]
@@ -90,23 +87,39 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_markers(readme: Path) -> None:
-    """ValueError when the README has only one marker or the end before the start."""
-    content = readme.read_text()
+def write_results(results: dict[str, Any], out_dir: Path, command: str, readme: Path | None) -> str:
+    """benchmark.json + benchmark.md (and the README section); returns the Markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {**results, "command": command}
+    (out_dir / "benchmark.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    text = markdown(results)
+    (out_dir / "benchmark.md").write_text(text)
+    if readme is not None:
+        insert_into_readme(readme, text)
+    return text
+
+
+def _marker_positions(content: str, readme: Path) -> tuple[int, int]:
+    """(start, end) of the markers, both -1 when there are none; ValueError when only one marker
+    is there or the end comes before the start (refused rather than guessed at)."""
     start, end = content.find(START_MARKER), content.find(END_MARKER)
     if (start < 0) != (end < 0) or end < start:
         raise ValueError(
             f"{readme}: the markers {START_MARKER} / {END_MARKER} are incomplete or out of order"
         )
+    return start, end
+
+
+def check_markers(readme: Path) -> None:
+    """ValueError when the README has only one marker or the end before the start."""
+    _marker_positions(readme.read_text(), readme)
 
 
 def insert_into_readme(readme: Path, text: str) -> None:
     """Replace what is between the markers with `text`; append a Benchmark section carrying the
-    markers when the README has none. A README with only one marker, or the end before the start,
-    is refused (ValueError) rather than guessed at."""
-    check_markers(readme)
+    markers when the README has none."""
     content = readme.read_text()
-    start, end = content.find(START_MARKER), content.find(END_MARKER)
+    start, end = _marker_positions(content, readme)
     block = f"{START_MARKER}\n{text.rstrip()}\n{END_MARKER}"
     if start < 0:
         separator = "" if content.endswith("\n") or not content else "\n"

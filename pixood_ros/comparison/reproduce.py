@@ -8,8 +8,9 @@ would type, each printed before it runs:
 4. `pixood-export EXPERIMENT/checkpoints/<scorer> -o WORK/models/<scorer>.onnx` per scorer,
 5. `pixood-benchmark <scorer>=WORK/models/<scorer>.onnx ... --data WORK/bench_data -o OUT`.
 
-Training and export run as separate processes (the runtime package never imports PyTorch); they
-need the training extra (`pip install -e '.[train]'`).
+This module runs steps 1-4 and hands step 5 to the command as a `Comparison`. Training and export
+run as separate processes (the runtime package never imports PyTorch); they need the training
+extra (`pip install -e '.[train]'`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,7 @@ from typing import Any
 
 import yaml
 
-from pixood_ros.comparison.run import (
-    EXIT_FAILED,
-    BenchmarkError,
-    ModelSpec,
-    run_benchmark,
-    write_results,
-)
+from pixood_ros.comparison.specs import BenchmarkError, Comparison, ModelSpec
 
 SYNTH_SPLIT_OPTIONS = {
     "ood_val": "--ood-val",
@@ -39,6 +34,12 @@ SYNTH_SPLIT_OPTIONS = {
     "ood_roadlike": "--ood-roadlike",
     "ood_shift": "--ood-shift",
 }
+
+Step = tuple[str, list[str], bool]  # (what, command, already done)
+
+
+class StepFailed(Exception):
+    """A step of the chain exited with an error (its own output says why): exit code 1."""
 
 
 def _script(name: str) -> str:
@@ -79,8 +80,23 @@ def _has_synth(root: Path, counts: dict[str, int] | None = None) -> bool:
     return all(have.get(split) == count for split, count in counts.items())
 
 
-def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str], bool]], dict[str, Any]]:
-    """[(what, command, already done)] of steps 1-4 and the facts step 5 needs."""
+def _export_steps(scorers: list[str], experiment: Path, models: Path) -> list[Step]:
+    """Step 4, per scorer; a model newer than its checkpoint is not exported again."""
+    export = _script("pixood-export")
+    steps = []
+    for scorer in scorers:
+        ckpt = experiment / "checkpoints" / scorer
+        onnx = models / f"{scorer}.onnx"
+        weights = ckpt / "model.safetensors"
+        done = (
+            onnx.is_file() and weights.is_file() and onnx.stat().st_mtime > weights.stat().st_mtime
+        )
+        steps.append((f"export {scorer}", [export, str(ckpt), "-o", str(onnx)], done))
+    return steps
+
+
+def plan(args: argparse.Namespace) -> tuple[list[Step], Comparison]:
+    """Steps 1-4 and the comparison step 5 runs (its `chain` lists all five commands)."""
     cfg = _read_config(args.config)
     work: Path = args.work
     bench_data = work / "bench_data"
@@ -92,7 +108,7 @@ def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str], bool]], d
         raise BenchmarkError(
             f"--reproduce can generate only {', '.join(SYNTH_SPLIT_OPTIONS)}, not {unknown[0]}"
         )
-    synth, train, export = _script("pixood-synth"), _script("pixood-train"), "pixood-export"
+    synth, train = _script("pixood-synth"), _script("pixood-train")
     counts = {split: args.eval_frames for split in splits}
     bench_command = [synth, str(bench_data), "--train", "0", "--val", "0"]
     for split, option in SYNTH_SPLIT_OPTIONS.items():
@@ -103,22 +119,19 @@ def plan(args: argparse.Namespace) -> tuple[list[tuple[str, list[str], bool]], d
         ("training data", [synth, str(cfg["root"]), *quiet], _has_synth(cfg["root"])),
         ("benchmark data", [*bench_command, *quiet], _has_synth(bench_data, counts)),
         ("training", [*train_command, *quiet], False),
+        *_export_steps(cfg["scorers"], experiment, models),
     ]
-    export = _script(export)
-    for scorer in cfg["scorers"]:
-        ckpt = experiment / "checkpoints" / scorer
-        onnx = models / f"{scorer}.onnx"
-        weights = ckpt / "model.safetensors"
-        done = (
-            onnx.is_file() and weights.is_file() and onnx.stat().st_mtime > weights.stat().st_mtime
-        )
-        steps.append((f"export {scorer}", [export, str(ckpt), "-o", str(onnx)], done))
-    facts = {
-        "bench_data": bench_data,
-        "models": [ModelSpec(s, models / f"{s}.onnx") for s in cfg["scorers"]],
-        "splits": splits,
-    }
-    return steps, facts
+    specs = [ModelSpec(s, models / f"{s}.onnx") for s in cfg["scorers"]]
+    benchmark_command = [
+        "pixood-benchmark",
+        *(f"{m.name}={m.path}" for m in specs),
+        "--data", str(bench_data), "-o", str(args.out_dir),
+        "--splits", *splits,
+    ]  # fmt: skip
+    if args.eval_region != "auto":
+        benchmark_command += ["--eval-region", args.eval_region]
+    chain = [_shown(c) for _, c, _ in steps] + [shlex.join(benchmark_command)]
+    return steps, Comparison(specs, bench_data, splits, chain)
 
 
 def _shown(command: list[str]) -> str:
@@ -126,44 +139,22 @@ def _shown(command: list[str]) -> str:
     return shlex.join([Path(command[0]).name, *command[1:]])
 
 
-def reproduce(args: argparse.Namespace, command: str) -> int:
-    steps, facts = plan(args)
-    benchmark_command = [
-        "pixood-benchmark",
-        *(f"{m.name}={m.path}" for m in facts["models"]),
-        "--data", str(facts["bench_data"]), "-o", str(args.out_dir),
-        "--splits", *facts["splits"],
-    ]  # fmt: skip
-    if args.eval_region != "auto":
-        benchmark_command += ["--eval-region", args.eval_region]
-    chain = [_shown(c) for _, c, _ in steps] + [shlex.join(benchmark_command)]
+def prepare(args: argparse.Namespace) -> Comparison | None:
+    """Run steps 1-4 (skipping finished ones) and return step 5 for the command to run; with
+    `--dry-run` print the chain instead and return None. StepFailed when a step fails."""
+    steps, comparison = plan(args)
+    assert comparison.chain is not None
     if args.dry_run:
-        print("\n".join(chain))
-        return 0
+        print("\n".join(comparison.chain))
+        return None
+    total = len(steps) + 1
     for index, (what, step, done) in enumerate(steps, start=1):
         if done:
-            print(f"[{index}/{len(steps) + 1}] {what}: already done, skipped", flush=True)
+            print(f"[{index}/{total}] {what}: already done, skipped", flush=True)
             continue
-        print(f"[{index}/{len(steps) + 1}] {what}: {_shown(step)}", flush=True)
+        print(f"[{index}/{total}] {what}: {_shown(step)}", flush=True)
         code = subprocess.run(step, check=False).returncode
         if code:
-            print(f"pixood-benchmark: error: {what} failed (exit code {code})", file=sys.stderr)
-            return EXIT_FAILED
-    print(f"[{len(steps) + 1}/{len(steps) + 1}] benchmark: {chain[-1]}", flush=True)
-    results = run_benchmark(
-        facts["models"],
-        facts["bench_data"],
-        facts["splits"],
-        providers=args.providers,
-        region=args.eval_region,
-        track=args.track,
-        min_pred_size=args.min_pred_size,
-        min_gt_size=args.min_gt_size,
-        max_frames=args.max_frames,
-        progress=not args.no_progress,
-    )
-    results["chain"] = chain
-    text = write_results(results, args.out_dir, command, args.readme)
-    print(text)
-    print(f"written: {args.out_dir / 'benchmark.md'}, {args.out_dir / 'benchmark.json'}")
-    return 0
+            raise StepFailed(f"{what} failed (exit code {code})")
+    print(f"[{total}/{total}] benchmark: {comparison.chain[-1]}", flush=True)
+    return comparison

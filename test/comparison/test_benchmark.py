@@ -196,7 +196,7 @@ def test_readme_text_around_existing_markers_is_kept(tmp_path, data, models):
         (["--data", "{data}"], "give at least one MODEL.onnx"),
         (["{road}"], "--data ROOT"),
         (["{road}", "--data", "{tmp}"], "not a pixood-synth data set"),
-        (["{road}", "--data", "{data}", "--max-frames", "0"], "--max-frames must be positive"),
+        (["{road}", "--data", "{data}", "--max-frames", "0"], "--max-frames: must be >= 1"),
         (["{road}", "--data", "{data}", "--readme", "{broken}"], "markers"),
         (["--reproduce", "--config", "{nope}"], "training config not found"),
         (["--reproduce", "{road}"], "drop MODEL/--data"),
