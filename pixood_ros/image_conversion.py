@@ -19,15 +19,13 @@ plain test objects all work. Encoding semantics follow ROS' cv_bridge (and rosba
 - ``16UC1``, ``32FC1`` and ``64FC1`` (depth-like images) are min-max normalised per frame to
   gray, like cv_bridge's ``cvtColorForDisplay``; NaN/inf are rejected, never silently mapped.
 
-ROS 2's cv_bridge is used for the raw decode when it imports and passes a self-check; the
-result is identical either way, the native path just avoids a dependency that the pip wheels
-do not provide.
+The decode is numpy and OpenCV only, not cv_bridge itself: the same pixels on every install,
+also where only the pip wheels are present.
 """
 
 from __future__ import annotations
 
 import array
-import functools
 import struct
 import sys
 from dataclasses import dataclass
@@ -179,11 +177,6 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
             SIZE_MISMATCH,
             f"data has {raw.size} bytes but step*height = {step}*{height} = {step * height}",
         )
-    bridge = _cv_bridge()
-    if bridge is not None:
-        pixels = _cv_bridge_decode(bridge, msg, spec)
-        if pixels is not None:
-            return pixels
     rows = raw.reshape(height, step)[:, :row_bytes]
     big_endian = bool(msg.is_bigendian)
     wire_dtype = dtype.newbyteorder(">" if big_endian else "<") if dtype.itemsize > 1 else dtype
@@ -400,63 +393,3 @@ def image_message_layout(
         msg = _new_image(height, width, encoding, None, msg_type, raw)
     shape = (height, width) if channels == 1 else (height, width, channels)
     return msg, raw.view(dtype).reshape(shape)
-
-
-# --- optional ROS 2 cv_bridge -------------------------------------------------------------------
-
-_USE_CV_BRIDGE = True
-
-
-def set_cv_bridge_enabled(enabled: bool) -> None:
-    """Allow or forbid cv_bridge for the raw decode (both paths give identical pixels)."""
-    global _USE_CV_BRIDGE
-    _USE_CV_BRIDGE = enabled
-
-
-def cv_bridge_active() -> bool:
-    """True when ROS 2's cv_bridge imported, passed the self-check and is enabled."""
-    return _cv_bridge() is not None
-
-
-def _cv_bridge() -> Any:
-    return _load_cv_bridge() if _USE_CV_BRIDGE else None
-
-
-@functools.lru_cache(maxsize=1)
-def _load_cv_bridge() -> Any:
-    """A CvBridge that decodes a padded 16-bit big-endian frame like we do, else None.
-
-    The PyPI `cv-bridge` is an old ROS 1 port that breaks on numpy 2; a distro build compiled
-    against another numpy can fail in odd ways too. A wrong bridge must never change results.
-    """
-    try:
-        from cv_bridge import CvBridge
-
-        bridge = CvBridge()
-        probe = _SelfCheckImage()
-        decoded = bridge.imgmsg_to_cv2(probe, desired_encoding="passthrough")
-        expected = np.array([[1, 258, 65535], [4, 5, 6]], dtype=np.uint16)
-        if decoded.dtype != np.uint16 or not np.array_equal(decoded, expected):
-            return None
-        return bridge
-    except Exception:
-        return None
-
-
-class _SelfCheckImage:
-    """A 3x2 mono16 big-endian frame with 2 bytes of row padding."""
-
-    height, width, encoding, is_bigendian, step = 2, 3, "mono16", 1, 8
-    data = bytes([0, 1, 1, 2, 255, 255, 9, 9, 0, 4, 0, 5, 0, 6, 9, 9])
-
-
-def _cv_bridge_decode(bridge: Any, msg: Any, spec: _Encoding) -> np.ndarray | None:
-    """cv_bridge's passthrough decode, or None when it chokes (we then decode natively)."""
-    try:
-        pixels = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-    except Exception:
-        return None
-    pixels = np.array(pixels, dtype=np.dtype(spec.dtype), copy=True)
-    if spec.channels == 1 and pixels.ndim == 3:
-        pixels = pixels[:, :, 0]
-    return pixels

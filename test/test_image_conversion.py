@@ -1,9 +1,8 @@
 """Image / CompressedImage <-> numpy: every encoding against hand-made byte vectors, row padding,
 big-endian data, and every kind of bad frame raising the right `BadImage` kind.
 
-Each vector is decoded by our native path and, when ROS 2's cv_bridge is importable and passes
-its self-check, by the cv_bridge path too: both must give the same pixels. rosbags-image (the
-reference for encoding semantics named in DESIGN.md §6) is compared where it is installed.
+rosbags-image (the reference for encoding semantics named in docs/architecture.md §6) is
+compared where it is installed.
 """
 
 from __future__ import annotations
@@ -151,19 +150,6 @@ VECTORS = encoding_vectors()
 VECTOR_IDS = [v[0] for v in VECTORS]
 
 
-@pytest.fixture(params=["native", "cv_bridge"])
-def backend(request):
-    """Run a test once per decoding backend; the cv_bridge run is skipped where it is absent."""
-    if request.param == "cv_bridge":
-        ic.set_cv_bridge_enabled(True)
-        if not ic.cv_bridge_active():
-            pytest.skip("ROS 2 cv_bridge not importable or failed its self-check")
-    else:
-        ic.set_cv_bridge_enabled(False)
-    yield request.param
-    ic.set_cv_bridge_enabled(True)
-
-
 def test_every_supported_encoding_has_a_vector():
     assert set(VECTOR_IDS) == set(ic.SUPPORTED_ENCODINGS)
 
@@ -171,7 +157,7 @@ def test_every_supported_encoding_has_a_vector():
 @pytest.mark.parametrize("big_endian", [False, True], ids=["little", "big"])
 @pytest.mark.parametrize("padding", [0, 5], ids=["dense", "padded"])
 @pytest.mark.parametrize(("encoding", "pixels", "expected", "tol"), VECTORS, ids=VECTOR_IDS)
-def test_encoding_to_rgb(backend, encoding, pixels, expected, tol, padding, big_endian):
+def test_encoding_to_rgb(encoding, pixels, expected, tol, padding, big_endian):
     msg = make_image(pixels, encoding, big_endian=big_endian, padding=padding)
     native = ic.image_to_array(msg)
     assert native.dtype == pixels.dtype.newbyteorder("=")
@@ -377,7 +363,7 @@ BAD = _bad_frames()
 
 
 @pytest.mark.parametrize(("name", "msg", "kind"), BAD, ids=[b[0] for b in BAD])
-def test_bad_frames_raise_their_kind(backend, name, msg, kind):
+def test_bad_frames_raise_their_kind(name, msg, kind):
     with pytest.raises(BadImage) as info:
         ic.message_to_rgb(msg)
     assert info.value.kind == kind, str(info.value)
@@ -403,49 +389,3 @@ def test_bad_image_is_a_value_error_with_a_known_kind():
     assert issubclass(BadImage, ValueError)
     with pytest.raises(ValueError, match="unknown BadImage kind"):
         BadImage("whatever", "x")
-
-
-class _FakeBridgeModule:
-    """Stands in for `cv_bridge`: CvBridge decodes with a given function."""
-
-    def __init__(self, decode):
-        class CvBridge:
-            def imgmsg_to_cv2(self, msg, desired_encoding="passthrough"):
-                return decode(msg)
-
-        self.CvBridge = CvBridge
-
-
-@pytest.fixture
-def fake_cv_bridge(monkeypatch):
-    def install(decode):
-        monkeypatch.setitem(sys.modules, "cv_bridge", _FakeBridgeModule(decode))
-        ic._load_cv_bridge.cache_clear()
-        ic.set_cv_bridge_enabled(True)
-
-    yield install
-    ic._load_cv_bridge.cache_clear()
-
-
-def test_cv_bridge_is_used_only_when_its_self_check_passes(fake_cv_bridge):
-    def broken(msg):  # what a numpy-1 build of cv_bridge does on numpy 2 with big-endian data
-        raise AttributeError("`newbyteorder` was removed from the ndarray class in NumPy 2.0")
-
-    fake_cv_bridge(broken)
-    assert not ic.cv_bridge_active()
-    np.testing.assert_array_equal(ic.image_to_rgb(make_image(RGB, "rgb8", padding=2)), RGB)
-
-    calls = []
-
-    def working(msg):
-        calls.append(msg.encoding)
-        ic.set_cv_bridge_enabled(False)
-        try:
-            return ic.image_to_array(msg)
-        finally:
-            ic.set_cv_bridge_enabled(True)
-
-    fake_cv_bridge(working)
-    assert ic.cv_bridge_active()
-    np.testing.assert_array_equal(ic.image_to_rgb(make_image(RGB[:, :, ::-1], "bgr8")), RGB)
-    assert calls[-1] == "bgr8"

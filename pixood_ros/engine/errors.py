@@ -3,10 +3,16 @@ them without import cycles. Users import them from `pixood_ros.engine`."""
 
 from __future__ import annotations
 
+from pixood_ros.cli import UserError
 
-class ModelError(RuntimeError):
-    """The model file cannot be used: missing, not ONNX, not a PixOOD model, bad metadata, or a
-    runtime failure inside the model. The message is one line a user can act on."""
+
+class ModelError(UserError, RuntimeError):
+    """The model file cannot be used: missing, not ONNX, not a PixOOD model, bad metadata, no
+    usable execution provider, or a runtime failure inside the model. The message is one line a
+    user can act on.
+
+    A UserError, so the commands end with that line and exit code 2; a RuntimeError as well, so
+    callers that catch runtime failures keep catching it."""
 
 
 class InputError(ModelError, ValueError):

@@ -1,4 +1,4 @@
-"""Parse and validate the metadata_props of a PixOOD model file (DESIGN.md §3).
+"""Parse and validate the metadata_props of a PixOOD model file (docs/architecture.md §3).
 
 Everything the runtime needs to know about a model (class names, colours, which classes define
 "anomalous") travels inside the ONNX file, so a node never hard-codes it and can never disagree
@@ -23,7 +23,6 @@ REQUIRED_KEYS = (
     "scorer",
     "config_hash",
 )
-KNOWN_SCORERS = ("pixood", "kmeans", "msp", "maxlogit", "energy")
 
 
 @dataclass(frozen=True)

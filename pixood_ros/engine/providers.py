@@ -10,6 +10,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,14 +49,27 @@ def canonical_provider(name: str) -> str:
     )
 
 
-# Device nodes of an NVIDIA GPU: desktop/server driver, Jetson (nvgpu), WSL 2 (dxg).
-GPU_DEVICE_GLOBS = ("/dev/nvidia[0-9]*", "/dev/nvhost-ctrl-gpu", "/dev/nvgpu*", "/dev/dxg")
+# Device files an NVIDIA driver creates: desktop/server (/dev/nvidiactl, /dev/nvidia0 ...),
+# Jetson (/dev/nvhost-ctrl, /dev/nvhost-ctrl-gpu, /dev/nvgpu/...), WSL 2 (/dev/dxg, the bridge to
+# the Windows driver). Relative to the file-system root, for `Path.glob`.
+GPU_DEVICE_FILES = (
+    "dev/nvidiactl",
+    "dev/nvidia[0-9]*",
+    "dev/nvhost-ctrl",
+    "dev/nvhost-ctrl-gpu",
+    "dev/nvgpu*",
+    "dev/dxg",
+)
 
 
-def nvidia_gpu_visible(dev_root: str = "/") -> bool:
-    """True when this machine exposes an NVIDIA GPU device node (cheap; loads no library)."""
-    root = Path(dev_root)
-    return any(any(root.glob(pattern.lstrip("/"))) for pattern in GPU_DEVICE_GLOBS)
+def nvidia_gpu_visible(root: str | Path = "/", platform: str = sys.platform) -> bool:
+    """True when this machine exposes an NVIDIA GPU device file (cheap: loads no library).
+
+    Only Linux has such files; on other systems this says True and ONNX Runtime's own provider
+    list decides. `root` and `platform` are for tests."""
+    if not platform.startswith("linux"):
+        return True
+    return any(any(Path(root).glob(pattern)) for pattern in GPU_DEVICE_FILES)
 
 
 def usable_providers(
@@ -65,8 +79,8 @@ def usable_providers(
 
     onnxruntime-gpu lists the GPU providers even where no GPU or TensorRT library exists, and then
     prints a wall of load errors before falling back to CPU. So CUDA/TensorRT count only when an
-    NVIDIA device node is visible, and TensorRT only when its library is found
-    (`gpu_visible`/`trt_found` override the probes, for tests).
+    NVIDIA device file is visible (`nvidia_gpu_visible`), and TensorRT only when its library is
+    found (`gpu_visible`/`trt_found` override the probes, for tests).
     """
     usable = list(available)
     if gpu_visible is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from pixood_ros.cli import one_line
 from pixood_ros.contract import MODEL_INPUT, MODEL_OUTPUTS
 from pixood_ros.engine.errors import InputError, ModelError
 from pixood_ros.engine.metadata import ModelInfo, parse_model_info
@@ -37,19 +37,12 @@ from pixood_ros.engine.providers import (
     trt_cache_key,
 )
 
-__all__ = [
-    "InputError",
-    "ModelError",
-    "ModelInfo",
-    "SegmentationResult",
-    "Segmenter",
-]
+__all__ = ["SegmentationResult", "Segmenter"]
 
 LOG = logging.getLogger("pixood_ros.engine")
 
-INPUT_NAME = MODEL_INPUT
-OUTPUT_NAMES = MODEL_OUTPUTS
-# ONNX type strings ONNX Runtime reports, per output; DESIGN.md §3 allows int64 class ids too.
+# ONNX type strings ONNX Runtime reports, per output; docs/architecture.md §3 allows int64 class
+# ids too.
 OUTPUT_TYPES = {
     "anomaly_score": ("tensor(float)",),
     "semantic": ("tensor(uint8)", "tensor(int64)"),
@@ -84,7 +77,7 @@ def _describe(args: Sequence[ort.NodeArg]) -> str:
 def _validate_io(session: ort.InferenceSession, where: str) -> None:
     """Reject ONNX files whose interface is not the PixOOD model-file contract."""
     inputs = session.get_inputs()
-    image = next((a for a in inputs if a.name == INPUT_NAME), None)
+    image = next((a for a in inputs if a.name == MODEL_INPUT), None)
     shape_ok = (
         image is not None
         and len(image.shape) == 4
@@ -97,7 +90,7 @@ def _validate_io(session: ort.InferenceSession, where: str) -> None:
             f"found {_describe(inputs)}"
         )
     outputs = {a.name: a for a in session.get_outputs()}
-    for name in OUTPUT_NAMES:
+    for name in MODEL_OUTPUTS:
         arg = outputs.get(name)
         if arg is None or arg.type not in OUTPUT_TYPES[name] or len(arg.shape) != 3:
             expected = " or ".join(t[7:-1] for t in OUTPUT_TYPES[name])
@@ -111,7 +104,7 @@ class Segmenter:
     """A loaded PixOOD model. Call it with an HxWx3 uint8 RGB image.
 
     Parameters
-    - model_path: the ONNX model file (DESIGN.md §3).
+    - model_path: the ONNX model file (docs/architecture.md §3).
     - providers: execution providers in preference order (full ONNX Runtime names or the
       aliases tensorrt / cuda / cpu); None = TensorRT ▸ CUDA ▸ CPU, as far as available.
     - trt_cache_dir: where TensorRT engines are cached (default ~/.cache/pixood_ros/tensorrt);
@@ -148,41 +141,11 @@ class Segmenter:
             raise ModelError(f"input_size must be (height, width) > 0, got {input_size!r}")
         self.input_size = tuple(int(v) for v in input_size) if input_size else None
 
-        available = ort.get_available_providers()
-        chosen = resolve_providers(providers, available)
-        self.requested_providers = chosen
+        chosen = resolve_providers(providers, ort.get_available_providers())
         self.trt_cache_dir: Path | None = None
-        entries: list[str | tuple[str, dict[str, str]]] = []
-        if TENSORRT in chosen or CUDA in chosen:
-            _preload_gpu_libraries()
-        for name in chosen:
-            if name == TENSORRT:
-                self.trt_cache_dir = self._trt_cache_dir(trt_cache_dir, trt_fp16)
-                entries.append(
-                    (
-                        name,
-                        tensorrt_options(self.trt_cache_dir, INPUT_NAME, self.input_size, trt_fp16),
-                    )
-                )
-            else:
-                entries.append(name)
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads > 0:
-            options.intra_op_num_threads = intra_op_threads
-        if not spin_wait:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=entries
-            )
-        except Exception as exc:  # ORT raises its own pybind exception types
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
-            raise ModelError(f"{where}: cannot load as an ONNX model ({first_line})") from None
-
+        if TENSORRT in chosen:
+            self.trt_cache_dir = self._trt_cache_dir(trt_cache_dir, trt_fp16)
+        self._session = self._open_session(chosen, trt_fp16, intra_op_threads, spin_wait, where)
         _validate_io(self._session, where)
         self.info: ModelInfo = parse_model_info(
             self._session.get_modelmeta().custom_metadata_map, where
@@ -225,10 +188,35 @@ class Segmenter:
         cache_dir.mkdir(parents=True, exist_ok=True)
         return cache_dir
 
-    @property
-    def providers(self) -> list[str]:
-        """Providers the session really has, in priority order."""
-        return list(self._session.get_providers())
+    def _open_session(
+        self,
+        chosen: Sequence[str],
+        trt_fp16: bool,
+        intra_op_threads: int,
+        spin_wait: bool,
+        where: str,
+    ) -> ort.InferenceSession:
+        """The ONNX Runtime session on the `chosen` providers (TensorRT with its options)."""
+        if TENSORRT in chosen or CUDA in chosen:
+            _preload_gpu_libraries()
+        entries: list[str | tuple[str, dict[str, str]]] = [
+            (name, tensorrt_options(self.trt_cache_dir, MODEL_INPUT, self.input_size, trt_fp16))
+            if name == TENSORRT and self.trt_cache_dir is not None
+            else name
+            for name in chosen
+        ]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads > 0:
+            options.intra_op_num_threads = intra_op_threads
+        if not spin_wait:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=entries
+            )
+        except Exception as exc:  # ORT raises its own pybind exception types
+            raise ModelError(f"{where}: cannot load as an ONNX model ({one_line(exc)})") from None
 
     def warmup(self, size: tuple[int, int] | None = None, runs: int = WARMUP_RUNS) -> float:
         """Run dummy frames through the model; returns the seconds it took (engine build incl.)."""
@@ -276,7 +264,7 @@ class Segmenter:
         if height < 1 or width < 1:
             raise InputError(f"expected a non-empty image, got shape {tuple(rgb.shape)}")
         if out is not None:
-            for name in OUTPUT_NAMES:
+            for name in MODEL_OUTPUTS:
                 buffer = getattr(out, name)
                 if buffer.shape != (height, width) or not buffer.flags.c_contiguous:
                     raise InputError(
@@ -288,7 +276,7 @@ class Segmenter:
             batch = self._contiguous_batch(rgb)
             try:
                 if out is None:
-                    values = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
+                    values = self._session.run(list(MODEL_OUTPUTS), {MODEL_INPUT: batch})
                     result = SegmentationResult(*(v[0] for v in values))
                     if result.semantic.dtype != np.uint8:
                         result.semantic = result.semantic.astype(np.uint8)
@@ -296,11 +284,10 @@ class Segmenter:
                     self._run_into(batch, out)
                     result = out
             except Exception as exc:  # ORT runtime failure (e.g. out of GPU memory)
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 raise ModelError(
-                    f"inference failed on a {height}x{width} image: {message}"
+                    f"inference failed on a {height}x{width} image: {one_line(exc)}"
                 ) from None
-        for name in OUTPUT_NAMES:
+        for name in MODEL_OUTPUTS:
             shape = getattr(result, name).shape
             if shape != (height, width):
                 raise ModelError(
@@ -323,8 +310,8 @@ class Segmenter:
         binding = self._binding
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
-        binding.bind_cpu_input(INPUT_NAME, batch)
-        for name in OUTPUT_NAMES:
+        binding.bind_cpu_input(MODEL_INPUT, batch)
+        for name in MODEL_OUTPUTS:
             buffer = getattr(out, name)
             if name == "semantic" and not self._semantic_is_uint8:
                 binding.bind_output(name, "cpu")
@@ -339,14 +326,9 @@ class Segmenter:
             )
         self._session.run_with_iobinding(binding)
         if not self._semantic_is_uint8:
-            index = OUTPUT_NAMES.index("semantic")
+            index = MODEL_OUTPUTS.index("semantic")
             semantic = binding.get_outputs()[index].numpy()
             np.copyto(out.semantic, semantic[0], casting="unsafe")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _remove_if_empty(directory: Path) -> None:
@@ -355,18 +337,13 @@ def _remove_if_empty(directory: Path) -> None:
         directory.rmdir()
 
 
-def _gpu_device_present() -> bool:
-    """Cheap check for an NVIDIA driver (desktop, Jetson, WSL) before loading CUDA libraries."""
-    if sys.platform != "linux":
-        return True
-    return any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvhost-ctrl", "/dev/dxg"))
-
-
 def _preload_gpu_libraries() -> None:
-    """Let ONNX Runtime find CUDA/cuDNN shipped as pip wheels (nvidia-*), when present; skipped
-    on machines without an NVIDIA driver (it would only print loader errors there)."""
+    """Let ONNX Runtime find CUDA/cuDNN shipped as pip wheels (nvidia-*), when present.
+
+    Called only when a GPU provider was chosen, which `resolve_providers` allows only where an
+    NVIDIA device file is visible: elsewhere the preload would only print loader errors."""
     preload = getattr(ort, "preload_dlls", None)
-    if preload is None or not _gpu_device_present():
+    if preload is None:
         return
     try:
         preload()

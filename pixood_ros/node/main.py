@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pixood_ros.cli import EXIT_OK, EXIT_USAGE, OneLineParser, argv_or_sys, fail
 from pixood_ros.node.parameters import describe_parameters
+
+PROG = "pixood_node"
 
 DESCRIPTION = """\
 PixOOD anomaly segmentation node (ROS 2 lifecycle node).
@@ -22,8 +25,8 @@ Parameters and remappings go after --ros-args, e.g.
 
 
 def _parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        prog="pixood_node",
+    return OneLineParser(
+        prog=PROG,
         description=DESCRIPTION,
         epilog="parameters:\n" + describe_parameters(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -31,29 +34,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C; 2 when autostart cannot configure (e.g. missing model)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the node until Ctrl-C; 2 when autostart cannot configure (e.g. missing model).
+
+    Ctrl-C (and `ros2 launch` stopping the node) is the normal end of a node: exit code 0."""
+    argv = argv_or_sys(argv)
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.utilities import remove_ros_args
 
-    non_ros = remove_ros_args(["pixood_node", *argv])[1:]
+    non_ros = remove_ros_args([PROG, *argv])[1:]
     _parser().parse_args(non_ros)  # --help, or exit 2 on unknown options
 
     from pixood_ros.node.memory import keep_frame_buffers
     from pixood_ros.node.pixood_node import PixoodNode
 
     keep_frame_buffers()
-    rclpy.init(args=["pixood_node", *argv])
+    rclpy.init(args=[PROG, *argv])
     node = None
     try:
         node = PixoodNode()
         if node.get_parameter("autostart").value and not node.autostart():
-            print(
-                "pixood_node: error: could not configure/activate (see the log above)",
-                file=sys.stderr,
-            )
-            return 2
+            return fail(PROG, "could not configure/activate (see the log above)", EXIT_USAGE)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rcl_interfaces.msg import (
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from pixood_ros.cli import UserError
 from pixood_ros.contract import NODE_OUTPUTS
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
@@ -71,6 +72,20 @@ class ParamSpec:
         return descriptor
 
 
+def _camera_size(side: str) -> ParamSpec:
+    return ParamSpec(
+        f"input_{side}",
+        0,
+        f"Expected camera image {side} for warm-up and a static TensorRT engine; 0 = unknown.",
+        int_range=(0, 65535),
+    )
+
+
+def _run_time_fraction(name: str, default: float, description: str) -> ParamSpec:
+    """A value in [0, 1] that may change while the node runs (read per frame)."""
+    return ParamSpec(name, default, description, read_only=False, float_range=(0.0, 1.0))
+
+
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "model_path",
@@ -97,18 +112,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Run the model on dummy frames while configuring, so the first camera frame is not "
         "slow and a TensorRT engine is built before the node goes active.",
     ),
-    ParamSpec(
-        "input_height",
-        0,
-        "Expected camera image height for warm-up and a static TensorRT engine; 0 = unknown.",
-        int_range=(0, 65535),
-    ),
-    ParamSpec(
-        "input_width",
-        0,
-        "Expected camera image width for warm-up and a static TensorRT engine; 0 = unknown.",
-        int_range=(0, 65535),
-    ),
+    _camera_size("height"),
+    _camera_size("width"),
     ParamSpec(
         "intra_op_threads",
         0,
@@ -157,21 +162,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "'image'.",
         type_=Parameter.Type.STRING_ARRAY,
     ),
-    ParamSpec(
+    _run_time_fraction(
         "threshold",
         DEFAULT_ANOMALY_THRESHOLD,
         "Anomaly score at or above which a pixel is 255 in ~/anomaly_mask (changeable at run "
         "time). PixOOD scores are calibrated: 0.995 = less typical than 99.5 % of the training "
         "mass of every evaluated class (the paper's threshold); other scorers need their own.",
-        read_only=False,
-        float_range=(0.0, 1.0),
     ),
-    ParamSpec(
-        "overlay_alpha",
-        0.6,
-        "Opacity of the anomaly tint in ~/overlay (changeable at run time).",
-        read_only=False,
-        float_range=(0.0, 1.0),
+    _run_time_fraction(
+        "overlay_alpha", 0.6, "Opacity of the anomaly tint in ~/overlay (changeable at run time)."
     ),
     ParamSpec("publish_anomaly_score", True, "Publish ~/anomaly_score (32FC1, 0..1)."),
     ParamSpec("publish_anomaly_mask", True, "Publish ~/anomaly_mask (mono8, 0/255)."),
@@ -203,12 +202,6 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int_range=(1, _INT32_MAX),
     ),
     ParamSpec(
-        "use_cv_bridge",
-        True,
-        "Decode raw images with ROS 2's cv_bridge when it is installed and passes a "
-        "self-check (same pixels as the built-in decoder).",
-    ),
-    ParamSpec(
         "autostart",
         True,
         "Configure and activate right after start-up (for users without a lifecycle manager). "
@@ -216,6 +209,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+# The parameters a running node takes over at once; all are fractions in [0, 1].
+RUN_TIME_PARAMETERS = tuple(p.name for p in PARAMETERS if not p.read_only)
 
 
 def declare_parameters(node: Any) -> None:
@@ -225,7 +220,7 @@ def declare_parameters(node: Any) -> None:
         node.declare_parameter(spec.name, default, spec.descriptor())
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """A parameter value that makes configuring impossible; the message is one line."""
 
 
@@ -253,8 +248,6 @@ class Settings:
     lazy_check_period: float
     diagnostics_period: float
     max_pixels: int
-    use_cv_bridge: bool
-    searched: tuple[str, ...] = field(default=(), compare=False)
 
 
 def model_search_paths(model_path: str) -> list[Path]:
@@ -355,7 +348,6 @@ def read_settings(node: Any) -> Settings:
         lazy_check_period=float(value("lazy_check_period")),
         diagnostics_period=float(value("diagnostics_period")),
         max_pixels=int(value("max_pixels")),
-        use_cv_bridge=bool(value("use_cv_bridge")),
     )
 
 

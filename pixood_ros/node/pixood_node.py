@@ -13,46 +13,44 @@ stays bounded by one inference however slow the model is.
 
 Per frame the worker renders and publishes only the outputs that have a subscriber right now
 (volatile outputs nobody reads would be dropped by DDS anyway), reuses one message per output
-(the engine writes into them, see `outputs.OutputImages`), and ONNX Runtime's threads do not
-busy-wait between calls unless `ort_spin_wait` is set;
-`python -m pixood_ros.speed.node_vs_engine` measures
-what is left of the ROS overhead.
+(the engine writes into them, see `pixood_ros.render.outputs.OutputImages`), and ONNX
+Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
+`python -m pixood_ros.speed.node_vs_engine` measures what is left of the ROS overhead.
+
+The parts: `parameters` (the table and its validation), `channels` (one camera's topics and
+QoS), `inputs` (the subscriptions), `mailbox` and `worker` (the hand-over to the worker thread),
+`stats` and `diagnostics` (what the node reports).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-)
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 
-from pixood_ros import image_conversion
 from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
-from pixood_ros.image_conversion import BadImage
+from pixood_ros.image_conversion import BadImage, message_to_rgb
+from pixood_ros.node.channels import CameraChannel, camera_channels, output_qos_profile
+from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
+from pixood_ros.node.inputs import CameraInputs
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.parameters import Settings, SettingsError, declare_parameters, read_settings
-from pixood_ros.node.stats import PipelineStats, StatsSnapshot
-from pixood_ros.render.outputs import OutputImages
-
-# A bad-input kind is logged at its first occurrence and then at most once per this period.
-BAD_INPUT_LOG_PERIOD_S = 10.0
-WORKER_POLL_S = 0.1
+from pixood_ros.node.parameters import (
+    RUN_TIME_PARAMETERS,
+    Settings,
+    SettingsError,
+    declare_parameters,
+    read_settings,
+)
+from pixood_ros.node.worker import FrameWorker
 
 SegmenterFactory = Callable[[Settings], Any]
 
@@ -69,49 +67,6 @@ def default_segmenter_factory(settings: Settings) -> Segmenter:
         intra_op_threads=settings.intra_op_threads,
         spin_wait=settings.ort_spin_wait,
     )
-
-
-def input_qos_profile(kind: str, depth: int) -> QoSProfile:
-    """sensor_data = best effort (accepts every publisher); reliable = reliable only."""
-    reliability = (
-        ReliabilityPolicy.BEST_EFFORT if kind == "sensor_data" else ReliabilityPolicy.RELIABLE
-    )
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=reliability,
-        durability=DurabilityPolicy.VOLATILE,
-    )
-
-
-def output_qos_profile(depth: int) -> QoSProfile:
-    """Reliable outputs: compatible with reliable and best-effort subscribers (rviz, bag)."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE,
-    )
-
-
-@dataclass
-class CameraChannel:
-    """One input stream and its outputs."""
-
-    index: int
-    name: str  # "" for the single-camera layout
-    input_topic: str
-    publishers: dict[str, Any] = field(default_factory=dict)
-    subscription: Any = None
-    stats: PipelineStats = field(default_factory=PipelineStats)
-    outputs: OutputImages = field(default_factory=OutputImages)
-
-    def output_topic(self, output: str) -> str:
-        return f"~/{self.name}/{output}" if self.name else f"~/{output}"
-
-    @property
-    def label(self) -> str:
-        return self.name or "camera"
 
 
 class PixoodNode(LifecycleNode):
@@ -131,26 +86,27 @@ class PixoodNode(LifecycleNode):
         self.segmenter: Any = None
         self.channels: list[CameraChannel] = []
         self._mailbox = LatestFrameMailbox()
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._worker: FrameWorker | None = None
         self._diagnostics_pub = None
         self._diagnostics_timer = None
         self._lazy_timer = None
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._inputs = CameraInputs(self, self._on_frame)
         self._lifecycle_label = "unconfigured"
-        self._bad_log_times: dict[tuple[str, str], float] = {}
-        self._bad_log_lock = threading.Lock()
-        self._threshold = float(self.get_parameter("threshold").value)
-        self._overlay_alpha = float(self.get_parameter("overlay_alpha").value)
+        self._log_throttle = LogThrottle()
+        self._read_run_time_parameters()
         self.add_post_set_parameters_callback(self._apply_dynamic_parameters)
         self.add_on_set_parameters_callback(self._check_dynamic_parameters)
 
     # --- parameters -------------------------------------------------------------------------
 
+    def _read_run_time_parameters(self) -> None:
+        self._threshold = float(self.get_parameter("threshold").value)
+        self._overlay_alpha = float(self.get_parameter("overlay_alpha").value)
+
     def _check_dynamic_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.name in ("threshold", "overlay_alpha"):
+            if parameter.name in RUN_TIME_PARAMETERS:
                 value = parameter.value
                 if not isinstance(value, float) or not 0.0 <= value <= 1.0:
                     return SetParametersResult(
@@ -190,7 +146,6 @@ class PixoodNode(LifecycleNode):
         except SettingsError as error:
             self.get_logger().error(f"cannot configure: {error}")
             return TransitionCallbackReturn.FAILURE
-        image_conversion.set_cv_bridge_enabled(settings.use_cv_bridge)
         try:
             segmenter = self._segmenter_factory(settings)
         except ModelError as error:
@@ -203,8 +158,7 @@ class PixoodNode(LifecycleNode):
             )
             return TransitionCallbackReturn.FAILURE
         self.settings, self.segmenter = settings, segmenter
-        self._threshold = float(self.get_parameter("threshold").value)
-        self._overlay_alpha = float(self.get_parameter("overlay_alpha").value)
+        self._read_run_time_parameters()
         self._create_channels(settings)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
@@ -213,11 +167,10 @@ class PixoodNode(LifecycleNode):
             callback_group=self._timer_group,
         )
         provider = getattr(segmenter, "active_provider", "unknown")
-        cv_bridge = "cv_bridge" if image_conversion.cv_bridge_active() else "built-in decoder"
         self.get_logger().info(
             f"configured: model {settings.model_path} on {provider}, "
             f"{len(self.channels)} camera(s), {settings.input_transport} input via "
-            f"{settings.input_qos} QoS, {cv_bridge}, outputs {', '.join(settings.outputs)}"
+            f"{settings.input_qos} QoS, outputs {', '.join(settings.outputs)}"
         )
         self._lifecycle_label = "inactive"
         return super().on_configure(state)
@@ -228,7 +181,8 @@ class PixoodNode(LifecycleNode):
             return result
         for channel in self.channels:
             channel.stats.reset()
-        self._start_worker()
+        self._worker = FrameWorker(self._mailbox, self._handle_frame)
+        self._worker.start()
         assert self.settings is not None
         if self.settings.lazy_subscription:
             self._lazy_timer = self.create_timer(
@@ -239,10 +193,10 @@ class PixoodNode(LifecycleNode):
             self._update_lazy_subscriptions()
         else:
             for channel in self.channels:
-                self._subscribe(channel)
+                self._inputs.subscribe(channel, self.settings)
         self._lifecycle_label = "active"
         self.get_logger().info(
-            "active: listening on " + ", ".join(self._resolved_input(c) for c in self.channels)
+            "active: listening on " + ", ".join(self._inputs.topic(c) for c in self.channels)
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -278,81 +232,28 @@ class PixoodNode(LifecycleNode):
     # --- set-up helpers ---------------------------------------------------------------------
 
     def _create_channels(self, settings: Settings) -> None:
-        suffix = "image/compressed" if settings.input_transport == "compressed" else "image"
-        names = settings.cameras or ("",)
         qos = output_qos_profile(settings.output_queue_depth)
         events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_output_qos)
-        self.channels = []
-        for index, name in enumerate(names):
-            channel = CameraChannel(
-                index=index,
-                name=name,
-                input_topic=f"{name}/{suffix}" if name else suffix,
-            )
+        self.channels = camera_channels(settings.cameras, settings.input_transport)
+        for channel in self.channels:
             for output in settings.outputs:
                 channel.publishers[output] = self.create_lifecycle_publisher(
                     Image, channel.output_topic(output), qos, event_callbacks=events
                 )
-            self.channels.append(channel)
-
-    def _resolved_input(self, channel: CameraChannel) -> str:
-        return self.resolve_topic_name(channel.input_topic)
-
-    def _subscribe(self, channel: CameraChannel) -> None:
-        if channel.subscription is not None:
-            return
-        assert self.settings is not None
-        msg_type = CompressedImage if self.settings.input_transport == "compressed" else Image
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=lambda info, c=channel: self._on_incompatible_input_qos(c, info)
-        )
-        channel.subscription = self.create_subscription(
-            msg_type,
-            channel.input_topic,
-            lambda msg, c=channel: self._on_frame(c, msg),
-            input_qos_profile(self.settings.input_qos, self.settings.input_queue_depth),
-            callback_group=self._input_group,
-            event_callbacks=events,
-        )
-
-    def _unsubscribe(self, channel: CameraChannel) -> None:
-        if channel.subscription is not None:
-            self.destroy_subscription(channel.subscription)
-            channel.subscription = None
 
     def _update_lazy_subscriptions(self) -> None:
-        for channel in self.channels:
-            wanted = any(pub.get_subscription_count() > 0 for pub in channel.publishers.values())
-            if wanted and channel.subscription is None:
-                self._subscribe(channel)
-                self.get_logger().info(
-                    f"output subscribed: listening on {self._resolved_input(channel)}"
-                )
-            elif not wanted and channel.subscription is not None:
-                self._unsubscribe(channel)
-                self.get_logger().info(
-                    f"no output subscribers: stopped listening on {self._resolved_input(channel)}"
-                )
-
-    def _start_worker(self) -> None:
-        self._stop.clear()
-        self._mailbox.clear()
-        self._mailbox.reopen()
-        self._worker = threading.Thread(target=self._work, name="pixood_worker", daemon=True)
-        self._worker.start()
+        if self.settings is not None:
+            self._inputs.follow_outputs(self.channels, self.settings)
 
     def _stop_inputs(self) -> None:
         if self._lazy_timer is not None:
             self.destroy_timer(self._lazy_timer)
             self._lazy_timer = None
         for channel in self.channels:
-            self._unsubscribe(channel)
-        self._stop.set()
-        self._mailbox.close()
+            self._inputs.unsubscribe(channel)
         if self._worker is not None:
-            self._worker.join()
+            self._worker.stop()
             self._worker = None
-        self._mailbox.clear()
 
     def _release(self) -> None:
         if self._diagnostics_timer is not None:
@@ -376,18 +277,15 @@ class PixoodNode(LifecycleNode):
         if self._mailbox.put(channel.index, (msg, received)):
             channel.stats.frame_dropped()
 
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            item = self._mailbox.get(timeout=WORKER_POLL_S)
-            if item is None:
-                continue
-            index, (msg, received) = item
-            channel = self.channels[index]
-            try:
-                self.process(channel, msg, received)
-            except Exception as error:
-                channel.stats.processing_error(str(error))
-                self._log_throttled(channel, "error", f"frame processing failed: {error}")
+    def _handle_frame(self, index: int, item: tuple[Any, float]) -> None:
+        """Worker thread: one frame from the mailbox; no error may end the worker."""
+        msg, received = item
+        channel = self.channels[index]
+        try:
+            self.process(channel, msg, received)
+        except Exception as error:
+            channel.stats.processing_error(str(error))
+            self._log_throttled(channel, "error", f"frame processing failed: {error}")
 
     def process(self, channel: CameraChannel, msg: Any, received: float) -> None:
         """Decode, segment and publish one frame (runs in the worker thread)."""
@@ -395,10 +293,7 @@ class PixoodNode(LifecycleNode):
         if settings is None or segmenter is None:
             return
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = image_conversion.compressed_to_rgb(msg, max_pixels=settings.max_pixels)
-            else:
-                rgb = image_conversion.image_to_rgb(msg, max_pixels=settings.max_pixels)
+            rgb = message_to_rgb(msg, max_pixels=settings.max_pixels)
         except BadImage as error:
             channel.stats.bad_frame(error.kind)
             self._log_throttled(channel, error.kind, f"skipping bad frame: {error}")
@@ -412,21 +307,7 @@ class PixoodNode(LifecycleNode):
             channel.stats.processing_error(str(error))
             self._log_throttled(channel, "inference", f"inference failed: {error}")
             return
-        # An output nobody subscribes to is neither rendered nor published: DDS would drop it
-        # anyway (volatile durability, no reader), and the overlay alone costs a few ms.
-        wanted = [
-            (publisher, name)
-            for name, publisher in channel.publishers.items()
-            if publisher.get_subscription_count() > 0
-        ]
-        # Render everything first, then publish: while rendering (numpy, GIL released and
-        # re-taken per operation) no subscriber in this process is busy taking our outputs.
-        messages = [
-            channel.outputs.message(name, rgb, msg.header, self._threshold, self._overlay_alpha)
-            for _, name in wanted
-        ]
-        for (publisher, _), message in zip(wanted, messages, strict=True):
-            publisher.publish(message)
+        channel.publish_outputs(rgb, msg.header, self._threshold, self._overlay_alpha)
         channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
 
     def _age_of(self, header: Any) -> float | None:
@@ -438,23 +319,11 @@ class PixoodNode(LifecycleNode):
 
     def _log_throttled(self, channel: CameraChannel, kind: str, message: str) -> None:
         """First occurrence of a kind per camera is logged, then once per period."""
-        key = (channel.label, kind)
-        now = time.monotonic()
-        with self._bad_log_lock:
-            last = self._bad_log_times.get(key)
-            if last is not None and now - last < BAD_INPUT_LOG_PERIOD_S:
-                return
-            self._bad_log_times[key] = now
+        if not self._log_throttle.allow((channel.label, kind)):
+            return
         count = channel.stats.snapshot().bad_by_kind.get(kind, 0)
         suffix = f" ({count} so far)" if count > 1 else ""
         self.get_logger().warning(f"[{channel.label}] {message}{suffix}")
-
-    def _on_incompatible_input_qos(self, channel: CameraChannel, info: Any) -> None:
-        self.get_logger().warning(
-            f"a publisher on {self._resolved_input(channel)} has incompatible QoS "
-            f"(policy {info.last_policy_kind}); with input_qos=reliable only reliable "
-            "publishers connect, use input_qos=sensor_data for best-effort cameras"
-        )
 
     def _on_incompatible_output_qos(self, info: Any) -> None:
         self.get_logger().warning(
@@ -474,80 +343,10 @@ class PixoodNode(LifecycleNode):
 
     def diagnostic_status(self) -> list[DiagnosticStatus]:
         """One status for the model and one per camera."""
-        statuses = [self._model_status()]
+        name, lifecycle = self.get_name(), self._lifecycle_label
+        statuses = [model_status(name, lifecycle, self.segmenter, self.settings, self._threshold)]
         for channel in self.channels:
-            statuses.append(self._camera_status(channel, channel.stats.snapshot()))
+            topic = self._inputs.topic(channel)
+            snap = channel.stats.snapshot()
+            statuses.append(camera_status(name, lifecycle, channel, topic, snap))
         return statuses
-
-    def _model_status(self) -> DiagnosticStatus:
-        status = DiagnosticStatus(name=f"{self.get_name()}: model")
-        segmenter, settings = self.segmenter, self.settings
-        provider = getattr(segmenter, "active_provider", "none")
-        status.hardware_id = str(settings.model_path) if settings else ""
-        values = {"lifecycle_state": self._lifecycle_label, "execution_provider": provider}
-        if settings is not None:
-            values["requested_providers"] = ", ".join(settings.providers) or "default"
-            values["threshold"] = f"{self._threshold:.3f}"
-        info = getattr(segmenter, "info", None)
-        if info is not None:
-            values["scorer"] = str(info.scorer)
-            values["classes"] = str(len(info.class_names))
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        if segmenter is None:
-            status.level, status.message = DiagnosticStatus.ERROR, "no model loaded"
-        elif settings and settings.providers and provider != _full_provider(settings.providers[0]):
-            status.level = DiagnosticStatus.WARN
-            status.message = f"running on {provider}, not the requested {settings.providers[0]}"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, f"running on {provider}"
-        return status
-
-    def _camera_status(self, channel: CameraChannel, snap: StatsSnapshot) -> DiagnosticStatus:
-        topic = self._resolved_input(channel)
-        status = DiagnosticStatus(name=f"{self.get_name()}: {channel.label}", hardware_id=topic)
-        values = {
-            "input_topic": topic,
-            "subscribed": str(channel.subscription is not None).lower(),
-            "input_rate_hz": f"{snap.input_rate_hz:.2f}",
-            "output_rate_hz": f"{snap.output_rate_hz:.2f}",
-            "processing_latency_ms_mean": _fmt_ms(snap.processing_ms_mean),
-            "processing_latency_ms_max": _fmt_ms(snap.processing_ms_max),
-            "end_to_end_latency_ms_mean": _fmt_ms(snap.end_to_end_ms_mean),
-            "end_to_end_latency_ms_max": _fmt_ms(snap.end_to_end_ms_max),
-            "frames_received": str(snap.received),
-            "frames_processed": str(snap.processed),
-            "frames_dropped": str(snap.dropped),
-            "bad_frames": str(snap.bad_total),
-            "processing_errors": str(snap.errors),
-        }
-        for kind in image_conversion.BAD_IMAGE_KINDS:
-            values[f"bad_frames_{kind}"] = str(snap.bad_by_kind.get(kind, 0))
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        if self._lifecycle_label != "active":
-            status.level, status.message = DiagnosticStatus.OK, f"node {self._lifecycle_label}"
-        elif channel.subscription is None:
-            status.level, status.message = DiagnosticStatus.OK, "idle: no output subscribers"
-        elif snap.errors and snap.processed == 0:
-            status.level, status.message = DiagnosticStatus.ERROR, f"failing: {snap.last_error}"
-        elif snap.bad_in_window:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"{snap.bad_in_window} bad frame(s) in the last {snap.window_s:.0f} s"
-        elif snap.received == 0:
-            status.level, status.message = DiagnosticStatus.WARN, f"no images on {topic} yet"
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = f"{snap.output_rate_hz:.1f} Hz out of {snap.input_rate_hz:.1f} Hz in"
-        return status
-
-
-def _fmt_ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-def _full_provider(name: str) -> str:
-    from pixood_ros.engine.providers import canonical_provider
-
-    try:
-        return canonical_provider(name)
-    except ModelError:
-        return name

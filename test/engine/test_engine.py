@@ -15,12 +15,14 @@ from model_fixtures import (
     make_handmade_model,
 )
 
+from pixood_ros.cli import UserError
 from pixood_ros.engine import InputError, ModelError, SegmentationResult, Segmenter
 from pixood_ros.engine.providers import (
     CPU,
     CUDA,
     TENSORRT,
     canonical_provider,
+    nvidia_gpu_visible,
     resolve_providers,
     trt_cache_key,
 )
@@ -190,6 +192,34 @@ def test_provider_names_and_order():
     assert resolve_providers(["tensorrt", "cuda", "cpu"], everything, gpu_visible=False) == [CPU]
     with pytest.raises(ModelError, match="none of the requested execution providers"):
         resolve_providers(["tensorrt"], [CPU])
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["nvidiactl", "nvidia0", "nvhost-ctrl", "nvhost-ctrl-gpu", "nvgpu/igpu0", "dxg"],
+    ids=["desktop", "desktop-gpu0", "jetson", "jetson-gpu", "jetson-nvgpu", "wsl"],
+)
+def test_gpu_probe_knows_desktop_jetson_and_wsl_device_files(tmp_path, device):
+    assert not nvidia_gpu_visible(tmp_path, platform="linux")
+    (tmp_path / "dev" / "null").parent.mkdir()
+    (tmp_path / "dev" / "null").touch()
+    (tmp_path / "dev" / "nvme0").touch()  # not a GPU despite the prefix
+    assert not nvidia_gpu_visible(tmp_path, platform="linux")
+    path = tmp_path / "dev" / device
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    assert nvidia_gpu_visible(tmp_path, platform="linux")
+
+
+def test_gpu_probe_leaves_the_choice_to_onnxruntime_off_linux(tmp_path):
+    assert nvidia_gpu_visible(tmp_path, platform="win32")
+
+
+def test_model_errors_are_user_errors_and_runtime_errors(tmp_path):
+    with pytest.raises(UserError, match="model file not found"):
+        Segmenter(tmp_path / "missing.onnx")
+    assert issubclass(ModelError, RuntimeError)
+    assert issubclass(InputError, UserError) and issubclass(InputError, ValueError)
 
 
 def test_trt_cache_key_changes_with_everything_an_engine_depends_on():

@@ -1,0 +1,88 @@
+"""One camera served by the node: its input topic and subscription, its output publishers and
+reused output messages (and which of them to render), its statistics; and the QoS of input and
+output topics.
+
+Input and output QoS differ on purpose: the input accepts whatever camera drivers and bag
+players offer, the outputs are reliable so that every kind of subscriber (rviz, bag recorder,
+another node) can connect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from pixood_ros.node.stats import PipelineStats
+from pixood_ros.render.outputs import OutputImages
+
+
+def input_qos_profile(kind: str, depth: int) -> QoSProfile:
+    """sensor_data = best effort (accepts every publisher); reliable = reliable only."""
+    reliability = (
+        ReliabilityPolicy.BEST_EFFORT if kind == "sensor_data" else ReliabilityPolicy.RELIABLE
+    )
+    return _volatile(depth, reliability)
+
+
+def output_qos_profile(depth: int) -> QoSProfile:
+    """Reliable outputs: compatible with reliable and best-effort subscribers (rviz, bag)."""
+    return _volatile(depth, ReliabilityPolicy.RELIABLE)
+
+
+def _volatile(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=reliability,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def camera_channels(cameras: tuple[str, ...], transport: str) -> list[CameraChannel]:
+    """One channel per camera name, or one nameless channel on 'image' without names."""
+    suffix = "image/compressed" if transport == "compressed" else "image"
+    return [
+        CameraChannel(index, name, f"{name}/{suffix}" if name else suffix)
+        for index, name in enumerate(cameras or ("",))
+    ]
+
+
+@dataclass
+class CameraChannel:
+    """One input stream and its outputs."""
+
+    index: int
+    name: str  # "" for the single-camera layout
+    input_topic: str
+    publishers: dict[str, Any] = field(default_factory=dict)
+    subscription: Any = None
+    stats: PipelineStats = field(default_factory=PipelineStats)
+    outputs: OutputImages = field(default_factory=OutputImages)
+
+    def output_topic(self, output: str) -> str:
+        return f"~/{self.name}/{output}" if self.name else f"~/{output}"
+
+    @property
+    def label(self) -> str:
+        return self.name or "camera"
+
+    def has_output_subscribers(self) -> bool:
+        return any(pub.get_subscription_count() > 0 for pub in self.publishers.values())
+
+    def publish_outputs(self, rgb: Any, header: Any, threshold: float, alpha: float) -> None:
+        """Render and publish the outputs that have a subscriber right now.
+
+        An output nobody subscribes to is neither rendered nor published: DDS would drop it
+        anyway (volatile durability, no reader), and the overlay alone costs a few ms."""
+        wanted = [
+            (publisher, name)
+            for name, publisher in self.publishers.items()
+            if publisher.get_subscription_count() > 0
+        ]
+        # Render everything first, then publish: while rendering (numpy, GIL released and
+        # re-taken per operation) no subscriber in this process is busy taking our outputs.
+        messages = [self.outputs.message(name, rgb, header, threshold, alpha) for _, name in wanted]
+        for (publisher, _), message in zip(wanted, messages, strict=True):
+            publisher.publish(message)
