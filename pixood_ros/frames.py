@@ -1,5 +1,6 @@
-"""Frame sources for `pixood-make-bag`: an image folder, a video file or a pixood-synth split,
-each optionally paired with ground-truth label images.
+"""Frame sources: an image folder, one image file, a video file or a pixood-synth split, read
+the same way by pixood-infer, pixood-make-bag, pixood-bag-eval (ground-truth folders),
+pixood-bravo and the demo, with one list of image suffixes and one set of error messages.
 
 A source yields `Frame`s (RGB image + optional OOD mask + optional semantic labels); ground truth
 is paired with frames by file stem (ignoring Cityscapes-style suffixes) and, failing that, by
@@ -8,15 +9,18 @@ sorted order when the counts agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+from pixood_ros.cli import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 # Suffixes that name the role of a file rather than the scene, stripped before stem matching.
 ROLE_SUFFIXES = (
     "_leftImg8bit",
@@ -30,17 +34,33 @@ ROLE_SUFFIXES = (
 )
 OOD_VALUES = (0, 1, 255)
 
+# Called with the file and the error for an image that cannot be decoded, instead of raising.
+OnUnreadable = Callable[[Path, "SourceError"], None]
 
-class SourceError(Exception):
+
+class SourceError(UserError):
     """A user-facing problem with the input frames or labels (one line, exit code 2)."""
 
 
 @dataclass
 class Frame:
+    """One frame: `name` is its file name (folders) or `frame_NNNNNN` (videos)."""
+
     name: str
     rgb: np.ndarray
     ood: np.ndarray | None = None
     semantic: np.ndarray | None = None
+
+
+@dataclass
+class Source:
+    """Frames to read plus what is known up front (count for the progress bar, native rate)."""
+
+    frames: Iterator[Frame]
+    count: int | None
+    native_rate: float | None = None
+    has_ood: bool = False
+    has_semantic: bool = False
 
 
 def scene_key(path: Path) -> str:
@@ -52,11 +72,12 @@ def scene_key(path: Path) -> str:
 
 
 def list_images(folder: Path) -> list[Path]:
+    """The image files of `folder`, sorted by name; SourceError when there is none."""
     if not folder.is_dir():
         raise SourceError(f"not a directory: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
 
 
@@ -79,9 +100,10 @@ def pair_labels(frame_names: list[str], label_dir: Path, what: str) -> list[Path
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB (grey, 16-bit and alpha images are converted as OpenCV does)."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise SourceError(f"cannot read image {path}")
+        raise SourceError(f"{path}: unreadable image (not a file OpenCV can decode)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -113,12 +135,27 @@ def check_ood_values(mask: np.ndarray, path: Path) -> None:
         )
 
 
+def image_frames(
+    files: Iterable[Path], on_unreadable: OnUnreadable | None = None
+) -> Iterator[Frame]:
+    """Frames of image files, read one at a time; an unreadable file raises SourceError, or is
+    reported to `on_unreadable` and skipped when that is given."""
+    for path in files:
+        try:
+            yield Frame(path.name, read_rgb(path))
+        except SourceError as exc:
+            if on_unreadable is None:
+                raise
+            on_unreadable(path, exc)
+
+
 def video_frames(path: Path) -> tuple[Iterator[Frame], float | None, int | None]:
     """Frames of a video, its frame rate and frame count (when the container knows them)."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise SourceError(f"cannot open video {path}")
-    fps = capture.get(cv2.CAP_PROP_FPS) or None
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    rate = fps if fps and math.isfinite(fps) and fps > 0 else None
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
 
     def frames() -> Iterator[Frame]:
@@ -128,34 +165,42 @@ def video_frames(path: Path) -> tuple[Iterator[Frame], float | None, int | None]
                 ok, bgr = capture.read()
                 if not ok:
                     break
-                yield Frame(f"{path.stem}_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                yield Frame(f"frame_{index:06d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 index += 1
         finally:
             capture.release()
 
-    return frames(), fps, count
+    return frames(), rate, count
 
 
-@dataclass
-class Source:
-    """Frames to write plus what is known up front (count for the progress bar, native rate)."""
+def _input_images(path: Path) -> list[Path] | None:
+    """The image files of an input (folder or single image), None for a video file."""
+    if not path.exists():
+        raise SourceError(f"input not found: {path}")
+    if path.is_dir():
+        return list_images(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return [path]
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return None
+    raise SourceError(
+        f"{path} is neither an image folder, an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
+        f"({', '.join(VIDEO_SUFFIXES)})"
+    )
 
-    frames: Iterator[Frame]
-    count: int | None
-    native_rate: float | None = None
-    has_ood: bool = False
-    has_semantic: bool = False
+
+def input_source(path: Path, on_unreadable: OnUnreadable | None = None) -> Source:
+    """Frames of an image folder, one image file or a video file, without ground truth."""
+    files = _input_images(path)
+    if files is not None:
+        return Source(image_frames(files, on_unreadable), len(files))
+    frames, rate, count = video_frames(path)
+    return Source(frames, count, rate)
 
 
 def _with_labels(
-    names: list[str],
-    rgb_of: list[Path] | Iterator[Frame],
-    ood_files: list[Path] | None,
-    semantic_files: list[Path] | None,
+    frames: Iterator[Frame], ood_files: list[Path] | None, semantic_files: list[Path] | None
 ) -> Iterator[Frame]:
-    frames = (
-        (Frame(Path(p).name, read_rgb(p)) for p in rgb_of) if isinstance(rgb_of, list) else rgb_of
-    )
     for index, frame in enumerate(frames):
         shape = frame.rgb.shape[:2]
         if ood_files is not None:
@@ -173,28 +218,24 @@ def _with_labels(
 def folder_or_video_source(
     input_path: Path, gt_dir: Path | None, semantic_dir: Path | None
 ) -> Source:
-    if not input_path.exists():
-        raise SourceError(f"input not found: {input_path}")
-    if input_path.is_dir():
-        files = list_images(input_path)
+    """`input_source` with OOD masks and semantic labels from folders: paired by file name with
+    the images of a folder, in sorted order with the frames of a video."""
+    files = _input_images(input_path)
+    if files is not None:
         names = [p.name for p in files]
         ood = pair_labels(names, gt_dir, "OOD masks") if gt_dir else None
         sem = pair_labels(names, semantic_dir, "semantic labels") if semantic_dir else None
-        frames = _with_labels(names, files, ood, sem)
-        return Source(frames, len(files), None, ood is not None, sem is not None)
-    if input_path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise SourceError(
-            f"{input_path} is neither an image folder nor a video "
-            f"({', '.join(sorted(VIDEO_SUFFIXES))})"
-        )
-    frames, fps, count = video_frames(input_path)
-    ood = list_images(gt_dir) if gt_dir else None
-    sem = list_images(semantic_dir) if semantic_dir else None
-    return Source(_with_labels([], frames, ood, sem), count, fps, ood is not None, sem is not None)
+        frames, rate, count = image_frames(files), None, len(files)
+    else:
+        ood = list_images(gt_dir) if gt_dir else None
+        sem = list_images(semantic_dir) if semantic_dir else None
+        frames, rate, count = video_frames(input_path)
+    return Source(_with_labels(frames, ood, sem), count, rate, ood is not None, sem is not None)
 
 
 def synth_source(root: Path, split: str) -> Source:
-    """A pixood-synth split (TEAM.md interface 1): images, OOD masks and semantic train ids."""
+    """A pixood-synth split (docs/architecture.md §7.1): images, OOD masks and semantic train
+    ids."""
     image_dir = root / "leftImg8bit" / split / "synth"
     if not image_dir.is_dir():
         available = sorted(p.name for p in (root / "leftImg8bit").glob("*") if p.is_dir())
@@ -206,6 +247,5 @@ def synth_source(root: Path, split: str) -> Source:
     sem_dir = root / "gtFine" / split / "synth"
     ood = pair_labels(names, ood_dir, "OOD masks") if ood_dir.is_dir() else None
     sem = pair_labels(names, sem_dir, "semantic labels") if sem_dir.is_dir() else None
-    return Source(
-        _with_labels(names, files, ood, sem), len(files), None, ood is not None, sem is not None
-    )
+    frames = _with_labels(image_frames(files), ood, sem)
+    return Source(frames, len(files), None, ood is not None, sem is not None)

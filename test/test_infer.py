@@ -90,12 +90,29 @@ def test_video_input_and_single_image(model, tmp_path):
     assert json.loads((single / "summary.json").read_text())["frames"] == 1
 
 
+def test_every_image_kind_is_read_and_unreadable_ones_are_skipped(model, tmp_path):
+    """The suffixes of pixood_ros.frames (pixood-make-bag reads the same), e.g. .ppm; a broken
+    file is named in summary.json and the rest is processed."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.ppm"), gradient_image(24, 40, 1)[..., ::-1])
+    (folder / "b.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert infer_main([str(model), str(folder), "-o", str(out), "-q", "--limit", "5"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 1 and summary["skipped"] == ["b"]
+    assert [f["name"] for f in summary["per_frame"]] == ["a"]
+    assert (out / "mask" / "a.png").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["{model}", "{missing}"], "input not found"),
         (["{missing}", "{folder}"], "model file not found"),
-        (["{model}", "{folder}", "--threshold", "1.5"], "--threshold must be in [0, 1]"),
+        (["{model}", "{folder}", "--threshold", "1.5"], "--threshold: must be in [0, 1]"),
+        (["{model}", "{folder}", "--limit", "0"], "--limit: must be >= 1"),
+        (["{model}", "{folder}", "--fps", "0"], "--fps must be positive"),
         (["{model}", "{empty}"], "no images"),
         (["{notes}", "{folder}"], "cannot load as an ONNX model"),
     ],

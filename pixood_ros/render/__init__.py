@@ -1,2 +1,4 @@
-"""Pictures of model outputs for people and for rviz, without ROS: output images, overlays,
-colour maps, videos. Used by the node, pixood-infer, pixood-bag-eval and the demo."""
+"""Pictures of model outputs, without ROS: `outputs` (the node's output images and its rviz
+overlay, as messages of any Image class), `pictures` (mask, plot.py-style overlay, heat map,
+semantic colours, side-by-side video frames) and `video` (the project's one video writer).
+Nothing here imports rclpy, so offline tools render exactly what the node publishes."""

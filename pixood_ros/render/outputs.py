@@ -4,12 +4,12 @@ Every message carries the input header (stamp and frame_id), so message_filters,
 bag evaluation can pair outputs with the camera frame they belong to.
 
 This runs once per frame in the node's worker thread, between two model calls, so it is
-written for speed (see `OutputImages`): the mask is a comparison viewed as bytes, the overlay
-works per colour plane in float32 without a 3-channel float temporary, and the node reuses its
-messages and scratch buffers, because on a VM every fresh multi-megabyte array costs thousands
-of page faults (~10 ms per 1280x720 frame here). The pixels are exactly those of the plain
-formula (`round((1 - w) * rgb + w * red)` in float32, w = alpha * clip(score, 0, 1)); a unit
-test checks this against the straightforward numpy version.
+written for speed (see `OutputImages`): the mask (`pictures.anomaly_mask`) is a comparison viewed
+as bytes, the overlay works per colour plane in float32 without a 3-channel float temporary, and
+the node reuses its messages and scratch buffers, because on a VM every fresh multi-megabyte
+array costs thousands of page faults (~10 ms per 1280x720 frame here). The pixels are exactly
+those of the plain formula (`round((1 - w) * rgb + w * red)` in float32, w = alpha *
+clip(score, 0, 1)); a unit test checks this against the straightforward numpy version.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 
 from pixood_ros.engine import SegmentationResult
 from pixood_ros.image_conversion import array_to_image, image_message_layout
+from pixood_ros.render.pictures import anomaly_mask
 
 ANOMALY_TINT_RGB = np.array([255.0, 0.0, 0.0], dtype=np.float32)
 
-# Output name -> encoding published (DESIGN.md §5).
+# Output name -> encoding published (docs/architecture.md §5).
 ENCODINGS = {
     "anomaly_score": "32FC1",
     "anomaly_mask": "mono8",
@@ -31,21 +32,6 @@ ENCODINGS = {
     "confidence": "32FC1",
     "overlay": "bgr8",
 }
-
-
-def anomaly_mask(
-    anomaly_score: np.ndarray, threshold: float, out: np.ndarray | None = None
-) -> np.ndarray:
-    """0/255 mono8 mask: 255 where the score is at or above `threshold` (NaN gives 0).
-
-    `out` (H, W uint8, C-contiguous) receives the mask when given.
-    """
-    # The boolean comparison reinterpreted as 0/1 bytes, scaled in place: two vectorised passes
-    # (np.where with two scalars was ~40x slower at 1280x720).
-    flags = None if out is None else out.view(np.bool_)
-    mask = np.greater_equal(anomaly_score, np.float32(threshold), out=flags).view(np.uint8)
-    mask *= np.uint8(255)
-    return mask
 
 
 def render_overlay(
@@ -88,38 +74,22 @@ def build_output_images(
     overlay_alpha: float,
     msg_type: type | None = None,
 ) -> dict[str, Any]:
-    """Image messages for the requested `outputs` (names of `ENCODINGS`)."""
+    """Image messages for the requested `outputs` (names of `ENCODINGS`), freshly allocated (for
+    offline tools; the node reuses its messages through `OutputImages`)."""
+    pictures = {
+        "anomaly_score": lambda: result.anomaly_score,
+        "anomaly_mask": lambda: anomaly_mask(result.anomaly_score, threshold),
+        "semantic": lambda: result.semantic,
+        "confidence": lambda: result.confidence,
+        "overlay": lambda: render_overlay(rgb, result.anomaly_score, overlay_alpha),
+    }
     messages: dict[str, Any] = {}
     for name in outputs:
-        messages[name] = build_output_image(
-            name, rgb, result, header, threshold, overlay_alpha, msg_type
-        )
+        if name not in pictures:
+            raise ValueError(f"unknown output {name!r}; known: {list(ENCODINGS)}")
+        pixels = pictures[name]()
+        messages[name] = array_to_image(pixels, ENCODINGS[name], header, msg_type=msg_type)
     return messages
-
-
-def build_output_image(
-    name: str,
-    rgb: np.ndarray,
-    result: Any,
-    header: Any,
-    threshold: float,
-    overlay_alpha: float,
-    msg_type: type | None = None,
-) -> Any:
-    """The Image message of one output (a name of `ENCODINGS`)."""
-    if name == "anomaly_score":
-        pixels = result.anomaly_score
-    elif name == "anomaly_mask":
-        pixels = anomaly_mask(result.anomaly_score, threshold)
-    elif name == "semantic":
-        pixels = result.semantic
-    elif name == "confidence":
-        pixels = result.confidence
-    elif name == "overlay":
-        pixels = render_overlay(rgb, result.anomaly_score, overlay_alpha)
-    else:
-        raise ValueError(f"unknown output {name!r}; known: {list(ENCODINGS)}")
-    return array_to_image(pixels, ENCODINGS[name], header, msg_type=msg_type)
 
 
 class OutputImages:

@@ -1,9 +1,10 @@
-"""Pictures of model outputs for people: anomaly overlay, heat map, mask, semantic colours.
+"""Pictures of model outputs for people and for the node: anomaly mask, overlay, heat map,
+semantic colours (numpy and OpenCV only).
 
-The overlay follows the official PixOOD `plot.py` (METHOD.md §8): pixels at or above the threshold
-become 0.3·image + 0.7·turbo(score), the rest stay the camera image, and the predicted semantic
-map sits as a small inset in the top-left corner. `side_by_side` puts camera overlay | heat map |
-mask next to each other for videos. All images here are RGB uint8.
+The overlay follows the official PixOOD `plot.py` (docs/method.md §8): pixels at or above the
+threshold become 0.3·image + 0.7·turbo(score), the rest stay the camera image, and the predicted
+semantic map sits as a small inset in the top-left corner. `side_by_side` puts camera overlay |
+heat map | mask next to each other for videos. All colour images here are RGB uint8.
 """
 
 from __future__ import annotations
@@ -32,9 +33,19 @@ def colorize_semantic(semantic: np.ndarray, palette: Sequence[Sequence[int]]) ->
     return lut[semantic.astype(np.uint8)]
 
 
-def mask_image(score: np.ndarray, threshold: float) -> np.ndarray:
-    """HxW uint8 mask: 255 where score >= threshold, else 0 (mono8 convention)."""
-    return np.where(score >= threshold, 255, 0).astype(np.uint8)
+def anomaly_mask(
+    anomaly_score: np.ndarray, threshold: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """0/255 mono8 mask: 255 where the score is at or above `threshold` (NaN gives 0).
+
+    `out` (H, W uint8, C-contiguous) receives the mask when given (the node reuses its buffers).
+    """
+    # The boolean comparison reinterpreted as 0/1 bytes, scaled in place: two vectorised passes
+    # (np.where with two scalars was ~40x slower at 1280x720).
+    flags = None if out is None else out.view(np.bool_)
+    mask = np.greater_equal(anomaly_score, np.float32(threshold), out=flags).view(np.uint8)
+    mask *= np.uint8(255)
+    return mask
 
 
 def overlay_anomalies(
@@ -84,7 +95,7 @@ def side_by_side(
     panels = [
         overlay_anomalies(rgb, score, threshold, semantic, palette),
         turbo(score),
-        cv2.cvtColor(mask_image(score, threshold), cv2.COLOR_GRAY2RGB),
+        cv2.cvtColor(anomaly_mask(score, threshold), cv2.COLOR_GRAY2RGB),
     ]
     frame = np.concatenate(panels, axis=1)
     height, width = frame.shape[:2]

@@ -1,5 +1,7 @@
-"""The one video writer of the project (pixood-infer, pixood-bag-eval, the demo): browser-playable
-H.264 when an encoder is present, OpenCV's mp4v otherwise."""
+"""MP4 videos of rendered frames, playable in browsers when an H.264 encoder (ffmpeg) is present.
+
+One writer for every tool that makes a video, so they all produce the same kind of file and say
+which codec it has."""
 
 from __future__ import annotations
 
