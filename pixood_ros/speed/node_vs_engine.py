@@ -15,9 +15,8 @@ worker has taken the previous one out of its mailbox: the node always finds its 
 waiting (it arrives while the previous one is processed) but never receives frames it would
 only drop (on a small machine, receiving and discarding surplus frames steals CPU from the
 model and would be charged to the node).
-`--rate` publishes open-loop at a fixed rate instead, like a camera. The subscriber takes the
-outputs serialized (no Python message is built), so the measuring side costs as little as
-possible; all of it runs in its own threads.
+`--rate` publishes open-loop at a fixed rate instead, like a camera. The node side is
+`node_rig.NodeRig`.
 """
 
 from __future__ import annotations
@@ -25,45 +24,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pixood_ros.cli import (
+    OneLineParser,
+    UserError,
+    argv_or_sys,
+    non_negative_float,
+    positive_int,
+    progress_parent,
+    run_command,
+    split_names,
+)
 from pixood_ros.contract import NODE_OUTPUTS
+from pixood_ros.speed.node_rig import WARMUP_FRAMES, NodeRig
 
-OUTPUT_NAMES = NODE_OUTPUTS
-WARMUP_FRAMES = 5
+PROG = "pixood_ros.speed.node_vs_engine"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pixood_ros.speed.node_vs_engine",
+    parser = OneLineParser(
+        prog=PROG,
         description="Measure pixood node throughput against raw engine throughput (same model, "
         "same frames, same execution provider, alternating rounds) and print both, their ratio "
         "and latency as JSON.",
+        parents=[progress_parent()],
     )
     parser.add_argument("model", type=Path, help="PixOOD ONNX model file")
-    parser.add_argument("--width", type=int, default=640, help="frame width (default 640)")
-    parser.add_argument("--height", type=int, default=480, help="frame height (default 480)")
+    parser.add_argument("--width", type=positive_int, default=640, help="frame width (default 640)")
     parser.add_argument(
-        "--frames", type=int, default=8, help="distinct random frames cycled through (default 8)"
+        "--height", type=positive_int, default=480, help="frame height (default 480)"
     )
     parser.add_argument(
-        "--duration",
-        type=float,
-        default=6.0,
-        help="measured seconds per side (engine, node), split over the rounds (default 6)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="alternating engine/node rounds; more rounds cancel load drift better (default 3)",
+        "--frames",
+        type=positive_int,
+        default=8,
+        help="distinct random frames cycled through (default 8)",
     )
     parser.add_argument(
         "--encoding",
@@ -72,8 +73,20 @@ def _parser() -> argparse.ArgumentParser:
         help="encoding of the published frames (default rgb8)",
     )
     parser.add_argument(
+        "--duration",
+        type=_positive_seconds,
+        default=6.0,
+        help="measured seconds per side (engine, node), split over the rounds (default 6)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="alternating engine/node rounds; more rounds cancel load drift better (default 3)",
+    )
+    parser.add_argument(
         "--rate",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="open-loop publish rate in Hz, like a camera; 0 (default) = closed loop: the "
         "next frame as soon as the node's worker took the previous one",
@@ -84,12 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         default="reliable",
         help="node input QoS (default reliable: no frames lost in DDS, so only the node drops)",
     )
-    parser.add_argument(
-        "--no-overlay", action="store_true", help="do not publish ~/overlay (cheaper outputs)"
-    )
+    parser.add_argument("--no-overlay", action="store_true", help="do not publish ~/overlay")
     parser.add_argument(
         "--providers",
-        default="cpu",
+        type=split_names,
+        default=["cpu"],
         help="comma-separated execution providers, e.g. tensorrt,cuda,cpu (default cpu)",
     )
     parser.add_argument(
@@ -98,16 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         help="let ONNX Runtime's threads busy-wait (off by default, like the node's "
         "ort_spin_wait parameter; both sides always use the same session)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr (for logs)"
-    )
     parser.add_argument("--json", type=Path, help="also write the JSON result to this file")
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"pixood node bench: error: {message}", file=sys.stderr)
-    return 2
+def _positive_seconds(text: str) -> float:
+    value = non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def make_frames(count: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
@@ -134,202 +145,6 @@ def measure_engine(
     return {"frames": count, "seconds": elapsed, "fps": count / elapsed, "cpu_seconds": cpu}
 
 
-def _cdr_stamp_ns(serialized: bytes) -> int:
-    """header.stamp of a serialized message (CDR: 4-byte encapsulation, then sec, nanosec)."""
-    order = "<" if serialized[1] & 1 else ">"
-    sec, nanosec = struct.unpack_from(order + "iI", serialized, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
-class NodeRig:
-    """The pixood node plus a publisher/subscriber test node, each spun in its own thread."""
-
-    def __init__(
-        self,
-        segmenter: Any,
-        model: Path,
-        frames: list[np.ndarray],
-        encoding: str,
-        input_qos: str,
-        outputs: tuple[str, ...],
-    ) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-
-        from pixood_ros.image_conversion import array_to_image
-        from pixood_ros.node.mailbox import LatestFrameMailbox
-        from pixood_ros.node.pixood_node import PixoodNode
-
-        self.outputs = outputs
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        overrides = [
-            Parameter("model_path", value=str(model)),
-            Parameter("input_qos", value=input_qos),
-            Parameter("warmup", value=False),
-        ]
-        overrides += [Parameter(f"publish_{n}", value=n in outputs) for n in OUTPUT_NAMES]
-        rig = self
-
-        class HandOverMailbox(LatestFrameMailbox):
-            """Tells the publisher when the worker took a frame (closed-loop pacing)."""
-
-            def get(self, timeout: float | None = None) -> Any:
-                item = super().get(timeout)
-                if item is not None:
-                    with rig.answered:
-                        rig.taken += 1
-                        rig.answered.notify_all()
-                return item
-
-        class PacedNode(PixoodNode):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self._mailbox = HandOverMailbox()
-
-        self.taken = 0
-        self.node = PacedNode(
-            "pixood_bench_node",
-            context=self.context,
-            parameter_overrides=overrides,
-            segmenter_factory=lambda settings: segmenter,
-        )
-        self.tester = rclpy.create_node("pixood_bench_io", context=self.context)
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self.publisher = self.tester.create_publisher(Image, "image", reliable)
-        self.answered = threading.Condition()
-        self.sent: dict[int, float] = {}
-        self.arrivals: dict[str, list[tuple[float, int]]] = {name: [] for name in outputs}
-        self.subscriptions = [
-            self.tester.create_subscription(
-                Image,
-                f"/pixood_bench_node/{n}",
-                lambda data, n=n: self._on_output(n, data),
-                reliable,
-                raw=True,
-            )
-            for n in outputs
-        ]
-        self.messages = [
-            array_to_image(
-                f if encoding == "rgb8" else np.ascontiguousarray(f[:, :, ::-1]), encoding
-            )
-            for f in frames
-        ]
-        self.index = 0
-        self.executors = []
-        for member in (self.node, self.tester):
-            executor = SingleThreadedExecutor(context=self.context)
-            executor.add_node(member)
-            thread = threading.Thread(target=executor.spin, daemon=True)
-            thread.start()
-            self.executors.append((executor, thread))
-
-    def _on_output(self, name: str, serialized: bytes) -> None:
-        now = time.perf_counter()
-        with self.answered:
-            self.arrivals[name].append((now, _cdr_stamp_ns(serialized)))
-            self.answered.notify_all()
-
-    def start(self) -> None:
-        if not self.node.autostart():
-            raise RuntimeError("the node did not activate (see its log)")
-        deadline = time.monotonic() + 20.0
-        while time.monotonic() < deadline and not (
-            self.publisher.get_subscription_count() > 0
-            and all(s.get_publisher_count() > 0 for s in self.subscriptions)
-        ):
-            time.sleep(0.05)
-
-    def publish_next(self) -> None:
-        self.index += 1
-        msg = self.messages[self.index % len(self.messages)]
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(self.index, 1_000_000_000)
-        with self.answered:
-            self.sent[self.index] = time.perf_counter()
-        self.publisher.publish(msg)
-
-    def _may_send(self) -> bool:
-        """Closed loop: the worker took every frame sent so far out of its mailbox."""
-        return self.taken >= self.index
-
-    def answered_up_to(self) -> int:
-        """Newest frame index whose last output arrived (0 = none)."""
-        last = self.arrivals[self.outputs[-1]]
-        return last[-1][1] if last else 0
-
-    def wait_answer(self, index: int, timeout: float) -> bool:
-        with self.answered:
-            return self.answered.wait_for(lambda: self.answered_up_to() >= index, timeout)
-
-    def run(self, duration: float, rate: float, progress: Any = None) -> dict:
-        """Feed the node for `duration` s after a warm-up; outputs/s counted in that window."""
-        for _ in range(WARMUP_FRAMES):
-            self.publish_next()
-            if not self.wait_answer(self.index, 30.0):
-                raise RuntimeError("the node did not answer a warm-up frame within 30 s")
-        stats = self.node.channels[0].stats
-        dropped_before = stats.snapshot().dropped
-        first_index = self.index + 1
-        cpu = time.process_time()
-        start = time.perf_counter()
-        end = start + duration
-        published = 0
-        while (now := time.perf_counter()) < end:
-            if rate > 0:
-                self.publish_next()
-                published += 1
-                time.sleep(max(0.0, start + published / rate - time.perf_counter()))
-            else:
-                with self.answered:
-                    ready = self.answered.wait_for(self._may_send, end - now)
-                if ready:
-                    self.publish_next()
-                    published += 1
-            if progress is not None:
-                progress.update(min(duration, now - start) - progress.n)
-        cpu = time.process_time() - cpu
-        last_index = self.index
-        self.wait_answer(last_index, 5.0)  # let the frames in flight come out before counting
-        with self.answered:
-            counts = {
-                name: sum(1 for t, _ in events if start <= t < end)
-                for name, events in self.arrivals.items()
-            }
-            latencies = [
-                t - self.sent[s]
-                for t, s in self.arrivals[self.outputs[-1]]
-                if start <= t < end and s >= first_index
-            ]
-        latency = np.array(latencies) * 1e3
-        return {
-            "published": published,
-            "seconds": duration,
-            "cpu_seconds": cpu,
-            "outputs_received": counts,
-            "fps": counts[self.outputs[-1]] / duration,
-            "dropped_in_node": stats.snapshot().dropped - dropped_before,
-            "latency_ms_mean": float(latency.mean()) if latency.size else None,
-            "latency_ms_p95": float(np.percentile(latency, 95)) if latency.size else None,
-        }
-
-    def close(self) -> None:
-        import rclpy
-
-        if self.node.lifecycle_state in ("active", "inactive"):
-            self.node.trigger_shutdown()
-        for executor, _ in self.executors:
-            executor.shutdown(timeout_sec=2.0)
-        rclpy.shutdown(context=self.context)
-        for _, thread in self.executors:
-            thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self.tester.destroy_node()
-
-
 def _sum_rounds(rounds: list[dict], extra: tuple[str, ...] = ()) -> dict:
     frames = sum(r["frames"] for r in rounds)
     seconds = sum(r["seconds"] for r in rounds)
@@ -350,43 +165,10 @@ def _sum_rounds(rounds: list[dict], extra: tuple[str, ...] = ()) -> dict:
 
 def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
     """Alternating engine and node rounds; totals, per-round figures and the ratio."""
-    from tqdm import tqdm
-
-    frames = make_frames(args.frames, args.height, args.width)
-    outputs = tuple(n for n in OUTPUT_NAMES if not (args.no_overlay and n == "overlay"))
-    share = args.duration / args.rounds
-    engine_rounds: list[dict] = []
-    node_rounds: list[dict] = []
-    rig = NodeRig(segmenter, args.model, frames, args.encoding, args.input_qos, outputs)
-    try:
-        rig.start()
-        with tqdm(
-            total=round(2 * args.duration, 1),
-            unit="s",
-            desc="engine/node rounds",
-            disable=args.no_progress,
-            leave=False,
-        ) as bar:
-            for _ in range(args.rounds):
-                engine_rounds.append(measure_engine(segmenter, frames, share))
-                bar.update(share)
-                with tqdm(total=share, disable=True) as inner:
-                    node = rig.run(share, args.rate, inner)
-                node["frames"] = node["outputs_received"][outputs[-1]]
-                node_rounds.append(node)
-                bar.update(share)
-    finally:
-        rig.close()
+    outputs = tuple(n for n in NODE_OUTPUTS if not (args.no_overlay and n == "overlay"))
+    engine_rounds, node_rounds = _measure_rounds(args, segmenter, outputs)
     engine = _sum_rounds(engine_rounds)
-    node = _sum_rounds(node_rounds, ("published", "dropped_in_node"))
-    latencies = [r["latency_ms_mean"] for r in node_rounds if r["latency_ms_mean"] is not None]
-    node["latency_ms_mean"] = float(np.mean(latencies)) if latencies else None
-    node["latency_ms_p95"] = max(
-        (r["latency_ms_p95"] for r in node_rounds if r["latency_ms_p95"] is not None), default=None
-    )
-    node["outputs_received"] = {
-        name: sum(r["outputs_received"][name] for r in node_rounds) for name in outputs
-    }
+    node = _node_totals(node_rounds, outputs)
     return {
         "model": str(args.model),
         "execution_provider": segmenter.active_provider,
@@ -416,6 +198,51 @@ def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
     }
 
 
+def _measure_rounds(
+    args: argparse.Namespace, segmenter: Any, outputs: tuple[str, ...]
+) -> tuple[list[dict], list[dict]]:
+    """`args.rounds` engine rounds and node rounds in turn, `args.duration` s per side in all."""
+    from tqdm import tqdm
+
+    frames = make_frames(args.frames, args.height, args.width)
+    share = args.duration / args.rounds
+    engine_rounds: list[dict] = []
+    node_rounds: list[dict] = []
+    rig = NodeRig(segmenter, args.model, frames, args.encoding, args.input_qos, outputs)
+    try:
+        rig.start()
+        with tqdm(
+            total=round(2 * args.duration, 1),
+            unit="s",
+            desc="engine/node rounds",
+            disable=args.no_progress,
+            leave=False,
+        ) as bar:
+            for _ in range(args.rounds):
+                engine_rounds.append(measure_engine(segmenter, frames, share))
+                bar.update(share)
+                node = rig.run(share, args.rate)
+                node["frames"] = node["outputs_received"][outputs[-1]]
+                node_rounds.append(node)
+                bar.update(share)
+    finally:
+        rig.close()
+    return engine_rounds, node_rounds
+
+
+def _node_totals(node_rounds: list[dict], outputs: tuple[str, ...]) -> dict:
+    node = _sum_rounds(node_rounds, ("published", "dropped_in_node"))
+    latencies = [r["latency_ms_mean"] for r in node_rounds if r["latency_ms_mean"] is not None]
+    node["latency_ms_mean"] = float(np.mean(latencies)) if latencies else None
+    node["latency_ms_p95"] = max(
+        (r["latency_ms_p95"] for r in node_rounds if r["latency_ms_p95"] is not None), default=None
+    )
+    node["outputs_received"] = {
+        name: sum(r["outputs_received"][name] for r in node_rounds) for name in outputs
+    }
+    return node
+
+
 def summary_line(result: dict) -> str:
     """One line for people: throughputs, the ratio and the CPU-based ratio."""
     engine, node = result["engine"], result["node"]
@@ -429,31 +256,27 @@ def summary_line(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv_or_sys(argv))
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     if not args.model.is_file():
-        return _error(f"model file not found: {args.model}")
-    if args.width < 1 or args.height < 1 or args.frames < 1 or args.duration <= 0:
-        return _error("--width, --height, --frames must be >= 1 and --duration > 0")
-    if args.rate < 0 or args.rounds < 1:
-        return _error("--rate must be >= 0 and --rounds >= 1")
+        raise UserError(f"model file not found: {args.model}")
     # A loopback benchmark: keep DDS discovery on this machine unless the user says otherwise.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     # The allocator tuning of the node's own entry point (both sides run in this process).
     from pixood_ros.node.memory import keep_frame_buffers
 
     keep_frame_buffers()
-    from pixood_ros.engine import ModelError, Segmenter
+    from pixood_ros.engine import Segmenter
 
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    try:
-        segmenter = Segmenter(
-            args.model,
-            providers=providers,
-            input_size=(args.height, args.width),
-            spin_wait=args.ort_spin_wait,
-        )
-    except ModelError as error:
-        return _error(str(error))
+    segmenter = Segmenter(
+        args.model,
+        providers=args.providers,
+        input_size=(args.height, args.width),
+        spin_wait=args.ort_spin_wait,
+    )
     print(
         f"{args.rounds} round(s) of engine and node, {args.duration:.1f} s each side in all, "
         f"on {segmenter.active_provider} ...",

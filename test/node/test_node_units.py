@@ -1,16 +1,14 @@
 """Pieces of the node that need no ROS graph: latest-frame mailbox, statistics, output images,
-parameter validation, and the node benchmark command."""
+parameter validation."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 
 import numpy as np
 import pytest
-from model_fixtures import make_handmade_model
 
 from pixood_ros.engine import SegmentationResult
 from pixood_ros.image_conversion import array_to_image
@@ -197,38 +195,3 @@ def test_model_path_resolution(tmp_path, monkeypatch):
         str(p).endswith("checkpoints/pixood_demo.onnx")
         for p in model_search_paths("checkpoints/pixood_demo.onnx")
     )
-
-
-@pytest.mark.ros
-@pytest.mark.slow
-def test_bench_reports_node_and_engine_throughput(tmp_path, capsys):
-    from pixood_ros.speed import node_vs_engine as bench
-
-    model = make_handmade_model(tmp_path / "m.onnx")
-    out = tmp_path / "bench.json"
-    code = bench.main(
-        [str(model), "--width", "64", "--height", "48", "--duration", "0.7", "--json", str(out)]
-    )
-    assert code == 0
-    result = json.loads(out.read_text())
-    assert json.loads(capsys.readouterr().out) == result
-    assert result["engine_fps"] > 0 and result["node_fps"] > 0
-    assert result["ratio"] == pytest.approx(result["node_fps"] / result["engine_fps"])
-    assert min(result["node"]["outputs_received"].values()) > 0
-    assert len(result["rounds"]) == 3 and result["node"]["dropped_in_node"] == 0  # closed loop
-    engine_cpu, node_cpu = result["engine"]["cpu_ms_per_frame"], result["node"]["cpu_ms_per_frame"]
-    assert result["cpu_ratio"] == pytest.approx(engine_cpu / node_cpu)
-    # the node never outruns its own model
-    assert result["node_fps"] <= result["engine_fps"] * 1.2
-
-
-def test_bench_user_errors_exit_2(tmp_path, capsys):
-    from pixood_ros.speed import node_vs_engine as bench
-
-    assert bench.main([str(tmp_path / "missing.onnx")]) == 2
-    assert "not found" in capsys.readouterr().err
-    model = make_handmade_model(tmp_path / "m.onnx")
-    assert bench.main([str(model), "--duration", "0"]) == 2
-    with pytest.raises(SystemExit) as info:
-        bench.main(["--help"])
-    assert info.value.code == 0
