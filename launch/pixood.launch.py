@@ -10,38 +10,23 @@ its lifecycle from a lifecycle manager instead.
 
 from __future__ import annotations
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+from pixood_ros.node.launch_arguments import common_arguments, flag, flag_value, share_path
 
 
 def generate_launch_description() -> LaunchDescription:
-    share = get_package_share_directory("pixood_ros")
-    default_params = os.path.join(share, "config", "pixood.yaml")
-    default_model = os.path.join(share, "checkpoints", "pixood_demo.onnx")
-    rviz_config = os.path.join(share, "config", "pixood.rviz")
-
     arguments = [
-        DeclareLaunchArgument(
-            "model", default_value=default_model, description="PixOOD ONNX model file"
-        ),
+        *common_arguments(),
         DeclareLaunchArgument(
             "image",
             default_value="/camera/image_raw",
             description="Camera image topic (raw sensor_msgs/Image; with transport:=compressed "
             "the node subscribes <image>/compressed)",
-        ),
-        DeclareLaunchArgument(
-            "transport",
-            default_value="raw",
-            choices=["raw", "compressed"],
-            description="Input transport: raw Image or CompressedImage (jpeg/png)",
         ),
         DeclareLaunchArgument(
             "input_qos",
@@ -55,31 +40,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "node_name", default_value="pixood_node", description="Name of the node"
         ),
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=default_params,
-            description="Parameter file (/**: ros__parameters:) with all node defaults",
-        ),
-        DeclareLaunchArgument(
-            "use_sim_time",
-            default_value="false",
-            choices=["true", "false"],
-            description="Use /clock (set true when replaying a bag with ros2 bag play --clock)",
-        ),
-        DeclareLaunchArgument(
-            "autostart",
-            default_value="true",
-            choices=["true", "false"],
-            description="Configure and activate the lifecycle node right away",
-        ),
-        DeclareLaunchArgument(
-            "rviz",
-            default_value="false",
-            choices=["true", "false"],
-            description="Also start rviz2 showing camera, overlay and mask",
-        ),
+        flag("autostart", "true", "Configure and activate the lifecycle node right away"),
+        flag("rviz", "false", "Also start rviz2 showing camera, overlay and mask"),
     ]
-
     node = Node(
         package="pixood_ros",
         executable="pixood_node",
@@ -93,10 +56,8 @@ def generate_launch_description() -> LaunchDescription:
                 "model_path": LaunchConfiguration("model"),
                 "input_transport": LaunchConfiguration("transport"),
                 "input_qos": LaunchConfiguration("input_qos"),
-                "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
-                "use_sim_time": ParameterValue(
-                    LaunchConfiguration("use_sim_time"), value_type=bool
-                ),
+                "autostart": flag_value("autostart"),
+                "use_sim_time": flag_value("use_sim_time"),
             },
         ],
         # Both remappings are given; input_transport decides which topic is subscribed.
@@ -111,10 +72,8 @@ def generate_launch_description() -> LaunchDescription:
     rviz = Node(
         package="rviz2",
         executable="rviz2",
-        arguments=["-d", rviz_config],
+        arguments=["-d", share_path("config/pixood.rviz")],
         condition=IfCondition(LaunchConfiguration("rviz")),
-        parameters=[
-            {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}
-        ],
+        parameters=[{"use_sim_time": flag_value("use_sim_time")}],
     )
     return LaunchDescription([*arguments, node, rviz])

@@ -12,13 +12,12 @@ Camera C's images are read from /C/<image_suffix> (default /C/image_raw).
 
 from __future__ import annotations
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from pixood_ros.node.launch_arguments import common_arguments, flag
 
 
 def _camera_names(context) -> list[str]:
@@ -29,54 +28,50 @@ def _camera_names(context) -> list[str]:
     return names
 
 
-def _nodes(context, *args, **kwargs):
+def _nodes(context, *args, **kwargs) -> list[Node]:
     names = _camera_names(context)
     suffix = LaunchConfiguration("image_suffix").perform(context).strip("/")
-    transport = LaunchConfiguration("transport").perform(context)
-    use_sim_time = LaunchConfiguration("use_sim_time").perform(context) == "true"
     common = {
         "model_path": LaunchConfiguration("model").perform(context),
-        "input_transport": transport,
-        "use_sim_time": use_sim_time,
+        "input_transport": LaunchConfiguration("transport").perform(context),
+        "use_sim_time": LaunchConfiguration("use_sim_time").perform(context) == "true",
         "autostart": True,
     }
     params_file = LaunchConfiguration("params_file").perform(context)
     if LaunchConfiguration("shared_model").perform(context) == "true":
-        remappings = []
-        for name in names:
-            remappings.append((f"{name}/image", f"/{name}/{suffix}"))
-            remappings.append((f"{name}/image/compressed", f"/{name}/{suffix}/compressed"))
-        return [
-            Node(
-                package="pixood_ros",
-                executable="pixood_node",
-                name="pixood_node",
-                output="screen",
-                parameters=[params_file, {**common, "cameras": names}],
-                remappings=remappings,
-            )
-        ]
+        remappings = [pair for name in names for pair in _remappings(f"{name}/", name, suffix)]
+        return [_pixood_node([params_file, {**common, "cameras": names}], remappings)]
     return [
-        Node(
-            package="pixood_ros",
-            executable="pixood_node",
-            name="pixood_node",
-            namespace=name,
-            output="screen",
-            parameters=[params_file, common],
-            remappings=[
-                ("image", f"/{name}/{suffix}"),
-                ("image/compressed", f"/{name}/{suffix}/compressed"),
-            ],
-        )
+        _pixood_node([params_file, common], _remappings("", name, suffix), namespace=name)
         for name in names
     ]
 
 
+def _remappings(local: str, camera: str, suffix: str) -> list[tuple[str, str]]:
+    """The node's `<local>image` (and its compressed twin) onto camera's /<camera>/<suffix>;
+    both are given, the parameter input_transport decides which one is subscribed."""
+    return [
+        (f"{local}image", f"/{camera}/{suffix}"),
+        (f"{local}image/compressed", f"/{camera}/{suffix}/compressed"),
+    ]
+
+
+def _pixood_node(parameters: list, remappings: list, namespace: str | None = None) -> Node:
+    return Node(
+        package="pixood_ros",
+        executable="pixood_node",
+        name="pixood_node",
+        namespace=namespace,
+        output="screen",
+        parameters=parameters,
+        remappings=remappings,
+    )
+
+
 def generate_launch_description() -> LaunchDescription:
-    share = get_package_share_directory("pixood_ros")
     return LaunchDescription(
         [
+            *common_arguments(),
             DeclareLaunchArgument(
                 "cameras",
                 default_value="front,rear",
@@ -87,34 +82,11 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="image_raw",
                 description="Image topic of each camera below its name",
             ),
-            DeclareLaunchArgument(
+            flag(
                 "shared_model",
-                default_value="true",
-                choices=["true", "false"],
-                description="true: one node and one model for all cameras; false: one node "
-                "per camera namespace",
-            ),
-            DeclareLaunchArgument(
-                "model",
-                default_value=os.path.join(share, "checkpoints", "pixood_demo.onnx"),
-                description="PixOOD ONNX model file",
-            ),
-            DeclareLaunchArgument(
-                "transport",
-                default_value="raw",
-                choices=["raw", "compressed"],
-                description="Input transport of every camera",
-            ),
-            DeclareLaunchArgument(
-                "params_file",
-                default_value=os.path.join(share, "config", "pixood.yaml"),
-                description="Parameter file (/**: ros__parameters:) with all node defaults",
-            ),
-            DeclareLaunchArgument(
-                "use_sim_time",
-                default_value="false",
-                choices=["true", "false"],
-                description="Use /clock (bag replay with --clock)",
+                "true",
+                "true: one node and one model for all cameras; false: one node per camera "
+                "namespace",
             ),
             OpaqueFunction(function=_nodes),
         ]

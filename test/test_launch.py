@@ -1,7 +1,8 @@
 """Launch files, parameter file and rviz layout agree with what the node really declares.
 
 `launch`/`launch_ros` are not pip-installable here, so the launch files are checked by parsing
-(ast); where a ROS install provides them the LaunchDescriptions are loaded as well.
+(ast), together with the `pixood_ros` modules they import (the shared launch arguments); where a
+ROS install provides them the LaunchDescriptions are loaded as well.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ RVIZ_FILE = ROOT / "config" / "pixood.rviz"
 ROS_BUILTIN_PARAMETERS = {"use_sim_time"}
 
 
+def _launch_tree(path: Path) -> ast.Module:
+    """The launch file's syntax tree with the trees of the pixood_ros modules it imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in list(tree.body):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pixood_ros."):
+            module = ROOT / (node.module.replace(".", "/") + ".py")
+            tree.body.extend(ast.parse(module.read_text(), filename=str(module)).body)
+    return tree
+
+
 def _string_constants(tree: ast.AST) -> set[str]:
     return {
         n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
@@ -38,12 +49,17 @@ def _dict_keys(tree: ast.AST) -> set[str]:
     return keys
 
 
+# Calls that declare a launch argument: launch's own, and `flag(name, default, description)` of
+# pixood_ros.node.launch_arguments.
+DECLARING_CALLS = ("DeclareLaunchArgument", "flag")
+
+
 def _declared_arguments(tree: ast.AST) -> dict[str, ast.Call]:
     found = {}
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)
-            and getattr(node.func, "id", None) == "DeclareLaunchArgument"
+            and getattr(node.func, "id", None) in DECLARING_CALLS
             and node.args
             and isinstance(node.args[0], ast.Constant)
         ):
@@ -70,13 +86,14 @@ def test_both_launch_files_exist():
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_parses_and_is_consistent(path):
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _launch_tree(path)
     functions = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
     declared = _declared_arguments(tree)
     for name, call in declared.items():
         keywords = {k.arg for k in call.keywords}
-        assert "description" in keywords, f"argument {name} has no description"
+        described = "description" in keywords or (call.func.id == "flag" and len(call.args) == 3)
+        assert described, f"argument {name} has no description"
     used = _launch_configurations(tree)
     assert used <= set(declared), f"undeclared launch arguments: {used - set(declared)}"
     # Node parameters set in the launch file are parameters the node declares.
@@ -87,20 +104,25 @@ def test_launch_file_parses_and_is_consistent(path):
     # Files it points at are installed by setup.py from these source locations.
     strings = _string_constants(tree)
     assert "pixood_node" in strings and "pixood_ros" in strings
-    for relative in (("config", "pixood.yaml"), ("checkpoints", "pixood_demo.onnx")):
-        assert set(relative) <= strings
-    assert (ROOT / "config" / "pixood.yaml").is_file()
+    assert {"config", "pixood.yaml"} <= strings
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert "DEFAULT_MODEL_PATH" in names  # the node's own default model, under share/
+    assert PARAMS_FILE.is_file()
 
 
 def test_single_camera_launch_arguments():
-    tree = ast.parse((ROOT / "launch" / "pixood.launch.py").read_text())
+    tree = _launch_tree(ROOT / "launch" / "pixood.launch.py")
     declared = set(_declared_arguments(tree))
     assert {"model", "image", "transport", "namespace", "params_file", "use_sim_time"} <= declared
-    assert {"config", "pixood.rviz"} <= _string_constants(tree)
+    assert {"autostart", "rviz"} <= declared
+    assert "config/pixood.rviz" in _string_constants(tree) and RVIZ_FILE.is_file()
 
 
 def test_multi_camera_launch_uses_the_cameras_parameter():
-    tree = ast.parse((ROOT / "launch" / "pixood_multi_camera.launch.py").read_text())
+    tree = _launch_tree(ROOT / "launch" / "pixood_multi_camera.launch.py")
+    assert {"cameras", "image_suffix", "shared_model", "model", "transport"} <= set(
+        _declared_arguments(tree)
+    )
     assert "cameras" in _dict_keys(tree) | _string_constants(tree)
     assert "cameras" in PARAMETER_NAMES
 
