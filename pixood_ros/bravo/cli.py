@@ -13,34 +13,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pixood_ros.cli import EXIT_USAGE, OneLineParser
+from pixood_ros.cli import (
+    EXIT_USAGE,
+    OneLineParser,
+    UserError,
+    one_line,
+    options_from,
+    progress_parent,
+    run_command,
+    split_names,
+    unit_interval,
+)
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 from .confidence import CONFIDENCE_MODES, INTERNIMAGE_OOD_LEVEL, SCORER
 from .evaluate import evaluate_folder
-from .layout import SYNTH_ROLES, LayoutError, find_inputs
-from .predict import PredictError, check_bravo_classes, predict_images
+from .layout import SYNTH_ROLES, find_inputs
+from .predict import PredictOptions, check_bravo_classes, predict_images
 from .report import format_table, write_json, write_markdown
 
 PROG = "pixood-bravo"
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
-    return value
-
-
-def _name_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
-    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_predict(sub)
+    _add_evaluate(sub)
+    return parser
 
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
+        parents=[progress_parent()],
         help="run a model over every image and write _pred.png / _conf.png files",
         description=(
             "Segment every image of INPUT_ROOT and write, in the same relative folder under "
@@ -92,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ood-threshold",
-        type=_unit_interval,
+        type=unit_interval,
         default=DEFAULT_ANOMALY_THRESHOLD,
         metavar="T",
         help="anomaly score in [0, 1] from which a pixel counts as OOD for "
@@ -100,21 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--subsets",
-        type=_name_list,
+        type=split_names,
         metavar="A,B",
         help="only these BRAVO subsets (e.g. ACDCfog,synobjs) or synth splits (default: all)",
     )
     p.add_argument(
         "--providers",
-        type=_name_list,
+        type=split_names,
         metavar="P,Q",
         help="ONNX Runtime execution providers in preference order, e.g. cuda,cpu "
         "(default: TensorRT > CUDA > CPU, as available)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
         "evaluate",
+        parents=[progress_parent()],
         help="score a submission folder against ground truth, as the BRAVO server does",
         description=(
             "Compute the BRAVO toolkit's metrics of SUBMISSION_DIR against GT_ROOT: per subset "
@@ -139,27 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report")
     e.add_argument(
         "--subsets",
-        type=_name_list,
+        type=split_names,
         metavar="A,B",
         help="only these BRAVO subsets or synth splits (default: every one with ground truth)",
     )
-    e.add_argument("--no-progress", action="store_true", help="no progress bar (synth layout)")
-    return parser
 
 
 def _predict(args: argparse.Namespace) -> int:
     layout, images = find_inputs(args.input_root, args.subsets)
     segmenter = Segmenter(args.model, providers=args.providers, warmup=False)
     check_bravo_classes(segmenter.info.class_names)
-    summary = predict_images(
-        segmenter,
-        layout,
-        images,
-        args.output,
-        confidence=args.confidence,
-        ood_threshold=args.ood_threshold,
-        progress=not args.no_progress,
-    )
+    options = options_from(PredictOptions, args, progress=not args.no_progress)
+    summary = predict_images(segmenter, layout, images, args.output, options)
     counts = ", ".join(f"{s}: {n}" for s, n in summary.images.items())
     flagged = 100.0 * summary.flagged_pixels / max(summary.pixels, 1)
     print(
@@ -188,12 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return _predict(args) if args.command == "predict" else _evaluate(args)
-    except (LayoutError, PredictError, ModelError, ValueError, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+    except UserError:
+        raise
+    except (ModelError, ValueError) as exc:
+        # a model file that is not a PixOOD model, or submission files the metrics refuse
+        # (e.g. maps of another size): the user's inputs, not a bug
+        raise UserError(one_line(exc)) from exc
 
 
 if __name__ == "__main__":

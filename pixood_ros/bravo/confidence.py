@@ -6,7 +6,7 @@ Two rules are offered:
 
 - ``scorer``: the model's own `confidence` output (PixOOD: the calibrated per-class score of
   the predicted class; baselines: their score), quantised to 16 bit.
-- ``internimage``: the rule of the BRAVO 2024 winner InternImage-OOD (EVALUATION.md §1.4): the
+- ``internimage``: the rule of the BRAVO 2024 winner InternImage-OOD (docs/evaluation.md §1.4): the
   pixels its detector flags as OOD get the confidence 0.0001 (level 6 of 65535), all others
   keep theirs. Here the detector is the model's anomaly score (flag = score ≥ threshold)
   instead of their per-class KMeans, and their bugs are fixed: the rule runs on every image at

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pixood_ros.bravo.files import read_prediction
+from pixood_ros.bravo.files import read_prediction, read_single_channel
 from pixood_ros.bravo.submission import evaluate_submission, results_from_accumulators
 from pixood_ros.metrics.bravo import SUBSETS, BravoSubsetAccumulator
 
@@ -60,15 +59,6 @@ def synth_ground_truth(labels: np.ndarray, ood: np.ndarray) -> tuple[np.ndarray,
     return gt, anomaly.astype(np.uint8)
 
 
-def _read_grey(path: Path, what: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise LayoutError(f"{path}: missing or unreadable {what}")
-    if image.ndim != 2 or image.dtype != np.uint8:
-        raise LayoutError(f"{path}: {what} must be a single-channel 8-bit PNG")
-    return image
-
-
 def evaluate_synth(
     gt_root: Path,
     submission_root: Path,
@@ -89,8 +79,8 @@ def evaluate_synth(
         )
     accumulators: dict[str, BravoSubsetAccumulator] = {}
     for frame in tqdm(frames, desc="pixood-bravo evaluate", unit="img", disable=not progress):
-        labels = _read_grey(frame.gt, "label map")
-        ood = _read_grey(frame.ood, "OOD mask")
+        labels = read_single_channel(frame.gt, np.uint8, "label map")
+        ood = read_single_channel(frame.ood, np.uint8, "OOD mask")
         if ood.shape != labels.shape:
             raise LayoutError(
                 f"{frame.ood}: size {ood.shape} differs from its labels {labels.shape}"

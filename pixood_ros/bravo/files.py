@@ -1,4 +1,4 @@
-"""Raw BRAVO submission files (EVALUATION.md §2.1): per input image `X.*`, an 8-bit single-
+"""Raw BRAVO submission files (docs/evaluation.md §2.1): per input image `X.*`, an 8-bit single-
 channel `X_pred.png` of Cityscapes trainIds 0..18 and a 16-bit single-channel `X_conf.png`
 (0..65535, higher = more confident in the predicted class), both at the input image's size,
 in the same relative folder as the input under the submission root (`bravo_<split>/...`).
@@ -15,10 +15,15 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
+from pixood_ros.cli import UserError
 from pixood_ros.metrics.bravo import NUM_CLASSES, SUBSETS
 
 PRED_SUFFIX = "_pred.png"
 CONF_SUFFIX = "_conf.png"
+
+
+class SubmissionError(UserError, ValueError):
+    """A submission or ground-truth file that breaks the BRAVO rules; one line naming it."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ def split_of(relpath: str | Path) -> str:
     first = PurePosixPath(Path(relpath).as_posix()).parts[0] if str(relpath) else ""
     split = first[len("bravo_") :] if first.startswith("bravo_") else ""
     if split not in SPLIT_SUFFIXES:
-        raise ValueError(
+        raise SubmissionError(
             f"{relpath}: not inside a BRAVO split folder "
             f"({', '.join('bravo_' + s for s in SPLIT_SUFFIXES)})"
         )
@@ -70,19 +75,24 @@ def subset_of(relpath: str | Path) -> str:
     for name, spec in SUBSETS.items():
         if spec.split == split and (spec.path_filter is None or spec.path_filter in posix):
             return name
-    raise ValueError(f"{relpath}: ACDC image outside the fog/rain/night/snow folders")
+    raise SubmissionError(f"{relpath}: ACDC image outside the fog/rain/night/snow folders")
+
+
+def mirrored_paths(input_relpath: str | Path, out_root: str | Path) -> tuple[Path, Path]:
+    """(pred, conf) paths of an input image given relative to its data-set root: the input's
+    folder under `out_root`, file stem + `_pred.png` / `_conf.png`."""
+    rel = Path(input_relpath)
+    folder = Path(out_root) / rel.parent
+    return folder / f"{rel.stem}{PRED_SUFFIX}", folder / f"{rel.stem}{CONF_SUFFIX}"
 
 
 def prediction_paths(input_relpath: str | Path, out_root: str | Path) -> tuple[Path, Path]:
-    """(pred, conf) paths for an input image given relative to the BRAVO data-set root: the
-    input's folder under `out_root`, file stem + `_pred.png` / `_conf.png` (e.g.
+    """`mirrored_paths` of an input inside a BRAVO split folder (e.g.
     `bravo_ACDC/fog/test/G/G_frame_000041_rgb_anon.png` → `..._rgb_anon_pred.png`)."""
-    rel = Path(input_relpath)
-    if rel.is_absolute():
-        raise ValueError(f"{input_relpath}: give the input path relative to the BRAVO root")
-    split_of(rel)
-    folder = Path(out_root) / rel.parent
-    return folder / f"{rel.stem}{PRED_SUFFIX}", folder / f"{rel.stem}{CONF_SUFFIX}"
+    if Path(input_relpath).is_absolute():
+        raise SubmissionError(f"{input_relpath}: give the input path relative to the BRAVO root")
+    split_of(input_relpath)
+    return mirrored_paths(input_relpath, out_root)
 
 
 def confidence_to_uint16(confidence: np.ndarray) -> np.ndarray:
@@ -91,9 +101,11 @@ def confidence_to_uint16(confidence: np.ndarray) -> np.ndarray:
     if confidence.dtype == np.uint16:
         return confidence
     if not np.issubdtype(confidence.dtype, np.floating):
-        raise ValueError(f"confidence must be float in [0, 1] or uint16, not {confidence.dtype}")
+        raise SubmissionError(
+            f"confidence must be float in [0, 1] or uint16, not {confidence.dtype}"
+        )
     if not np.all(np.isfinite(confidence)) or confidence.min() < 0 or confidence.max() > 1:
-        raise ValueError("float confidence must be finite and lie in [0, 1]")
+        raise SubmissionError("float confidence must be finite and lie in [0, 1]")
     return np.round(confidence.astype(np.float64) * 65535.0).astype(np.uint16)
 
 
@@ -104,37 +116,38 @@ def write_prediction(
     confidence: np.ndarray,
     image_size: tuple[int, int] | None = None,
 ) -> tuple[Path, Path]:
-    """Write one image's `_pred.png` (uint8 ids 0..18) and `_conf.png` (uint16).
-
-    image_size = (height, width) of the input image; when given the maps must match it (the
-    evaluator rejects any other size). Returns the two paths written.
-    """
-    pred_path, conf_path = prediction_paths(input_relpath, out_root)
-    return write_prediction_files(pred_path, conf_path, semantic, confidence, image_size)
+    """`write_prediction_files` at the `prediction_paths` of an input of a BRAVO data set."""
+    paths = prediction_paths(input_relpath, out_root)
+    return write_prediction_files(paths, semantic, confidence, image_size)
 
 
 def write_prediction_files(
-    pred_path: str | Path,
-    conf_path: str | Path,
+    paths: tuple[Path, Path],
     semantic: np.ndarray,
     confidence: np.ndarray,
     image_size: tuple[int, int] | None = None,
 ) -> tuple[Path, Path]:
-    """`write_prediction` with explicit file paths, for data sets outside the BRAVO folder
-    layout (e.g. pixood-synth roots) that still want the BRAVO file format and checks."""
-    pred_path, conf_path = Path(pred_path), Path(conf_path)
+    """Write one image's `_pred.png` (uint8 ids 0..18) and `_conf.png` (uint16) at `paths`,
+    with the checks the BRAVO encoder makes.
+
+    image_size = (height, width) of the input image; when given the maps must match it (the
+    evaluator rejects any other size). Returns the two paths written.
+    """
+    pred_path, conf_path = paths
     semantic = np.asarray(semantic)
     conf16 = confidence_to_uint16(confidence)
     if semantic.ndim != 2 or conf16.shape != semantic.shape:
-        raise ValueError(
+        raise SubmissionError(
             f"semantic {semantic.shape} and confidence {conf16.shape} must be HxW maps of one shape"
         )
     if image_size is not None and tuple(semantic.shape) != tuple(image_size):
-        raise ValueError(f"maps are {semantic.shape} but the input image is {tuple(image_size)}")
+        raise SubmissionError(
+            f"maps are {semantic.shape} but the input image is {tuple(image_size)}"
+        )
     if not np.issubdtype(semantic.dtype, np.integer) or semantic.dtype == bool:
-        raise ValueError(f"semantic must hold integer trainIds, got dtype {semantic.dtype}")
+        raise SubmissionError(f"semantic must hold integer trainIds, got dtype {semantic.dtype}")
     if semantic.size and (int(semantic.min()) < 0 or int(semantic.max()) >= NUM_CLASSES):
-        raise ValueError(
+        raise SubmissionError(
             f"semantic ids must be Cityscapes trainIds 0..{NUM_CLASSES - 1}, "
             f"got {int(semantic.min())}..{int(semantic.max())}"
         )
@@ -146,12 +159,13 @@ def write_prediction_files(
     return pred_path, conf_path
 
 
-def _read(path: Path, dtype: type, what: str) -> np.ndarray:
+def read_single_channel(path: Path, dtype: type, what: str) -> np.ndarray:
+    """A single-channel image of `dtype` (prediction, confidence or label PNG), as written."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ValueError(f"{path}: missing or not a readable image")
+        raise SubmissionError(f"{path}: missing or not a readable image")
     if image.ndim != 2 or image.dtype != dtype:
-        raise ValueError(
+        raise SubmissionError(
             f"{path}: {what} must be a single-channel {np.dtype(dtype).name} PNG, "
             f"got {image.dtype} with shape {image.shape}"
         )
@@ -162,14 +176,16 @@ def read_prediction(
     pred_path: str | Path, conf_path: str | Path, image_size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load and check one (`_pred.png`, `_conf.png`) pair → (uint8 ids, uint16 confidence)."""
-    pred = _read(Path(pred_path), np.uint8, "prediction")
-    conf = _read(Path(conf_path), np.uint16, "confidence")
+    pred = read_single_channel(Path(pred_path), np.uint8, "prediction")
+    conf = read_single_channel(Path(conf_path), np.uint16, "confidence")
     if pred.shape != conf.shape:
-        raise ValueError(f"{pred_path} is {pred.shape} but {conf_path} is {conf.shape}")
+        raise SubmissionError(f"{pred_path} is {pred.shape} but {conf_path} is {conf.shape}")
     if image_size is not None and pred.shape != tuple(image_size):
-        raise ValueError(f"{pred_path} is {pred.shape} but the image is {tuple(image_size)}")
+        raise SubmissionError(f"{pred_path} is {pred.shape} but the image is {tuple(image_size)}")
     if pred.size and int(pred.max()) >= NUM_CLASSES:
-        raise ValueError(f"{pred_path}: ids must be 0..{NUM_CLASSES - 1}, found {int(pred.max())}")
+        raise SubmissionError(
+            f"{pred_path}: ids must be 0..{NUM_CLASSES - 1}, found {int(pred.max())}"
+        )
     return pred, conf
 
 
@@ -179,6 +195,6 @@ def ground_truth_paths(pred_relpath: str | Path, gt_root: str | Path) -> tuple[P
     rel = Path(pred_relpath).as_posix()
     suffixes = SPLIT_SUFFIXES[split_of(rel)]
     if not rel.endswith(suffixes.pred):
-        raise ValueError(f"{pred_relpath}: expected a name ending in {suffixes.pred}")
+        raise SubmissionError(f"{pred_relpath}: expected a name ending in {suffixes.pred}")
     base = rel[: -len(suffixes.pred)]
     return Path(gt_root) / (base + suffixes.gt), Path(gt_root) / (base + suffixes.mask)

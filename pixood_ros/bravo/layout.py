@@ -1,10 +1,11 @@
 """Where inputs, predictions and ground truth live, for the two folder layouts pixood-bravo reads.
 
-- BRAVO data set (EVALUATION.md §2.1): `ROOT/bravo_<split>/...`; predictions mirror the input
+- BRAVO data set (docs/evaluation.md §2.1): `ROOT/bravo_<split>/...`; predictions mirror the input
   path (`X.png` → `X_pred.png`, `X_conf.png`), ground truth is found by the split's suffixes.
-- pixood-synth root (TEAM.md interface 1): `ROOT/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`
-  with `gtFine/..._gtFine_labelTrainIds.png` and `ood/..._ood.png`; predictions mirror the image
-  path the same way. Each synthetic split stands in for one kind of BRAVO subset (see
+- pixood-synth root (docs/architecture.md §7.1):
+  `ROOT/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png` with
+  `gtFine/..._gtFine_labelTrainIds.png` and `ood/..._ood.png`; predictions mirror the image path
+  the same way. Each synthetic split stands in for one kind of BRAVO subset (see
   `SYNTH_ROLES`), so a model can be scored "the BRAVO way" on data we can generate.
 """
 
@@ -20,20 +21,22 @@ from pixood_ros.bravo.files import (
     CONF_SUFFIX,
     PRED_SUFFIX,
     SPLIT_SUFFIXES,
+    mirrored_paths,
     prediction_paths,
     subset_of,
 )
+from pixood_ros.cli import UserError
+from pixood_ros.frames import IMAGE_SUFFIXES
 from pixood_ros.metrics.bravo import SUBSETS, SubsetSpec
 
 BRAVO = "bravo"
 SYNTH = "synth"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SYNTH_IMAGE_SUFFIX = "_leftImg8bit.png"
 SYNTH_GT_SUFFIX = "_gtFine_labelTrainIds.png"
 SYNTH_OOD_SUFFIX = "_ood.png"
 
 
-class LayoutError(ValueError):
+class LayoutError(UserError, ValueError):
     """The folder is not what the command needs; the message is one line for the user."""
 
 
@@ -63,8 +66,8 @@ SYNTH_ROLES: dict[str, SynthRole] = {
 
 
 def synth_role(split: str) -> SynthRole:
-    """Role of a split; splits unknown to this version follow the naming rule of interface 1
-    (`ood_*` holds anomalies, anything else is in-distribution)."""
+    """Role of a split; splits unknown to this version follow the naming rule of
+    docs/architecture.md §7.1 (`ood_*` holds anomalies, anything else is in-distribution)."""
     if split in SYNTH_ROLES:
         return SYNTH_ROLES[split]
     if split.startswith("ood_"):
@@ -139,7 +142,7 @@ def _is_bravo_input(name: str, split: str) -> bool:
     truth, masks and earlier predictions lying next to them are not inputs."""
     suffixes = SPLIT_SUFFIXES[split]
     path = Path(name)
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
         return False
     if any(name.endswith(s) for s in (suffixes.gt, suffixes.mask, PRED_SUFFIX, CONF_SUFFIX)):
         return False
@@ -204,9 +207,7 @@ def output_paths(layout: str, image: InputImage, out_root: str | Path) -> tuple[
     """(`_pred.png`, `_conf.png`) of an input: same relative folder, input stem + suffix."""
     if layout == BRAVO:
         return prediction_paths(image.relpath, out_root)
-    rel = Path(image.relpath)
-    folder = Path(out_root) / rel.parent
-    return folder / f"{rel.stem}{PRED_SUFFIX}", folder / f"{rel.stem}{CONF_SUFFIX}"
+    return mirrored_paths(image.relpath, out_root)
 
 
 @dataclass(frozen=True)
@@ -227,12 +228,7 @@ def synth_frames(gt_root: Path, submission_root: Path) -> list[SynthFrame]:
         split, city = gt.parent.parent.name, gt.parent.name
         stem = gt.name[: -len(SYNTH_GT_SUFFIX)]
         image_rel = Path("leftImg8bit") / split / city / f"{stem}{SYNTH_IMAGE_SUFFIX}"
-        pred, conf = output_paths(
-            SYNTH, InputImage(Path(), image_rel.as_posix(), split), submission_root
-        )
-        frames.append(
-            SynthFrame(
-                split, gt, gt_root / "ood" / split / city / f"{stem}{SYNTH_OOD_SUFFIX}", pred, conf
-            )
-        )
+        pred, conf = mirrored_paths(image_rel, submission_root)
+        ood = gt_root / "ood" / split / city / f"{stem}{SYNTH_OOD_SUFFIX}"
+        frames.append(SynthFrame(split, gt, ood, pred, conf))
     return frames

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.bravo.files import write_prediction_files
+from pixood_ros.cli import UserError
+from pixood_ros.frames import read_rgb
 from pixood_ros.metrics.bravo import NUM_CLASSES
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
@@ -18,8 +18,17 @@ from .confidence import SCORER, confidence_levels, ood_flags
 from .layout import InputImage, output_paths
 
 
-class PredictError(ValueError):
-    """An input image cannot be used; the message is one line naming the file."""
+class PredictError(UserError, ValueError):
+    """An input image or the model cannot be used; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How `_conf.png` is computed (field names are pixood-bravo predict's option names)."""
+
+    confidence: str = SCORER
+    ood_threshold: float = DEFAULT_ANOMALY_THRESHOLD
+    progress: bool = True
 
 
 @dataclass
@@ -33,14 +42,6 @@ class PredictSummary:
     @property
     def total_images(self) -> int:
         return sum(self.images.values())
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB (grey and 16-bit inputs are converted as OpenCV does)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise PredictError(f"{path}: unreadable image (not a PNG/JPEG OpenCV can decode)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def check_bravo_classes(class_names: Sequence[str]) -> None:
@@ -57,14 +58,14 @@ def predict_images(
     layout: str,
     images: Sequence[InputImage],
     out_root: str | Path,
-    confidence: str = SCORER,
-    ood_threshold: float = DEFAULT_ANOMALY_THRESHOLD,
-    progress: bool = True,
+    options: PredictOptions,
 ) -> PredictSummary:
     """Segment each image with `segmenter` (a `pixood_ros.engine.Segmenter`) and write its
     `_pred.png` (uint8 ids) and `_conf.png` (uint16, chosen rule) at the image's size."""
     summary = PredictSummary()
-    for image in tqdm(images, desc="pixood-bravo predict", unit="img", disable=not progress):
+    threshold = options.ood_threshold
+    progress = tqdm(images, desc="pixood-bravo predict", unit="img", disable=not options.progress)
+    for image in progress:
         rgb = read_rgb(image.path)
         result = segmenter(rgb)
         if result.semantic.size and int(result.semantic.max()) >= NUM_CLASSES:
@@ -74,13 +75,13 @@ def predict_images(
             )
         try:
             levels = confidence_levels(
-                confidence, result.confidence, result.anomaly_score, ood_threshold
+                options.confidence, result.confidence, result.anomaly_score, threshold
             )
         except ValueError as exc:
             raise PredictError(f"{image.relpath}: {exc}") from None
-        pred_path, conf_path = output_paths(layout, image, out_root)
-        write_prediction_files(pred_path, conf_path, result.semantic, levels, rgb.shape[:2])
+        paths = output_paths(layout, image, out_root)
+        write_prediction_files(paths, result.semantic, levels, rgb.shape[:2])
         summary.images[image.subset] = summary.images.get(image.subset, 0) + 1
         summary.pixels += levels.size
-        summary.flagged_pixels += int(ood_flags(result.anomaly_score, ood_threshold).sum())
+        summary.flagged_pixels += int(ood_flags(result.anomaly_score, threshold).sum())
     return summary

@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from pixood_ros.tables import fmt
+
 from .evaluate import Evaluation
 from .layout import subset_description
 
@@ -32,17 +34,11 @@ SUMMARY = (
 NO_INDEX = "n/a (needs subsets with semantic and with OOD metrics)"
 
 
-def _fmt(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{float(value):.4f}"
-
-
 def _rows(evaluation: Evaluation) -> list[list[str]]:
     rows = []
     for subset in evaluation.subsets:
         cells = [subset, subset_description(evaluation.layout, subset)]
-        cells += [_fmt(evaluation.results.get(f"{subset}_{key}")) for key, _ in COLUMNS]
+        cells += [fmt(evaluation.results.get(f"{subset}_{key}")) for key, _ in COLUMNS]
         rows.append(cells)
     return rows
 
@@ -51,7 +47,7 @@ def _summary_lines(evaluation: Evaluation) -> list[tuple[str, str]]:
     results = evaluation.results
     if "bravo_index" not in results:
         return [("BRAVO Index", NO_INDEX)]
-    return [(title, _fmt(results[key])) for key, title in SUMMARY]
+    return [(title, fmt(results[key])) for key, title in SUMMARY]
 
 
 def format_table(evaluation: Evaluation) -> str:

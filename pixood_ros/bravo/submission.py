@@ -11,13 +11,13 @@ import numpy as np
 
 from pixood_ros.metrics.bravo import SUBSETS, BravoSubsetAccumulator, summarize
 
-from .files import SPLIT_SUFFIXES, read_prediction, subset_of
+from .files import SPLIT_SUFFIXES, SubmissionError, read_prediction, subset_of
 
 
 def _grey(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        raise ValueError(f"{path}: missing or not a readable image")
+        raise SubmissionError(f"{path}: missing or not a readable image")
     return image
 
 
@@ -32,7 +32,7 @@ def evaluate_submission(
     wanted = set(SUBSETS if subsets is None else subsets)
     unknown = wanted - set(SUBSETS)
     if unknown:
-        raise ValueError(f"unknown BRAVO subsets: {sorted(unknown)}")
+        raise SubmissionError(f"unknown BRAVO subsets: {sorted(unknown)}")
     accumulators: dict[str, BravoSubsetAccumulator] = {}
     for split, suffixes in SPLIT_SUFFIXES.items():
         for gt_path in sorted((gt_root / f"bravo_{split}").rglob(f"*{suffixes.gt}")):
@@ -51,7 +51,7 @@ def evaluate_submission(
             acc = accumulators.setdefault(subset, BravoSubsetAccumulator.for_subset(subset))
             acc.update(gt, pred, conf, invalid)
     if not accumulators:
-        raise ValueError(f"{gt_root}: no BRAVO ground-truth files found")
+        raise SubmissionError(f"{gt_root}: no BRAVO ground-truth files found")
     return results_from_accumulators(accumulators)
 
 
