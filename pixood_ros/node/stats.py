@@ -34,7 +34,6 @@ class StatsSnapshot:
     bad_in_window: int = 0
     errors: int = 0
     last_error: str = ""
-    seconds_since_input: float | None = None
 
 
 class PipelineStats:
@@ -59,14 +58,12 @@ class PipelineStats:
             self._bad_kinds: Counter[str] = Counter()
             self._errors = 0
             self._last_error = ""
-            self._last_input: float | None = None
 
     def frame_received(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         with self._lock:
             self._received += 1
             self._inputs.append(now)
-            self._last_input = now
 
     def frame_dropped(self, count: int = 1) -> None:
         with self._lock:
@@ -121,5 +118,4 @@ class PipelineStats:
                 bad_in_window=len(self._bad),
                 errors=self._errors,
                 last_error=self._last_error,
-                seconds_since_input=None if self._last_input is None else now - self._last_input,
             )

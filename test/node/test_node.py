@@ -2,23 +2,19 @@
 
 A tester node publishes camera frames and subscribes (reliable) to every output. Output values
 are compared with `Segmenter` run directly on the same image, so the node adds nothing and
-loses nothing between the camera and the model. The node runs in-process (executor thread)
-and, in the last tests, as a separate process started like a user would start it.
+loses nothing between the camera and the model. The node runs in-process (executor thread);
+`test_node_process.py` starts it as a separate process.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from model_fixtures import make_foreign_model, make_handmade_model
+from model_fixtures import make_foreign_model
 from rcl_interfaces.msg import ParameterType
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -26,45 +22,21 @@ from sensor_msgs.msg import CompressedImage
 from test_node_graph import (
     OUTPUTS,
     NodeGraph,
+    assert_outputs_match,
+    frames_in_several_encodings,
     make_compressed_msg,
     make_image_msg,
     reliable,
-    stamp_ns,
+    rng_image,
 )
 
 from pixood_ros import image_conversion as ic
 from pixood_ros.engine import Segmenter
 from pixood_ros.node.pixood_node import PixoodNode
-from pixood_ros.render.outputs import ENCODINGS, anomaly_mask, render_overlay
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 pytestmark = pytest.mark.ros
-ROOT = Path(__file__).resolve().parents[2]
 CPU = {"providers": ["cpu"], "warmup": False}
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return make_handmade_model(tmp_path_factory.mktemp("model") / "handmade.onnx")
-
-
-@pytest.fixture(scope="module")
-def segmenter(model_path) -> Segmenter:
-    return Segmenter(model_path, providers=["cpu"], warmup=False)
-
-
-@pytest.fixture
-def graph_factory():
-    graphs: list[NodeGraph] = []
-
-    def make(*args, **kwargs) -> NodeGraph:
-        graph = NodeGraph(*args, **kwargs)
-        graphs.append(graph)
-        return graph
-
-    yield make
-    for graph in graphs:
-        graph.close()
 
 
 def active_graph(graph_factory, model_path, **params) -> NodeGraph:
@@ -86,55 +58,11 @@ def _graph_kwargs(params: dict) -> dict:
     return kwargs
 
 
-def rng_image(height: int, width: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def assert_outputs_match(outputs, rgb, segmenter, header_stamp, frame_id, threshold, alpha=0.6):
-    height, width = rgb.shape[:2]
-    expected = segmenter(rgb)
-    for name, msg in outputs.items():
-        assert msg.encoding == ENCODINGS[name], name
-        assert (msg.height, msg.width) == (height, width), name
-        assert stamp_ns(msg.header) == header_stamp and msg.header.frame_id == frame_id, name
-    decoded = {name: ic.image_to_array(msg) for name, msg in outputs.items()}
-    np.testing.assert_array_equal(decoded["anomaly_score"], expected.anomaly_score)
-    np.testing.assert_array_equal(decoded["semantic"], expected.semantic)
-    np.testing.assert_array_equal(decoded["confidence"], expected.confidence)
-    np.testing.assert_array_equal(
-        decoded["anomaly_mask"], anomaly_mask(expected.anomaly_score, threshold)
-    )
-    assert set(np.unique(decoded["anomaly_mask"])) <= {0, 255}
-    np.testing.assert_array_equal(
-        decoded["overlay"], render_overlay(rgb, expected.anomaly_score, alpha)
-    )
-
-
-def _frames():
-    """(encoding, native pixels, padding) of several encodings and sizes."""
-    rgb = rng_image(5, 7, 1)
-    mono16 = np.random.default_rng(2).integers(0, 65536, (6, 5), dtype=np.uint16)
-    bayer = np.random.default_rng(3).integers(0, 256, (6, 8), dtype=np.uint8)
-    yuv = np.random.default_rng(4).integers(16, 236, (4, 8, 2), dtype=np.uint8)
-    rgba = np.concatenate([rng_image(9, 3, 5), np.full((9, 3, 1), 255, np.uint8)], axis=2)
-    return [
-        ("rgb8", rng_image(4, 6, 0), 0),
-        ("bgr8", rgb, 3),
-        ("rgba8", rgba, 0),
-        ("mono8", rng_image(3, 4, 6)[:, :, 0].copy(), 2),
-        ("mono16", mono16, 0),
-        ("yuv422", yuv, 0),
-        ("bayer_rggb8", bayer, 0),
-        ("32FC1", np.random.default_rng(7).random((4, 4), dtype=np.float32), 0),
-        ("rgb8", rng_image(120, 160, 8), 0),
-    ]
-
-
 def test_outputs_match_the_engine_for_several_encodings_and_sizes(
     graph_factory, model_path, segmenter
 ):
     graph = active_graph(graph_factory, model_path, threshold=0.4)
-    for index, (encoding, pixels, padding) in enumerate(_frames()):
+    for index, (encoding, pixels, padding) in enumerate(frames_in_several_encodings()):
         stamp = 1_000_000_000 + index * 1_000_000
         msg = make_image_msg(pixels, encoding, stamp, frame_id=f"cam_{index}", padding=padding)
         graph.publish(msg)
@@ -417,93 +345,3 @@ def test_overload_keeps_latency_and_memory_bounded(graph_factory, model_path):
     assert arrivals[-1][0] == published[-1][0] or max(s for s, _ in arrivals) >= published[-3][0]
     # Frames were never queued: the last 2 s brought ~180 frames, 0.9 MB each (160 MB).
     assert rss_growth < 60 * 2**20, rss_growth / 2**20
-
-
-# --- as a separate process ------------------------------------------------------------------
-
-
-def _node_process(*ros_args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "pixood_ros.node.main", "--ros-args", *ros_args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _stop(process: subprocess.Popen, timeout: float = 10.0) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        return -9, output
-    return process.returncode, output
-
-
-@pytest.mark.slow
-def test_node_as_a_separate_process(graph_factory, model_path, segmenter):
-    process = _node_process(
-        "-p", f"model_path:={model_path}",
-        "-p", "providers:=[cpu]",
-        "-p", "input_qos:=reliable",
-        "-p", "threshold:=0.3",
-        "-r", "__node:=pixood_proc",
-        "-r", "image:=/cam/image",
-    )  # fmt: skip
-    try:
-        graph = graph_factory(None, input_topics=("cam/image",), output_prefixes=("/pixood_proc/",))
-        graph.wait_connected(timeout=60.0)
-        for index, (encoding, pixels, padding) in enumerate(_frames()[:3]):
-            stamp = 3_000_000_000 + index
-            msg = make_image_msg(pixels, encoding, stamp, "proc_cam", padding)
-            graph.publish(msg, "cam/image")
-            outputs = graph.wait_outputs(stamp, prefix="/pixood_proc/", timeout=20.0)
-            rgb = ic.image_to_rgb(msg)
-            assert_outputs_match(outputs, rgb, segmenter, stamp, "proc_cam", 0.3)
-        bad = make_image_msg(rng_image(2, 2, 0), "rgb8", 4)
-        bad.encoding = "nonsense"
-        graph.publish(bad, "cam/image")
-
-        def bad_counted() -> bool:
-            for array in reversed(graph.diagnostics):  # the newest report decides
-                for status in array.status:
-                    values = {kv.key: kv.value for kv in status.values}
-                    if status.name == "pixood_proc: camera":
-                        return values["bad_frames_unsupported_encoding"] == "1"
-            return False
-
-        # Wait before the next frame: with input depth 1 a newer frame may replace the bad one
-        # in the reader's history before the node sees it (the latest-frame policy).
-        assert graph.wait_for(bad_counted, 20.0)
-        graph.publish(make_image_msg(rng_image(3, 3, 0), "rgb8", 5), "cam/image")
-        graph.wait_outputs(5, prefix="/pixood_proc/", timeout=20.0)
-    finally:
-        code, output = _stop(process)
-    assert code == 0, output
-    assert "active: listening on /cam/image" in output
-    assert "Traceback" not in output, output
-
-
-@pytest.mark.slow
-def test_process_with_missing_model_exits_with_code_2(tmp_path):
-    process = _node_process("-p", f"model_path:={tmp_path / 'missing.onnx'}")
-    code, output = _stop_after_exit(process)
-    assert code == 2, output
-    assert "not found" in output and "missing.onnx" in output
-    assert "Traceback" not in output
-
-
-def _stop_after_exit(process: subprocess.Popen, timeout: float = 60.0) -> tuple[int, str]:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        return -9, output
-    return process.returncode, output

@@ -22,7 +22,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from pixood_ros.render.outputs import ENCODINGS
+from pixood_ros import image_conversion as ic
+from pixood_ros.render.outputs import ENCODINGS, anomaly_mask, render_overlay
 
 OUTPUTS = tuple(ENCODINGS)
 
@@ -195,3 +196,50 @@ class NodeGraph:
         if self.node is not None:
             self.node.destroy_node()
         self.tester.destroy_node()
+
+
+# --- frames and the outputs the node must publish for them -----------------------------------
+
+
+def rng_image(height: int, width: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def assert_outputs_match(outputs, rgb, segmenter, header_stamp, frame_id, threshold, alpha=0.6):
+    height, width = rgb.shape[:2]
+    expected = segmenter(rgb)
+    for name, msg in outputs.items():
+        assert msg.encoding == ENCODINGS[name], name
+        assert (msg.height, msg.width) == (height, width), name
+        assert stamp_ns(msg.header) == header_stamp and msg.header.frame_id == frame_id, name
+    decoded = {name: ic.image_to_array(msg) for name, msg in outputs.items()}
+    np.testing.assert_array_equal(decoded["anomaly_score"], expected.anomaly_score)
+    np.testing.assert_array_equal(decoded["semantic"], expected.semantic)
+    np.testing.assert_array_equal(decoded["confidence"], expected.confidence)
+    np.testing.assert_array_equal(
+        decoded["anomaly_mask"], anomaly_mask(expected.anomaly_score, threshold)
+    )
+    assert set(np.unique(decoded["anomaly_mask"])) <= {0, 255}
+    np.testing.assert_array_equal(
+        decoded["overlay"], render_overlay(rgb, expected.anomaly_score, alpha)
+    )
+
+
+def frames_in_several_encodings() -> list[tuple[str, np.ndarray, int]]:
+    """(encoding, native pixels, padding) of several encodings and sizes."""
+    rgb = rng_image(5, 7, 1)
+    mono16 = np.random.default_rng(2).integers(0, 65536, (6, 5), dtype=np.uint16)
+    bayer = np.random.default_rng(3).integers(0, 256, (6, 8), dtype=np.uint8)
+    yuv = np.random.default_rng(4).integers(16, 236, (4, 8, 2), dtype=np.uint8)
+    rgba = np.concatenate([rng_image(9, 3, 5), np.full((9, 3, 1), 255, np.uint8)], axis=2)
+    return [
+        ("rgb8", rng_image(4, 6, 0), 0),
+        ("bgr8", rgb, 3),
+        ("rgba8", rgba, 0),
+        ("mono8", rng_image(3, 4, 6)[:, :, 0].copy(), 2),
+        ("mono16", mono16, 0),
+        ("yuv422", yuv, 0),
+        ("bayer_rggb8", bayer, 0),
+        ("32FC1", np.random.default_rng(7).random((4, 4), dtype=np.float32), 0),
+        ("rgb8", rng_image(120, 160, 8), 0),
+    ]
