@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -234,3 +235,22 @@ def test_reproduce_dry_run_lists_the_whole_chain(tmp_path, capsys):
     ]
     assert lines[-1].startswith(f"pixood-benchmark pixood={work / 'models' / 'pixood.onnx'}")
     assert not work.exists() and not experiment.exists()  # a dry run runs nothing
+
+
+def test_reproduce_stops_at_a_failing_step_with_exit_1(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "train.yaml"
+    config.write_text(f"data: {{root: {tmp_path / 'train_data'}}}\ndecide: {{scorers: [pixood]}}\n")
+    ran = []
+
+    def failing_run(command, check):
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(subprocess, "run", failing_run)
+    argv = ["--reproduce", "--config", str(config), "--work", str(tmp_path / "work"),
+            "-o", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("[1/5] training data: pixood-synth ")
+    assert captured.err == "pixood-benchmark: error: training data failed (exit code 3)\n"
+    assert len(ran) == 1 and not (tmp_path / "out").exists()
