@@ -1,4 +1,7 @@
-"""The ROS 2 node (`pixood_node`): rclpy lifecycle node around `pixood_ros.engine.Segmenter`.
+"""The ROS 2 node (`pixood_node`): an rclpy lifecycle node around `pixood_ros.engine.Segmenter`.
 
-Only this sub-package imports rclpy; the rest of `pixood_ros` works without ROS.
+`main` is the command, `pixood_node` the node (lifecycle and data path); its parts are
+`parameters`, `channels`, `inputs`, `worker`, `mailbox`, `stats`, `diagnostics` and `memory`;
+`launch_arguments` serves the launch files. Elsewhere in `pixood_ros` rclpy is imported only
+inside the functions that talk to a live ROS graph, so the rest works without ROS.
 """
