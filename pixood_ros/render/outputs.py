@@ -67,21 +67,30 @@ def render_overlay(
 
 def build_output_images(
     outputs: tuple[str, ...] | list[str],
-    rgb: np.ndarray,
+    rgb: np.ndarray | None,
     result: Any,
     header: Any,
     threshold: float,
     overlay_alpha: float,
     msg_type: type | None = None,
+    overlay: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Image messages for the requested `outputs` (names of `ENCODINGS`), freshly allocated (for
-    offline tools; the node reuses its messages through `OutputImages`)."""
+    offline tools; the node reuses its messages through `OutputImages`). `overlay` is the BGR
+    overlay when the caller has rendered it already (e.g. for a video); else it is rendered
+    from `rgb`."""
+
+    def overlay_pixels() -> np.ndarray:
+        if overlay is not None:
+            return overlay
+        return render_overlay(rgb, result.anomaly_score, overlay_alpha)
+
     pictures = {
         "anomaly_score": lambda: result.anomaly_score,
         "anomaly_mask": lambda: anomaly_mask(result.anomaly_score, threshold),
         "semantic": lambda: result.semantic,
         "confidence": lambda: result.confidence,
-        "overlay": lambda: render_overlay(rgb, result.anomaly_score, overlay_alpha),
+        "overlay": overlay_pixels,
     }
     messages: dict[str, Any] = {}
     for name in outputs:
