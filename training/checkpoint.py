@@ -1,4 +1,4 @@
-"""Checkpoint directory of a trained end-to-end model (TEAM.md interface 6).
+"""Checkpoint directory of a trained end-to-end model (docs/architecture.md §7.2).
 
 ``CKPT_DIR/model_config.json`` describes the structure (backbone arch/size/blocks, decoder dims,
 classes, palette, eval labels, network size, scorer config) and ``CKPT_DIR/model.safetensors``
@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from pixood_ros.cli import UserError
+
 from .model import PixOODModel, build_model
 from .state_dict import state_dict_mismatch
 
@@ -23,7 +25,7 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint directory is missing files or its files are corrupt or inconsistent."""
 
 

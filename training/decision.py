@@ -1,4 +1,4 @@
-"""Stage 3 of PixOOD: the Neyman-Pearson decision strategy (METHOD.md §5), as an exportable module.
+"""Stage 3 of PixOOD: the Neyman-Pearson decision strategy (docs/method.md §5), exportable.
 
 Per class c a patch is mapped to z_c = (logit_c, sim_c), sim = 1 / (1 + 0.5 d_c). Two Gaussians
 model z_c: the class model N(m_c, S_c) fitted on training patches of class c and a fixed broad
@@ -79,7 +79,7 @@ def ratio_mass_knots(
     logit_grid: np.ndarray,
     sim_grid: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Knots (U = log r, Y = mass) of the LR -> cumulative class-mass mapping (METHOD.md §5.3).
+    """Knots (U = log r, Y = mass) of the LR -> cumulative class-mass mapping (docs/method.md §5.3).
 
     Grid points are sorted by log-ratio and grouped by equal value; between consecutive distinct
     values v_{j-1} < v_j a knot sits at the log of the r-midpoint, carrying the mass of groups
@@ -116,7 +116,7 @@ def thin_knots(u: np.ndarray, y: np.ndarray, epsilon: float) -> tuple[np.ndarray
 def knots_from_interp(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Published interp1d table (x = ratios incl. the leading 0, NaN and the final inf) -> log
     knots. Non-finite and non-positive abscissae are dropped (np.interp ignored the NaN ones,
-    METHOD.md §5.5); the leading (0, 0) knot is implied by the ramp below the first knot."""
+    docs/method.md §5.5); the leading (0, 0) knot is implied by the ramp below the first knot."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y) & (x > 0)
@@ -210,7 +210,7 @@ class DecisionStrategy(nn.Module):
         epsilon: float = DEFAULT_EPSILON,
         slope: float = DIST_TO_SIM_SLOPE,
     ) -> DecisionStrategy:
-        """From the published N-P model (METHOD.md §7.2): class_means, class_covs,
+        """From the published N-P model (docs/method.md §7.2): class_means, class_covs,
         ood_estimate_means/covs and the interp1d ``.x``/``.y`` arrays of every class. Singular
         covariances are regularised with a tiny floor (non-singular ones are kept exactly)."""
         covs = np.stack([regularize_covariance(c, (1e-12, 1e-12)) for c in np.asarray(covs)])
@@ -260,7 +260,7 @@ class DecisionStrategy(nn.Module):
     # -- evaluation -----------------------------------------------------------------------------
     # ``classes`` (optional, same shape as the inputs, integer class ids) evaluates each entry for
     # its own class instead of column c = class c: the end-to-end model only needs S at the
-    # semantic class and at the eval labels, a few columns instead of all C (DESIGN.md §6).
+    # semantic class and the eval labels, a few columns, not all C (docs/architecture.md §6).
     def _per_class(self, values: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
         """[C] per-class values, broadcast over columns (classes None) or picked per entry."""
         return values if classes is None else _take(values, classes)
@@ -365,7 +365,7 @@ def fit_decision(
     slope: float = DIST_TO_SIM_SLOPE,
     ignore_index: int = 255,
 ) -> DecisionStrategy:
-    """Fit the decision strategy on training patches (METHOD.md §5.1-§5.3), in float64.
+    """Fit the decision strategy on training patches (docs/method.md §5.1-§5.3), in float64.
 
     labels [N] (``ignore_index`` = void), logits [N, C] (raw patch logits), dists [N, C]
     (nearest-prototype distances). ``grid_size`` points per axis (published 2000) and the

@@ -1,16 +1,16 @@
 """The end-to-end PixOOD module: uint8 image in, anomaly / semantic / confidence maps out.
 
-This one module is what the ONNX export traces (DESIGN.md §3), so preprocessing, backbone,
-decoder, scorer and the upsampling back to the input size all live in ``forward``. The scores are
-combined the same way for every scorer (scorers/base.py):
+This one module is what the ONNX export traces (docs/architecture.md §3), so preprocessing,
+backbone, decoder, scorer and the upsampling back to the input size all live in ``forward``. The
+scores are combined the same way for every scorer (scorers/base.py):
 
     semantic   = argmax_c logits                 nearest-upsampled (official ``pred_y``)
     confidence = S_semantic                      nearest-upsampled (official ``pred_score``)
     anomaly    = 1 - max_{c in eval_labels} S_c   S bilinearly upsampled, align_corners=False
 
-Only the eval-label channels are upsampled bilinearly (DESIGN.md §6: upsampling all 19 maps to
-full resolution dominates CPU time); semantic and confidence are gathered with integer nearest
-indices (exact, and identical in PyTorch and ONNX Runtime).
+Only the eval-label channels are upsampled bilinearly (docs/architecture.md §6: upsampling all 19
+maps to full resolution dominates CPU time); semantic and confidence are gathered with integer
+nearest indices (exact, and identical in PyTorch and ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class PixOODModel(nn.Module):
         return anomaly, semantic_full, confidence_full
 
     def get_config(self) -> dict[str, Any]:
-        """JSON-able description (model_config.json, TEAM.md interface 6)."""
+        """JSON-able description (model_config.json, docs/architecture.md §7.2)."""
         return {
             "backbone": self.backbone.config.to_dict(),
             "decoder": self.decoder.get_config(),

@@ -215,7 +215,7 @@ def test_preprocess_resizes_and_normalises():
 
 
 def _official_size(h0: int, w0: int, long_side: int) -> tuple[int, int]:
-    """METHOD.md §1 as the official transform writes it (float arithmetic)."""
+    """docs/method.md §1 as the official transform writes it (float arithmetic)."""
     s = long_side or (max(h0, w0) // 14) * 14
     if h0 >= w0:
         return s, int(14 * ((w0 / (h0 / s)) // 14))

@@ -188,9 +188,9 @@ def test_majority_vote_patch_labels():
 
 
 def test_config_from_training_section():
-    section = {"cache_batch_size": 4, "patch_threshold": 0.9, "K": 7, "epochs": 3, "lr": 0.1}
-    config = CondensationConfig.from_dict(section, ignore=("cache_batch_size", "patch_threshold"))
-    assert config.K == 7 and config.epochs == 3
-    with pytest.raises(ValueError, match="unknown"):
-        CondensationConfig.from_dict({"Kay": 3})
+    from pixood_training.train.config import load_config
+
+    training = load_config(None, ["data.root=/x", "condense.K=7", "condense.epochs=3"])
+    config = training.condensation()
+    assert config.K == 7 and config.epochs == 3 and config.seed == training.seed
     assert config.temperature(0) == 0.5 and abs(_config(epochs=100).temperature(100) - 2.0) < 1e-12

@@ -1,11 +1,11 @@
 """pixood-convert-official: official PixOOD checkpoints ▶ our checkpoint ▶ ONNX, scores equal to
 a float64 re-computation of the published formulas; malicious pickles refused.
 
-The official files are built here in the official structure (METHOD.md §7): pickled instances of
-classes named ``helpers.kmeans.OnlineKMeans`` / ``DiffKMeansMultiClassv2`` (fake modules registered
-only while pickling), a SimpleNamespace N-P model with real scipy interp1d tables produced by the
-published tabulation (§5.3), ``_orig_mod.`` keys, optimizer entries, a tiny DINOv2 in the official
-key layout and a parameters.yaml.
+The official files are built here in the official structure (docs/method.md §7): pickled instances
+of classes named ``helpers.kmeans.OnlineKMeans`` / ``DiffKMeansMultiClassv2`` (fake modules
+registered only while pickling), a SimpleNamespace N-P model with real scipy interp1d tables
+produced by the published tabulation (§5.3), ``_orig_mod.`` keys, optimizer entries, a tiny DINOv2
+in the official key layout and a parameters.yaml.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ GRID = 500  # published 2000; the converter does not care about the table length
 PROTOS_PER_CLASS = (5, 8, 3)
 
 
-# -- the published formulas, float64 (METHOD.md §4.7, §5.2-§5.4) --------------------------------
+# -- the published formulas, float64 (docs/method.md §4.7, §5.2-§5.4) ---------------------------
 def published_table(mean, cov, ood_mean, ood_cov, logit_max, grid=GRID):
     """interp1d table exactly as the published stage 3: grid ratios sorted, ties skipped (their
     mass dropped), NaN / inf knots kept, X = [0, midpoints, inf], Y = [0, cumulative mass, 1]."""

@@ -1,7 +1,7 @@
 """Neyman-Pearson decision strategy vs a plain float64 numpy/scipy implementation.
 
-The reference below follows METHOD.md §5.2-§5.4 literally: scipy multivariate_normal pdfs on the
-grid, ratios sorted ascending, cumulative class mass at the midpoints between distinct ratios,
+The reference below follows docs/method.md §5.2-§5.4 literally: scipy multivariate_normal pdfs on
+the grid, ratios sorted ascending, cumulative class mass at the midpoints between distinct ratios,
 scipy interp1d at the query ratio. It shares no code with ``pixood_training.decision``; only the
 documented deviations (analytic OOD covariance, covariance floors, tie mass kept, log-domain
 ratios) are re-stated here.

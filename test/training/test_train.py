@@ -124,13 +124,23 @@ def test_feature_cache_is_reused_resumed_and_invalidated(tmp_path):
 
 def test_config_overrides_and_errors(tmp_path):
     cfg = load_config(TINY_CONFIG, ["stage1.epochs=7", "data.root=/x", "model.eval_labels=[0,1]"])
-    assert cfg["stage1"]["epochs"] == 7 and cfg["model"]["eval_labels"] == [0, 1]
+    assert cfg.stage1.epochs == 7 and cfg.model.eval_labels == [0, 1]
     with pytest.raises(ConfigError, match="unknown config key 'stage1.epoch'"):
         load_config(TINY_CONFIG, ["stage1.epoch=3"])
     with pytest.raises(ConfigError, match="stage1.batch_size must be a positive integer"):
         load_config(TINY_CONFIG, ["stage1.batch_size=0"])
     with pytest.raises(ConfigError, match="data.long_side must be a positive multiple of 14"):
         load_config(TINY_CONFIG, ["data.long_side=100"])
+    with pytest.raises(ConfigError, match="decide.scorers must be a non-empty list out of"):
+        load_config(TINY_CONFIG, ["decide.scorers=[pixood,nope]"])
+    with pytest.raises(ConfigError, match="data.kind must be one of cityscapes, synth, folder"):
+        load_config(TINY_CONFIG, ["data.kind=lidar"])
+    with pytest.raises(ConfigError, match="stage1.lr must be a non-negative number, got 'fast'"):
+        load_config(TINY_CONFIG, ["stage1.lr=fast"])
+    with pytest.raises(ConfigError, match="unknown config key 'condense.Kay'"):
+        load_config(TINY_CONFIG, ["condense.Kay=3"])
+    with pytest.raises(ConfigError, match="condense.shuffle must be true or false"):
+        load_config(TINY_CONFIG, ["condense.shuffle=3"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage1: [unclosed\n")
     with pytest.raises(ConfigError, match="cannot read config"):
@@ -293,3 +303,27 @@ def test_kill_9_mid_stage_resumes_to_the_same_result(reference_run, tiny_synth, 
     ours = json.loads((exp / "metrics.json").read_text())["decide"]["scorers"]["pixood"]
     ref = json.loads((reference_run / "metrics.json").read_text())["decide"]["scorers"]["pixood"]
     assert ours["ap"] == ref["ap"]
+
+
+def test_config_hash_of_unchanged_config_is_stable():
+    """The stage hashes in done.json (and so whether a finished stage reruns) must not move when
+    the config code changes: these are the hashes the dict-based loader gave these configs."""
+    from pixood_training.train.config import section_hash
+    from pixood_training.train.experiment import STAGE_SECTIONS
+
+    cfg = load_config(TINY_CONFIG)
+    hashes = {stage: section_hash(cfg, keys)[:16] for stage, keys in STAGE_SECTIONS.items()}
+    assert hashes == {
+        "pretrain": "26c8185bbe3fc48c",
+        "stage1": "f01a015ff93ce8a2",
+        "condense": "2706d04d3d2e5b6e",
+        "decide": "9fc035e4910162f6",
+    }
+
+
+def test_every_registered_scorer_is_fitted_by_decide_and_accepted_by_the_config():
+    from pixood_training.scorers import SCORERS
+    from pixood_training.train.decide import FITTERS
+
+    assert set(FITTERS) == set(SCORERS.values())
+    assert set(load_config(TINY_CONFIG).decide.scorers) == set(SCORERS)

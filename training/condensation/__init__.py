@@ -1,4 +1,4 @@
-"""Stage 2 of PixOOD: condensation of each class's patch features into prototypes (METHOD.md §4).
+"""Stage 2 of PixOOD: each class's patch features condensed into prototypes (docs/method.md §4).
 
 Patch labels for stage 2 come from ``pixood_training.data.patch_labels.majority_patch_labels``
 (re-exported here); inference-time nearest-prototype distances live in ``distance``.

@@ -1,13 +1,13 @@
-"""Hyper-parameters of stage 2 (condensation), defaults = the published run (METHOD.md §4, §12).
+"""Stage 2 (condensation) hyper-parameters; defaults = the published run (docs/method.md §4, §12).
 
-Field names follow the ``condense`` section of the training config (training/train/config.py), so
-that section can be passed straight through with ``CondensationConfig.from_dict``.
+Field names are the keys of the ``condense`` section of the training config
+(training/train/config.py), which checks them against these fields' types.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -60,13 +60,3 @@ class CondensationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], ignore: tuple[str, ...] = ()) -> CondensationConfig:
-        """Build from a config section; keys in ``ignore`` belong to the caller, others must
-        be fields (a typo raises ValueError naming the key)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names - set(ignore))
-        if unknown:
-            raise ValueError(f"unknown condensation option(s): {', '.join(unknown)}")
-        return cls(**{k: v for k, v in values.items() if k in names})

@@ -1,7 +1,7 @@
 """Nearest-prototype distance of every patch to every class, as one exportable tensor op.
 
-d_c(e) = min_k ||e - P[c, k]||_2 over the raw-space prototypes of class c (METHOD.md §4.7, §5.6a).
-Classes have different prototype counts after pruning; they are padded to a common Kmax by
+d_c(e) = min_k ||e - P[c, k]||_2 over the raw-space prototypes of class c (docs/method.md §4.7,
+§5.6a). Classes have different prototype counts after pruning; they are padded to a common Kmax by
 repeating one of the class's own prototypes, which leaves every minimum unchanged and needs no
 +inf mask. The distance is the MatMul expansion |e|^2 + |P|^2 - 2 e.P (fp32), clipped at 0 before
 the square root. Both sides are first shifted by the prototypes' mean (distances are translation

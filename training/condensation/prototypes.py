@@ -1,7 +1,7 @@
 """The learnable state of condensation: whitening, prototypes, exponential scales, statistics.
 
-Prototypes live in the *whitened* feature space ``(x - median) / std`` (METHOD.md §4.3); they are
-mapped back to the raw feature space only for export, because inference measures raw Euclidean
+Prototypes live in the *whitened* feature space ``(x - median) / std`` (docs/method.md §4.3); they
+are mapped back to the raw feature space only for export, because inference measures raw Euclidean
 distances (§4.7).
 """
 

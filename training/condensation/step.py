@@ -1,4 +1,4 @@
-"""One condensation step, prototype re-seeding and the final hard assignment (METHOD.md §4.4-§4.6).
+"""One condensation step, prototype re-seeding, final hard assignment (docs/method.md §4.4-§4.6).
 
 Only the own-class block of the distance matrix is ever computed (a patch of class c is compared
 with the K prototypes of class c), in blocks of ``chunk_rows`` rows, so memory is bounded by
@@ -76,9 +76,9 @@ def reseed_weak_prototypes(
     """Move every prototype whose running assignment fell below the validity threshold onto a
     random patch of its class from this batch (plus tiny noise) and mark it valid again.
 
-    Fix of a published bug (METHOD.md §10.8): the AdamW moments of re-seeded rows are zeroed, so a
-    new prototype is not pushed along its predecessor's momentum. (AdamW's bias correction is per
-    parameter tensor, so the first updates of a reset row are up to (1-beta1)/sqrt(1-beta2) ~ 3x
+    Fix of a published bug (docs/method.md §10.8): the AdamW moments of re-seeded rows are zeroed,
+    so a new prototype is not pushed along its predecessor's momentum. (AdamW's bias correction is
+    per parameter tensor, so the first updates of a reset row are up to (1-beta1)/sqrt(1-beta2) ~ 3x
     an lr-sized step until its second moment has built up again.) Returns how many were re-seeded.
     """
     cfg = model.config

@@ -1,4 +1,4 @@
-"""The condensation loop (METHOD.md §4.3-§4.6) with checkpoint/resume at any iteration.
+"""The condensation loop (docs/method.md §4.3-§4.6) with checkpoint/resume at any iteration.
 
 Data comes as an iterable of ``(features [N, D] float (fp16 fine), labels [N])`` batches of patch
 features (labels 255 = void are skipped). A *sequence* source (``len`` + integer indexing, e.g. a

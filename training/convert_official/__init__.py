@@ -1,4 +1,4 @@
-"""Import of the official PixOOD checkpoints (METHOD.md §7) into our checkpoint format.
+"""Import of the official PixOOD checkpoints (docs/method.md §7) into our checkpoint format.
 
 Submodules: ``unpickler`` (restricted loading of the official pickles), ``official`` (readers),
 ``build`` (our end-to-end model from them), ``cli`` (``pixood-convert-official``). Nothing heavy

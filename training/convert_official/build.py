@@ -1,6 +1,6 @@
 """Official PixOOD files -> our end-to-end ``PixOODModel`` (then ``checkpoint.save_model``).
 
-The published inference (METHOD.md §5.4, §6) is reproduced as follows:
+The published inference (docs/method.md §5.4, §6) is reproduced as follows:
 
 * DINOv2 size (width, depth, registers) from the weights file; intermediate blocks from the
   official backbone config's MULTISCALE, else evenly spaced quarters of the depth;
@@ -141,7 +141,7 @@ def convert_official(
     epsilon: float = DEFAULT_EPSILON,
     eval_scale_factor: int = 1,
 ) -> tuple[PixOODModel, ConversionReport]:
-    """Build our end-to-end model from the official files (METHOD.md §7).
+    """Build our end-to-end model from the official files (docs/method.md §7).
 
     Without ``dinov2_weights`` the DINOv2 weights come from timm's hub (needs internet).
     Raises ``OfficialFormatError`` (one-line message) for anything wrong with the inputs.

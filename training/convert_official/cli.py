@@ -6,8 +6,8 @@
         --backbone-config code/config/dinov2_vit_l.yaml -o converted/
     pixood-export converted/ -o pixood_official.onnx
 
-Exit codes: 0 converted; 2 user mistake (missing / unreadable / refused / inconsistent file, bad
-option value).
+Exit codes (pixood_ros.cli): 0 converted; 2 user mistake (missing / unreadable / refused /
+inconsistent file, bad option value).
 """
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from pixood_ros.cli import (
+    OneLineParser,
+    UserError,
+    finite_float,
+    one_line,
+    positive_int,
+    run_command,
+    split_names,
+)
 
 PROG = "pixood-convert-official"
 
@@ -52,7 +62,7 @@ def _labels(text: str) -> list[int]:
     if text.strip().lower() == "all":
         return []
     try:
-        labels = [int(v) for v in text.split(",") if v.strip()]
+        labels = [int(v) for v in split_names(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated class ids such as 0,1 or 'all', got {text!r}"
@@ -63,69 +73,40 @@ def _labels(text: str) -> list[int]:
 
 
 def _epsilon(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = finite_float(text)
     if not 0.0 <= value < 0.1:
-        raise argparse.ArgumentTypeError(f"--epsilon must be in [0, 0.1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.1), got {text!r}")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+# (option, destination, required, help) of the input files; each must exist.
+INPUT_FILES = (
+    ("--backbone-ckpt", "backbone_ckpt", True,
+     "official stage-1 checkpoint (checkpoints/checkpoint-backbone.pth): decoder weights"),
+    ("--pixood-ckpt", "pixood_ckpt", True,
+     "official stage-2/3 checkpoint (checkpoints/checkpoint-latest.pth): prototypes and the "
+     "Neyman-Pearson model"),
+    ("--params", "params", True,
+     "official parameters.yaml of the stage-2 run (class count, embedding size, and settings "
+     "that must match the published inference)"),
+    ("--dinov2-weights", "dinov2_weights", False,
+     "DINOv2 weights (official dinov2_vitl14_pretrain.pth or timm format; .pth or "
+     ".safetensors); their size decides the ViT. Default: download from timm's hub (needs "
+     "internet; the architecture then comes from MODEL.ARCH of --backbone-config)"),
+    ("--backbone-config", "backbone_config", False,
+     "official backbone config (code/config/dinov2_vit_l.yaml): MODEL.MULTISCALE gives the "
+     "intermediate blocks (default: evenly spaced quarters of the depth)"),
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--backbone-ckpt",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="official stage-1 checkpoint (checkpoints/checkpoint-backbone.pth): decoder weights",
-    )
-    parser.add_argument(
-        "--pixood-ckpt",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="official stage-2/3 checkpoint (checkpoints/checkpoint-latest.pth): prototypes and "
-        "the Neyman-Pearson model",
-    )
-    parser.add_argument(
-        "--params",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="official parameters.yaml of the stage-2 run (class count, embedding size, and "
-        "settings that must match the published inference)",
-    )
-    parser.add_argument(
-        "--dinov2-weights",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="DINOv2 weights (official dinov2_vitl14_pretrain.pth or timm format; .pth or "
-        ".safetensors); their size decides the ViT. Default: download from timm's hub (needs "
-        "internet; the architecture then comes from MODEL.ARCH of --backbone-config)",
-    )
-    parser.add_argument(
-        "--backbone-config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="official backbone config (code/config/dinov2_vit_l.yaml): MODEL.MULTISCALE gives "
-        "the intermediate blocks (default: evenly spaced quarters of the depth)",
-    )
+    for option, dest, required, text in INPUT_FILES:
+        parser.add_argument(
+            option, dest=dest, type=Path, required=required, metavar="FILE", help=text
+        )
     parser.add_argument(
         "--eval-labels",
         type=_labels,
@@ -136,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--eval-scale-factor",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="S",
         help="upsample features and logits by S before scoring (official eval_scale_factor; "
@@ -163,61 +144,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    inputs = [
-        ("--backbone-ckpt", args.backbone_ckpt),
-        ("--pixood-ckpt", args.pixood_ckpt),
-        ("--params", args.params),
-        ("--dinov2-weights", args.dinov2_weights),
-        ("--backbone-config", args.backbone_config),
-    ]
-    for option, path in inputs:
+def _check_paths(args: argparse.Namespace) -> None:
+    for option, dest, _, _ in INPUT_FILES:
+        path = getattr(args, dest)
         if path is not None and not path.is_file():
-            return _error(f"{option} file not found: {path}")
+            raise UserError(f"{option} file not found: {path}")
     if args.output.exists() and not args.output.is_dir():
-        return _error(f"output exists and is not a directory: {args.output}")
+        raise UserError(f"output exists and is not a directory: {args.output}")
 
+
+def convert(args: argparse.Namespace) -> None:
+    """Check the inputs, convert, save, report (OfficialFormatError is a UserError)."""
+    _check_paths(args)
     # Heavy imports after argument checks: `--help` and user mistakes answer instantly.
     from tqdm import tqdm
 
     from ..checkpoint import save_model
     from ..decision import DEFAULT_EPSILON
     from .build import convert_official, describe
-    from .official import OfficialFormatError
 
     with tqdm(total=2, desc="convert", unit="step", file=sys.stderr, disable=None) as bar:
-        try:
-            model, report = convert_official(
-                args.backbone_ckpt,
-                args.pixood_ckpt,
-                args.params,
-                dinov2_weights=args.dinov2_weights,
-                backbone_config=args.backbone_config,
-                eval_labels=args.eval_labels,
-                epsilon=DEFAULT_EPSILON if args.epsilon is None else args.epsilon,
-                eval_scale_factor=args.eval_scale_factor,
-            )
-        except OfficialFormatError as exc:
-            bar.close()
-            return _error(str(exc).splitlines()[0])
+        model, report = convert_official(
+            args.backbone_ckpt,
+            args.pixood_ckpt,
+            args.params,
+            dinov2_weights=args.dinov2_weights,
+            backbone_config=args.backbone_config,
+            eval_labels=args.eval_labels,
+            epsilon=DEFAULT_EPSILON if args.epsilon is None else args.epsilon,
+            eval_scale_factor=args.eval_scale_factor,
+        )
         bar.update(1)
         try:
             save_model(model, args.output)
         except OSError as exc:
-            bar.close()
-            return _error(f"cannot write {args.output}: {exc}")
+            raise UserError(f"cannot write {args.output}: {one_line(exc)}") from None
         bar.update(1)
     for line in report.lines():
         print(line)
     print(describe(model))
     print(f"wrote {args.output}; next: pixood-export {args.output}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(PROG, lambda: convert(args))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Readers for the three official PixOOD files (METHOD.md §7): only what inference needs.
+"""Readers for the three official PixOOD files (docs/method.md §7): only what inference needs.
 
 * stage-1 ``checkpoint-backbone.pth``: the MLP decoder weights (``_orig_mod.`` stripped);
 * stage-2/3 ``checkpoint-latest.pth``: the per-class raw-space prototypes
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pixood_ros.cli import UserError, one_line
+
 from .unpickler import OfficialObject, UnsafePickleError, load_official_checkpoint
 
 DECODER_KEYS = ("decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias")
@@ -41,8 +43,8 @@ HUB_ARCHS = {
 }
 
 
-class OfficialFormatError(ValueError):
-    """An official file is missing, unreadable, refused, or not laid out as METHOD.md §7 says."""
+class OfficialFormatError(UserError, ValueError):
+    """An official file is missing, unreadable, refused, or not laid out as docs/method.md §7."""
 
 
 @dataclass
@@ -83,14 +85,9 @@ def _load(path: Path, what: str) -> Any:
     except UnsafePickleError as exc:
         raise OfficialFormatError(f"{path}: {exc}") from exc
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
-        raise OfficialFormatError(f"cannot read {what} {path}: {_one_line(exc)}") from exc
+        raise OfficialFormatError(f"cannot read {what} {path}: {one_line(exc)}") from exc
     except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
-        raise OfficialFormatError(f"{path} is not a valid {what}: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+        raise OfficialFormatError(f"{path} is not a valid {what}: {one_line(exc)}") from exc
 
 
 def _field(obj: Any, name: str, path: Path, where: str) -> Any:
@@ -109,7 +106,7 @@ def _array(value: Any, path: Path, where: str) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise OfficialFormatError(f"{path}: {where} is not numeric: {_one_line(exc)}") from exc
+        raise OfficialFormatError(f"{path}: {where} is not numeric: {one_line(exc)}") from exc
 
 
 def _checkpoint_dict(path: Path, what: str) -> dict[str, Any]:
@@ -239,7 +236,7 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise OfficialFormatError(f"cannot parse {what} {path}: {_one_line(exc)}") from exc
+        raise OfficialFormatError(f"cannot parse {what} {path}: {one_line(exc)}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):
         raise OfficialFormatError(f"{path} is not an official yacs config (no MODEL section)")
     return data

@@ -1,4 +1,4 @@
-"""Restricted unpickling of the official PixOOD checkpoints (METHOD.md §7), no official code needed.
+"""Restricted unpickling of the official PixOOD checkpoints (docs/method.md §7), no official code.
 
 The official ``.pth`` files are full pickles: besides tensors they hold instances of the project's
 own classes (``helpers.kmeans.OnlineKMeans``, ``DiffKMeansMultiClassv2``), a ``SimpleNamespace``,

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pixood_ros.cli import UserError
+
 from .labels import IGNORE_INDEX, labelids_to_trainids
 from .transforms import flip_decision, network_size, resize_image, resize_labels
 
@@ -31,7 +33,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 LABEL_KINDS = ("trainids", "labelids")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A data problem a user must fix (missing / unreadable / inconsistent file)."""
 
 

@@ -4,13 +4,13 @@ Stage 2 (condensation) iterates ~100 times over the training set and stage 3 onc
 frozen ViT each time would dominate training cost, so the per-patch quantities are computed once:
 
 - ``features``: last-block normed features, float16, channels-last ``[B, h, w, D]`` (what the
-  prototypes and the distance computation use, METHOD.md §4.2);
+  prototypes and the distance computation use, docs/method.md §4.2);
 - ``logits``: the stage-1 decoder's patch logits, float32 ``[B, h, w, C]``. We store the logits
   instead of all intermediate blocks: the decoder input (4 blocks, 4096 channels for ViT-L) would
   quadruple the cache, while the logits are C << D channels. The price is that the cache depends
   on the decoder weights, so their hash is part of the cache key (a retrained decoder invalidates
   the cache);
-- ``labels``: majority-vote patch labels (uint8 ``[B, h, w]``, METHOD.md §4.1).
+- ``labels``: majority-vote patch labels (uint8 ``[B, h, w]``, docs/method.md §4.1).
 
 One ``.npy`` file per quantity and batch, read back with ``np.load(mmap_mode="r")``, so memory
 stays bounded by one batch no matter how large the data set is. ``key.json`` holds the hash of
@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,10 +171,6 @@ class FeatureCache:
     def __iter__(self) -> Iterator[CachedBatch]:
         for index in range(len(self)):
             yield self.batch(index)
-
-    def iter_batches(self, order: Sequence[int] | None = None) -> Iterator[CachedBatch]:
-        for index in order if order is not None else range(len(self)):
-            yield self.batch(int(index))
 
 
 def _dist_info() -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """Cityscapes label definitions: the 19 train classes, their colours and the labelId -> trainId map.
 
-The map follows METHOD.md §3 (the published ``encode_segmap``): 19 valid labelIds become train ids
-0..18, every other id of the Cityscapes label set becomes 255 (void). A value that is not a
+The map follows docs/method.md §3 (the published ``encode_segmap``): 19 valid labelIds become train
+ids 0..18, every other id of the Cityscapes label set becomes 255 (void). A value that is not a
 Cityscapes label id at all is a data error, reported by the caller with the file name.
 """
 

@@ -1,7 +1,7 @@
-"""Patch labels by majority vote (METHOD.md §4.1): the label of a 14x14 patch is its most frequent
-pixel label when that label covers at least ``threshold`` of the patch, else 255 (void). Stages 2
-and 3 work on patch features, so they need one label per patch; mixed patches at class borders
-would blur the class models and are left out."""
+"""Patch labels by majority vote (docs/method.md §4.1): the label of a 14x14 patch is its most
+frequent pixel label when that label covers at least ``threshold`` of the patch, else 255 (void).
+Stages 2 and 3 work on patch features, so they need one label per patch; mixed patches at class
+borders would blur the class models and are left out."""
 
 from __future__ import annotations
 

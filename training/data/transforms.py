@@ -1,6 +1,6 @@
 """Resizing to the network input size and the optional horizontal flip.
 
-The network sees images whose sides are multiples of the ViT patch size (14). METHOD.md §1: the
+The network sees images whose sides are multiples of the ViT patch size (14). docs/method.md §1: the
 longest side becomes ``long_side`` and the other side is scaled with the same factor and floored to
 a multiple of 14. Images are resized with antialiased bilinear interpolation (as torchvision's
 ``resize(antialias=True)``); labels and OOD masks with nearest neighbour, so no new label values
@@ -19,7 +19,7 @@ from ..models.preprocess import PATCH_SIZE, network_input_size
 
 
 def network_size(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(H, W) fed to the network for an image of ``height`` x ``width`` (METHOD.md §1).
+    """(H, W) fed to the network for an image of ``height`` x ``width`` (docs/method.md §1).
 
     Same rule (and code) as the exported model's in-graph resize, so training and deployment see
     the same sizes."""

@@ -1,4 +1,4 @@
-"""Checkpoint ▶ ONNX model file (DESIGN.md §3), with a PyTorch-vs-ONNX Runtime parity check."""
+"""Checkpoint ▶ ONNX model file (docs/architecture.md §3), checked against PyTorch (parity)."""
 
 from .metadata import FORMAT_VERSION, config_hash, model_metadata
 from .onnx_export import export_model, export_onnx

@@ -1,7 +1,7 @@
 """`pixood-export CKPT_DIR -o MODEL.onnx`: checkpoint directory ▶ ONNX model file + parity check.
 
-Exit codes: 0 exported and parity passed; 1 parity failed (the file is kept for inspection but
-must not be deployed); 2 user mistake (missing checkpoint, bad option value).
+Exit codes (pixood_ros.cli): 0 exported and parity passed; 1 parity failed (the file is kept for
+inspection but must not be deployed); 2 user mistake (missing checkpoint, bad option value).
 """
 
 from __future__ import annotations
@@ -12,26 +12,19 @@ import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
+from pixood_ros.cli import EXIT_FAILED, OneLineParser, UserError, run_command
+
+from ..options import add_sizes
+
+PROG = "pixood-export"
 DEFAULT_CHECK_SIZES = ("180x320", "256x256", "301x403")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (H, W) for argparse."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 480x640, got {text!r}"
-        ) from None
-    if height < 2 or width < 2:
-        raise argparse.ArgumentTypeError(f"image sizes must be at least 2x2, got {text!r}")
-    return height, width
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pixood-export",
+    parser = OneLineParser(
+        prog=PROG,
         description="Export a trained PixOOD checkpoint directory (model_config.json + "
         "model.safetensors) to one ONNX model file with dynamic image size and the metadata the "
         "runtime reads, then check that ONNX Runtime reproduces PyTorch on several image sizes.",
@@ -56,14 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=18,
         help="ONNX opset (>= 18, needed for the antialiased in-graph resize; default 18)",
     )
-    parser.add_argument(
+    add_sizes(
+        parser,
         "--check-sizes",
-        nargs="+",
-        type=parse_size,
-        default=[parse_size(s) for s in DEFAULT_CHECK_SIZES],
-        metavar="HxW",
-        help="image sizes for the PyTorch-vs-ONNX Runtime parity check "
-        f"(default: {' '.join(DEFAULT_CHECK_SIZES)})",
+        DEFAULT_CHECK_SIZES,
+        "image sizes for the PyTorch-vs-ONNX Runtime parity check",
     )
     parser.add_argument(
         "--skip-parity",
@@ -106,29 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     if args.opset < 18:
         parser.error(f"--opset must be at least 18, got {args.opset}")
+    return run_command(PROG, lambda: export(args))
+
+
+def export(args: argparse.Namespace) -> int:
+    """Load, export, check parity; exit 1 when the file does not reproduce PyTorch."""
     if not args.ckpt_dir.is_dir():
-        print(
-            f"pixood-export: error: checkpoint directory not found: {args.ckpt_dir}",
-            file=sys.stderr,
-        )
-        return 2
+        raise UserError(f"checkpoint directory not found: {args.ckpt_dir}")
     output = args.output or args.ckpt_dir / "model.onnx"
     if output.is_dir():
-        print(f"pixood-export: error: output is a directory: {output}", file=sys.stderr)
-        return 2
+        raise UserError(f"output is a directory: {output}")
 
     # Heavy imports after argument checks: `--help` and user mistakes answer instantly.
-    from pixood_training.checkpoint import CheckpointError, load_model, read_model_config
+    from pixood_training.checkpoint import load_model, read_model_config
 
     from .onnx_export import export_model
     from .parity import format_parity_table
 
-    try:
-        model = load_model(args.ckpt_dir)
-        model_config = read_model_config(args.ckpt_dir)
-    except CheckpointError as exc:
-        print(f"pixood-export: error: {exc}", file=sys.stderr)
-        return 2
+    model = load_model(args.ckpt_dir)  # CheckpointError is a UserError
+    model_config = read_model_config(args.ckpt_dir)
     print(
         f"exporting {args.ckpt_dir} -> {output} (opset {args.opset}"
         f"{', fp16 backbone' if args.fp16 else ''})"
@@ -150,32 +136,27 @@ def main(argv: list[str] | None = None) -> int:
         f"config hash {report.metadata['config_hash']}"
     )
     if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(
-            json.dumps(
-                {
-                    "model": str(output),
-                    "fp16": args.fp16,
-                    "metadata": report.metadata,
-                    "parity": [asdict(row) | {"passed": row.passed} for row in report.parity],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+        _write_report(args.report, output, args.fp16, report)
     if args.skip_parity:
         print("parity check skipped (--skip-parity)")
         return 0
     print(format_parity_table(report.parity))
     if not report.parity_ok:
         print(
-            f"pixood-export: PARITY FAILED: {output} does not reproduce the PyTorch model; "
+            f"{PROG}: PARITY FAILED: {output} does not reproduce the PyTorch model; "
             "do not deploy it",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILED
     print("parity ok")
     return 0
+
+
+def _write_report(path: Path, output: Path, fp16: bool, report: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(row) | {"passed": row.passed} for row in report.parity]
+    record = {"model": str(output), "fp16": fp16, "metadata": report.metadata, "parity": rows}
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 decoder, prototype distances and decision stage stay fp32.
 
 Why not convert the finished ONNX graph: graph-level float16 converters trip over the dynamo
-exporter's typed value_info and mixed-dtype shape arithmetic, and METHOD.md §5.6(a) wants the
+exporter's typed value_info and mixed-dtype shape arithmetic, and docs/method.md §5.6(a) wants the
 distance expansion in fp32 anyway (cancellation). Casting at the backbone boundary in PyTorch
 gives an exact, exportable fp16 graph whose I/O dtypes are unchanged (uint8 in, float32 out).
 """

@@ -1,4 +1,4 @@
-"""The metadata_props written into every model file (DESIGN.md §3, TEAM.md interface 2).
+"""The metadata_props written into every model file (docs/architecture.md §3).
 
 The runtime reads class names, colours and eval labels from here, so they are taken from the
 checkpoint's model_config.json (what training wrote) and never re-typed by hand.
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 FORMAT_VERSION = "1"
-DEFAULT_EVAL_LABELS = (0, 1)  # road + sidewalk: the road-obstacle mode of METHOD.md §5.4
+DEFAULT_EVAL_LABELS = (0, 1)  # road + sidewalk: the road-obstacle mode of docs/method.md §5.4
 
 
 def config_hash(model_config: Mapping[str, Any]) -> str:

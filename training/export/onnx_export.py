@@ -1,7 +1,7 @@
 """PyTorch end-to-end module ▶ ONNX model file with dynamic H, W and the contract metadata.
 
 Uses the dynamo exporter (`torch.onnx.export(..., dynamo=True)`): the legacy TorchScript exporter
-cannot trace timm's antialiased bicubic position-embedding resize (DESIGN.md §6).
+cannot trace timm's antialiased bicubic position-embedding resize (docs/architecture.md §6).
 """
 
 from __future__ import annotations

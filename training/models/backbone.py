@@ -1,4 +1,4 @@
-"""Frozen DINOv2 ViT feature extractor (METHOD.md §2.1-2.2).
+"""Frozen DINOv2 ViT feature extractor (docs/method.md §2.1-2.2).
 
 The ViT is built by timm (all DINOv2 sizes, with and without registers) but run by our own loop so
 that we control two details that decide feature parity with the official PixOOD backbone:
@@ -31,6 +31,8 @@ from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import checkpoint_filter_fn
 from torch import nn
 
+from pixood_ros.cli import UserError
+
 from ..state_dict import state_dict_mismatch
 
 PATCH_SIZE = 14
@@ -51,7 +53,7 @@ DINOV2_ARCHS: dict[str, tuple[int, int, int]] = {
 POS_EMBED_INTERP_MODES = ("official", "timm")
 
 
-class BackboneWeightsError(ValueError):
+class BackboneWeightsError(UserError, ValueError):
     """A weights file is missing, unreadable or does not fit the configured architecture."""
 
 

@@ -1,4 +1,4 @@
-"""The PixOOD decoder (METHOD.md §2.3): a per-patch 2-layer MLP written as 1x1 convolutions.
+"""The PixOOD decoder (docs/method.md §2.3): a per-patch 2-layer MLP written as 1x1 convolutions.
 
 It is an ``nn.Sequential`` so that, held as ``decoder`` by the end-to-end module, its parameters
 are named ``decoder.0.*`` / ``decoder.2.*`` exactly like the official stage-1 checkpoint: official

@@ -1,4 +1,4 @@
-"""Image -> network input, inside the exported graph (METHOD.md §1, eval mode).
+"""Image -> network input, inside the exported graph (docs/method.md §1, eval mode).
 
 The network size keeps the aspect ratio: the longest side becomes ``long_side`` (a multiple of 14;
 0 = the image's own longest side rounded down to a multiple of 14, the official test-time rule) and

@@ -1,4 +1,4 @@
-"""Per-class k-means scorer after InternImage-OOD (EVALUATION.md §1), with its bugs fixed.
+"""Per-class k-means scorer after InternImage-OOD (docs/evaluation.md §1), with its bugs fixed.
 
 InternImage-OOD clusters each class's pixel embeddings (30 centroids per class) and flags a pixel
 as OOD when its distance to the nearest centroid of its class is large. Its published code refits

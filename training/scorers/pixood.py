@@ -1,7 +1,7 @@
 """The PixOOD scorer: nearest condensation prototype per class + Neyman-Pearson decision.
 
 S_c = F_c(N(z_c; class c) / N(z_c; ood)), z_c = (logit_c, 1 / (1 + 0.5 d_c)), d_c the raw-space
-Euclidean distance to the nearest class-c prototype (METHOD.md §4.7, §5.4). Both parts are pure
+Euclidean distance to the nearest class-c prototype (docs/method.md §4.7, §5.4). Both parts are pure
 tensor ops on buffers, so the scorer exports to ONNX with the rest of the model.
 """
 

@@ -1,10 +1,11 @@
-"""`pixood-bench`: where the time goes, and how fast each runtime is, on one model.
+"""`pixood-bench`: SPEED of one model - where the time goes and how fast each runtime is.
 
-Runs (each can be switched off): per-stage PyTorch timings; PyTorch eager vs ONNX Runtime
-end to end at several sizes (the model is exported on the fly); the decision stage vs a scipy
-implementation of the published formulation; optionally the ROS node vs the bare engine
-(`python -m pixood_ros.speed.node_vs_engine`, in a subprocess: training code never imports rclpy).
-Prints tables and writes everything as JSON.
+Not to be confused with `pixood-benchmark` (pixood_ros/comparison), which compares the anomaly
+QUALITY of several models. Runs (each can be switched off): per-stage PyTorch timings; PyTorch
+eager vs ONNX Runtime end to end at several sizes (the model is exported on the fly); the decision
+stage vs a scipy implementation of the published formulation; optionally the ROS node vs the bare
+engine (`python -m pixood_ros.speed.node_vs_engine`, in a subprocess: training code never imports
+rclpy). Prints tables and writes everything as JSON.
 """
 
 from __future__ import annotations
@@ -19,16 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pixood_training.export.cli import parse_size
+from pixood_ros.cli import OneLineParser, UserError, count, positive_int, run_command
 
+from ..options import add_sizes
+
+PROG = "pixood-bench"
 DEFAULT_SIZES = ("240x320", "480x640")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pixood-bench",
-        description="Benchmark a PixOOD model: per-stage PyTorch timings, PyTorch vs ONNX Runtime "
-        "frames per second at several sizes, peak memory, decision stage vs scipy.",
+    parser = OneLineParser(
+        prog=PROG,
+        description="Speed of a PixOOD model: per-stage PyTorch timings, PyTorch vs ONNX Runtime "
+        "frames per second at several sizes, peak memory, decision stage vs scipy. (The anomaly "
+        "quality of several models: pixood-benchmark.)",
     )
     source = parser.add_argument_group("model (one of)")
     source.add_argument("ckpt_dir", nargs="?", type=Path, help="checkpoint directory to load")
@@ -46,20 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--network-long-side",
-        type=int,
+        type=positive_int,
         default=None,
         help="network input long side for --tiny/--backbone models (multiple of 14; "
         "default 112 for --tiny, 518 for --backbone)",
     )
+    add_sizes(parser, "--sizes", DEFAULT_SIZES, "input image sizes, e.g. 1078x1918 on a GPU")
     parser.add_argument(
-        "--sizes",
-        nargs="+",
-        type=parse_size,
-        default=[parse_size(s) for s in DEFAULT_SIZES],
-        metavar="HxW",
-        help=f"input image sizes (default: {' '.join(DEFAULT_SIZES)}; e.g. 1078x1918 on a GPU)",
+        "--repeats", type=positive_int, default=5, help="timed runs per measurement"
     )
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=count,
         default=0,
         help="CPU threads for PyTorch and ONNX Runtime alike (0 = each library's default); on a "
         "busy machine 1 gives the steadiest, like-for-like numbers",
@@ -78,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--onnx", type=Path, default=None, help="use this exported file instead")
     parser.add_argument("--no-decision", action="store_true", help="skip decision vs scipy")
     parser.add_argument(
-        "--decision-pixels", type=int, default=20000, help="pixels for decision vs scipy"
+        "--decision-pixels", type=positive_int, default=20000, help="pixels for decision vs scipy"
     )
     parser.add_argument(
         "--decision-grid",
-        type=int,
+        type=positive_int,
         default=400,
         help="N-P grid points per axis for decision vs scipy (published: 2000; slow to fit)",
     )
@@ -199,40 +199,25 @@ def print_tables(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    if args.threads < 0:
-        parser.error("--threads must be 0 (library default) or positive")
+    return run_command(PROG, lambda: measure(args, parser))
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Load the model, time what the options ask for, print the tables, write the JSON."""
     if args.ckpt_dir is not None and not args.ckpt_dir.is_dir():
-        print(
-            f"pixood-bench: error: checkpoint directory not found: {args.ckpt_dir}", file=sys.stderr
-        )
-        return 2
+        raise UserError(f"checkpoint directory not found: {args.ckpt_dir}")
     if args.onnx is not None and not args.onnx.is_file():
-        print(f"pixood-bench: error: ONNX file not found: {args.onnx}", file=sys.stderr)
-        return 2
+        raise UserError(f"ONNX file not found: {args.onnx}")
 
     import torch
 
-    from pixood_training.checkpoint import CheckpointError
-    from pixood_training.export.parity import parity_image
-
-    from .end_to_end import benchmark_end_to_end
-    from .stages import time_stages
-
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        print("pixood-bench: error: --device cuda but no CUDA device is usable", file=sys.stderr)
-        return 2
+        raise UserError("--device cuda but no CUDA device is usable")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        model = load_benchmark_model(args, parser).to(device)
-    except CheckpointError as exc:
-        print(f"pixood-bench: error: {exc}", file=sys.stderr)
-        return 2
-
+    model = load_benchmark_model(args, parser).to(device)  # CheckpointError is a UserError
     report: dict[str, Any] = {
         "device": device,
         "torch": torch.__version__,
@@ -245,6 +230,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     if device == "cuda":
         report["gpu"] = torch.cuda.get_device_name()
+    report.update(_timings(args, model, device))
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print_tables(report)
+    print(f"\nreport written to {args.json}")
+
+
+def _timings(args: argparse.Namespace, model: Any, device: str) -> dict[str, Any]:
+    """The report sections: stages, end_to_end, decision_vs_scipy, node (each unless off)."""
+    import torch
+
+    from pixood_training.export.parity import parity_image
+
+    from .end_to_end import benchmark_end_to_end
+    from .stages import time_stages
+
+    report: dict[str, Any] = {}
     height, width = args.sizes[-1]
     if not args.no_stages:
         image = torch.from_numpy(parity_image(height, width, seed=0))[None].to(device)
@@ -280,10 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.node:
         report["node"] = run_node_benchmark(onnx_path, args.sizes[-1], args.node_args)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print_tables(report)
-    print(f"\nreport written to {args.json}")
-    return 0
+    return report
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The tensor decision strategy (training/decision.py) against the published formulation: per
+"""Speed of the tensor decision strategy (training/decision.py) against the published one: per
 pixel scipy `multivariate_normal.pdf` for class and OOD Gaussians, ratio, `interp1d` lookup
-(METHOD.md §5.4). Same fitted Gaussians and the same (unthinned) knot table on the same inputs,
+(docs/method.md §5.4). Same fitted Gaussians and the same (unthinned) knot table on the same inputs,
 so the speed-up and the agreement are measured like for like."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PyTorch eager vs ONNX Runtime on the same model and the same input, at several image sizes."""
+"""Speed of PyTorch eager vs ONNX Runtime on the same model and input, at several image sizes."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Stages follow the model's forward (training/model.py): pre-processing (resize + normalise),
 backbone, decoder, decision (argmax: which classes need a score), scorer on those classes
 (prototype distances and decision strategy for PixOOD, split when the scorer exposes them) and
-the combination + upsampling to input size. The
-stage-by-stage result is checked against `model(image)` so the timings describe the real path.
+the combination + upsampling to input size. The stage-by-stage result is checked against
+`model(image)` so the timings describe the real path.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small timing and memory helpers shared by the benchmarks."""
+"""Small timing and memory helpers shared by the speed measurements (`pixood-bench`)."""
 
 from __future__ import annotations
 

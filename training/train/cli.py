@@ -19,26 +19,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..checkpoint import CheckpointError
-from ..data.datasets import DatasetError
-from ..models.backbone import BackboneWeightsError
-from .config import ConfigError, load_config
+from pixood_ros.cli import (
+    EXIT_INTERRUPTED,
+    OneLineParser,
+    UserError,
+    fail,
+    progress_parent,
+    run_command,
+)
+
+from .config import ConfigError, TrainConfig, load_config
 from .distributed import init_distributed, shutdown_distributed
 from .experiment import STAGES, Experiment, active_stages
 
-EXIT_USER_ERROR = 2
+PROG = "pixood-train"
 
 
-class StageOrderError(RuntimeError):
+class StageOrderError(UserError):
     """A stage was asked for before the stage it builds on has finished."""
 
 
-USER_ERRORS = (ConfigError, DatasetError, BackboneWeightsError, CheckpointError, StageOrderError)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pixood-train",
+    parser = OneLineParser(
+        prog=PROG,
+        parents=[progress_parent()],
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Overrides use dotted keys, values in YAML syntax, e.g. stage1.epochs=5 "
         "data.root=/data/cityscapes model.eval_labels=[0,1]. Test hook (not for users): "
@@ -73,18 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="redo the requested stage(s) even if already complete (later stages are redone too)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return parser
-
-
-def _one_line(exc: BaseException) -> str:
-    """Errors raised inside DataLoader workers come back with the worker traceback appended;
-    the user needs the last line only."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else type(exc).__name__
-    for prefix in ("pixood_training.data.datasets.DatasetError: ", "DatasetError: "):
-        text = text.removeprefix(prefix)
-    return text
 
 
 def _run_stage(stage: str, exp: Experiment, ctx) -> None:
@@ -102,15 +95,15 @@ def _run_stage(stage: str, exp: Experiment, ctx) -> None:
     runners[stage](exp, ctx)
 
 
-def preflight(config: dict) -> None:
+def preflight(config: TrainConfig) -> None:
     """Find every configured split's files and the weights file before anything is written, so
     a wrong path fails in a second with one line instead of after the first stage."""
     from . import parts
 
-    weights = config["model"]["backbone_weights"]
+    weights = config.model.backbone_weights
     if weights is not None and not Path(weights).is_file():
         raise ConfigError(f"model.backbone_weights file {weights} not found")
-    for role, spec in config["data"]["splits"].items():
+    for role, spec in config.data.splits.items():
         if spec:
             parts.dataset(config, role)
 
@@ -118,10 +111,10 @@ def preflight(config: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.no_progress:
-        config["progress"] = False
+        config.progress = False
     out = args.out or Path("experiments") / args.config.stem
     try:
-        ctx = init_distributed(config["device"])
+        ctx = init_distributed(config.device)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
@@ -164,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_summary(exp: Experiment) -> None:
     metrics = exp.metrics()
-    if exp.config["pretrain"]["enabled"] and "pretrain" in metrics:
+    if exp.config.pretrain.enabled and "pretrain" in metrics:
         last = metrics["pretrain"]["history"][-1]
         print(f"pretrain final loss {last['loss']:.4f} (ce {last['ce']:.4f})")
     if "stage1" in metrics:
@@ -179,16 +172,15 @@ def _print_summary(exp: Experiment) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_intermixed_args(argv)
-    try:
-        return run(args)
-    except USER_ERRORS as exc:
-        print(f"pixood-train: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("pixood-train: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
+    args = build_parser().parse_intermixed_args(argv)
+
+    def body() -> int:
+        try:
+            return run(args)
+        except KeyboardInterrupt:
+            return fail(PROG, "interrupted (rerun the same command to resume)", EXIT_INTERRUPTED)
+
+    return run_command(PROG, body)
 
 
 if __name__ == "__main__":

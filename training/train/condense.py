@@ -1,4 +1,4 @@
-"""Stage 2: condensation prototypes on cached training features (METHOD.md §4).
+"""Stage 2: condensation prototypes on cached training features (docs/method.md §4).
 
 The frozen backbone and the best stage-1 decoder run once over the training split (no
 augmentation, as the published cache) into the feature cache (``cache/train``), which stage 3
@@ -13,17 +13,14 @@ from typing import Any
 
 import torch
 
-from ..condensation import CondensationConfig, CondensationTrainer
+from ..condensation import CondensationTrainer
 from ..data.feature_cache import FeatureCache, build_feature_cache
 from ..models.preprocess import normalize
 from . import parts
-from .config import ConfigError
 from .distributed import DistContext
 from .experiment import Experiment, atomic_torch_save, maybe_test_kill
 
 STAGE = "condense"
-# Keys of the ``condense`` section that belong to this orchestration, not to the trainer.
-OWN_KEYS = ("cache_batch_size", "patch_threshold", "checkpoint_every")
 
 
 class CachedPatches:
@@ -59,29 +56,19 @@ def training_cache(exp: Experiment, ctx: DistContext) -> tuple[FeatureCache, Any
         data,
         extract,
         key,
-        batch_size=cfg["condense"]["cache_batch_size"],
-        num_workers=cfg["data"]["num_workers"],
-        threshold=cfg["condense"]["patch_threshold"],
+        batch_size=cfg.condense.cache_batch_size,
+        num_workers=cfg.data.num_workers,
+        threshold=cfg.condense.patch_threshold,
         device=ctx.device,
-        progress=cfg["progress"] and ctx.is_main,
+        progress=cfg.progress and ctx.is_main,
         description="caching train features",
     )
     return cache, backbone, decoder
 
 
-def condensation_config(cfg: dict[str, Any]) -> CondensationConfig:
-    values = {k: v for k, v in cfg["condense"].items() if k not in OWN_KEYS}
-    values.setdefault("seed", cfg["seed"])
-    values["num_classes"] = cfg["data"]["num_classes"]
-    try:
-        return CondensationConfig.from_dict(values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"condense: {exc}") from None
-
-
 def run_condense(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
-    ccfg = condensation_config(cfg)
+    ccfg = cfg.condensation()
     cache, backbone, _ = training_cache(exp, ctx)
     summary: dict[str, Any] = {}
     if ctx.is_main:  # the loop itself is cheap next to feature extraction: rank 0 only
@@ -103,8 +90,8 @@ def run_condense(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         result = trainer.fit(
             CachedPatches(cache),
             on_checkpoint=checkpoint,
-            checkpoint_every=int(cfg["condense"].get("checkpoint_every", 0) or 0),
-            progress=cfg["progress"],
+            checkpoint_every=cfg.condense.checkpoint_every or 0,
+            progress=cfg.progress,
         )
         atomic_torch_save(
             {"prototypes": result.prototypes, "tau": result.tau, "weights": result.weights},

@@ -1,4 +1,4 @@
-"""Stage 3: decision strategy + end-to-end models + anomaly evaluation (METHOD.md §5).
+"""Stage 3: decision strategy + end-to-end models + anomaly evaluation (docs/method.md §5).
 
 One pass over the cached training features (``cache/train``, shared with stage 2) collects, per
 labelled patch, the label, the decoder's patch logits and the nearest-prototype distance to every
@@ -7,7 +7,7 @@ baselines are fitted on the same pass (MSP, max-logit and energy on the logits, 
 per-class subsample of the last-block features), so the benchmark compares scorers on exactly the
 same backbone and decoder.
 
-Output: one checkpoint directory per scorer, ``checkpoints/<scorer>/`` (TEAM.md interface 6);
+Output: one checkpoint directory per scorer, ``checkpoints/<scorer>/`` (docs/architecture.md §7.2);
 ``checkpoints/pixood`` is the PixOOD model. Each model is evaluated end to end (uint8 image in,
 anomaly map at input resolution out, as deployed) on the ``decide.eval_split`` data split with
 ``pixood_ros.metrics`` (AP, AUROC, FPR95). Resume: the collected training statistics and every
@@ -17,6 +17,7 @@ finished scorer (checkpoint + metrics) are recorded in ``decide/state.pt``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,16 @@ from pixood_ros.metrics.region import restrict_labels
 
 from ..checkpoint import save_model
 from ..model import PixOODModel
-from ..scorers import EnergyScorer, KMeansScorer, MaxLogitScorer, MSPScorer, Scorer
+from ..scorers import SCORERS, EnergyScorer, KMeansScorer, MaxLogitScorer, MSPScorer, Scorer
 from . import parts
 from .condense import training_cache
+from .config import TrainConfig
 from .distributed import DistContext
 from .experiment import Experiment, maybe_test_kill
 
 STAGE = "decide"
+Statistics = dict[str, torch.Tensor]  # collect_training_statistics: labels, logits, dists, ...
+Fitter = Callable[[Statistics, list[torch.Tensor], TrainConfig], Scorer]
 EXACT_METRIC_PIXELS = 50_000_000  # above this, streaming (binned) metrics keep memory bounded
 
 
@@ -44,7 +48,7 @@ def _load_prototypes(exp: Experiment) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def collect_training_statistics(
-    cache, prototypes: list[torch.Tensor], cfg: dict[str, Any], device: torch.device
+    cache, prototypes: list[torch.Tensor], cfg: TrainConfig, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """labels [N], logits [N, C], dists [N, C] of every labelled training patch, plus a seeded
     per-class subsample of features for k-means (at most ``max_samples_per_class`` each)."""
@@ -52,15 +56,15 @@ def collect_training_statistics(
 
     padded, _ = pad_prototypes(prototypes)
     distance = PrototypeDistance(padded, chunk_rows=16384).to(device)
-    num_classes = cfg["data"]["num_classes"]
-    cap = int(cfg["decide"]["kmeans"]["max_samples_per_class"])
-    generator = torch.Generator().manual_seed(cfg["seed"])
+    num_classes = cfg.data.num_classes
+    cap = int(cfg.decide.kmeans.max_samples_per_class)
+    generator = torch.Generator().manual_seed(cfg.seed)
     labels, logits, dists = [], [], []
     kept: list[list[torch.Tensor]] = [[] for _ in range(num_classes)]
     counts = [0] * num_classes
     order = torch.randperm(len(cache), generator=generator).tolist()
     bar = tqdm(order, desc="decide: training statistics", unit="batch",
-               disable=not cfg["progress"])  # fmt: skip
+               disable=not cfg.progress)  # fmt: skip
     for index in bar:
         feats, lgts, lbls = cache.batch(index).labelled()
         labels.append(lbls)
@@ -86,76 +90,91 @@ def collect_training_statistics(
     }
 
 
+def _fit_pixood(stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig) -> Scorer:
+    from ..condensation import pad_prototypes
+    from ..decision import fit_decision
+    from ..scorers.pixood import PixOODScorer
+
+    num_classes = cfg.data.num_classes
+    grid_size = int(cfg.decide.grid_size)
+    decision = fit_decision(
+        stats["labels"], stats["logits"], stats["dists"], num_classes, grid_size=grid_size
+    )
+    padded, _ = pad_prototypes(prototypes)
+    return PixOODScorer(padded, decision)
+
+
+def _fit_kmeans(stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig) -> Scorer:
+    km = cfg.decide.kmeans
+    return KMeansScorer.fit(
+        stats["kmeans_features"].float(),
+        None,
+        stats["kmeans_labels"],
+        cfg.data.num_classes,
+        k=int(km.clusters_per_class),
+        seed=cfg.seed,
+        max_samples_per_class=int(km.max_samples_per_class),
+        max_iter=int(km.iterations),
+    )
+
+
+def _fit_on_logits(cls: type[Scorer]) -> Fitter:
+    def fit(stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig) -> Scorer:
+        return cls.fit(None, stats["logits"], stats["labels"], seed=cfg.seed)
+
+    return fit
+
+
+# How each registered scorer class is fitted on the training statistics (names: the registry).
+FITTERS: dict[type[Scorer], Fitter] = {
+    SCORERS["pixood"]: _fit_pixood,
+    MSPScorer: lambda stats, prototypes, cfg: MSPScorer.fit(),
+    MaxLogitScorer: _fit_on_logits(MaxLogitScorer),
+    EnergyScorer: _fit_on_logits(EnergyScorer),
+    KMeansScorer: _fit_kmeans,
+}
+
+
 def fit_scorer(
-    name: str, stats: dict[str, torch.Tensor], prototypes: list[torch.Tensor], cfg: dict[str, Any]
+    name: str, stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig
 ) -> Scorer:
-    num_classes = cfg["data"]["num_classes"]
-    if name == "pixood":
-        from ..condensation import pad_prototypes
-        from ..decision import fit_decision
-        from ..scorers.pixood import PixOODScorer
-
-        decision = fit_decision(
-            stats["labels"],
-            stats["logits"],
-            stats["dists"],
-            num_classes,
-            grid_size=int(cfg["decide"]["grid_size"]),
-        )
-        padded, _ = pad_prototypes(prototypes)
-        return PixOODScorer(padded, decision)
-    if name == "msp":
-        return MSPScorer.fit()
-    if name == "maxlogit":
-        return MaxLogitScorer.fit(None, stats["logits"], stats["labels"], seed=cfg["seed"])
-    if name == "energy":
-        return EnergyScorer.fit(None, stats["logits"], stats["labels"], seed=cfg["seed"])
-    if name == "kmeans":
-        km = cfg["decide"]["kmeans"]
-        return KMeansScorer.fit(
-            stats["kmeans_features"].float(),
-            None,
-            stats["kmeans_labels"],
-            num_classes,
-            k=int(km["clusters_per_class"]),
-            quantile=float(km.get("quantile", 0.95)),
-            seed=cfg["seed"],
-            max_samples_per_class=int(km["max_samples_per_class"]),
-            max_iter=int(km["iterations"]),
-        )
-    raise ValueError(f"unknown scorer {name!r}")
+    """The scorer registered under ``name``, fitted on the training statistics."""
+    cls = SCORERS.get(name)
+    if cls not in FITTERS:
+        raise ValueError(f"no fitting rule for scorer {name!r}")
+    return FITTERS[cls](stats, prototypes, cfg)
 
 
-def build_end_to_end(cfg: dict[str, Any], backbone, decoder, scorer: Scorer) -> PixOODModel:
+def build_end_to_end(cfg: TrainConfig, backbone, decoder, scorer: Scorer) -> PixOODModel:
     return PixOODModel(
         backbone,
         decoder,
         scorer,
         class_names=parts.class_names(cfg),
         palette=parts.palette(cfg),
-        eval_labels=cfg["model"]["eval_labels"],
+        eval_labels=cfg.model.eval_labels,
         network_long_side=parts.network_long_side(cfg),
     ).eval()
 
 
 @torch.no_grad()
-def evaluate_anomaly(model: PixOODModel, dataset, cfg: dict[str, Any], device, desc: str) -> dict:
+def evaluate_anomaly(model: PixOODModel, dataset, cfg: TrainConfig, device, desc: str) -> dict:
     """Pixel-level AP / AUROC / FPR95 of the model's anomaly map against the OOD masks, computed
     at the original image resolution on the deployed code path (uint8 image in).
 
     ``decide.eval_region: eval_labels`` scores only pixels whose ground truth is one of the
     model's eval labels (e.g. road + sidewalk) or anomalous, as SMIYC's obstacle track does: a
     model asked "is this road?" is not penalised for calling a building "not road"."""
-    limit = cfg["decide"]["max_eval_images"]
+    limit = cfg.decide.max_eval_images
     indices = list(range(len(dataset)))[: limit or None]
     first = dataset.load_raw(indices[0])[0]
     exact = len(indices) * first.shape[0] * first.shape[1] <= EXACT_METRIC_PIXELS
     acc = ExactPixelMetricAccumulator() if exact else PixelMetricAccumulator()
     anomalous = total = 0
     model = model.to(device)
-    for index in tqdm(indices, desc=desc, unit="img", disable=not cfg["progress"]):
+    for index in tqdm(indices, desc=desc, unit="img", disable=not cfg.progress):
         image, labels, ood = dataset.load_raw(index)
-        if cfg["decide"]["eval_region"] == "eval_labels":
+        if cfg.decide.eval_region == "eval_labels":
             ood = restrict_labels(ood, labels, model.eval_labels)
         anomaly, _, _ = model(torch.from_numpy(image)[None].to(device))
         acc.update(anomaly[0].float().cpu().numpy(), ood.astype(np.uint8))
@@ -197,17 +216,17 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         state = {"stats": stats, "done": {}}
         exp.save_state(STAGE, state)
         maybe_test_kill(STAGE, 0)
-    splits = cfg["data"]["splits"]
-    eval_role = cfg["decide"]["eval_split"]
+    splits = cfg.data.splits
+    eval_role = cfg.decide.eval_split
     eval_data = parts.dataset(cfg, eval_role, resize=False) if splits.get(eval_role) else None
     if eval_data is not None and not eval_data.has_ood:
         exp.log(f"{STAGE}: split {eval_role!r} has no OOD masks; skipping anomaly metrics")
         eval_data = None
     results: dict[str, Any] = dict(state["done"])
-    for step, name in enumerate(cfg["decide"]["scorers"], start=1):
+    for step, name in enumerate(cfg.decide.scorers, start=1):
         if name in results and exp.path("checkpoints", name, "model.safetensors").is_file():
             continue
-        torch.manual_seed(cfg["seed"])
+        torch.manual_seed(cfg.seed)
         scorer = fit_scorer(name, stats, prototypes, cfg)
         model = build_end_to_end(cfg, backbone, decoder, scorer)
         _save_checkpoint(model, exp.path("checkpoints", name))
@@ -224,8 +243,8 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         maybe_test_kill(STAGE, step)
     summary = {
         "eval_split": splits.get(eval_role) if eval_data is not None else None,
-        "eval_region": cfg["decide"]["eval_region"],
-        "eval_labels": cfg["model"]["eval_labels"],
+        "eval_region": cfg.decide.eval_region,
+        "eval_labels": cfg.model.eval_labels,
         "training_patches": int(stats["labels"].numel()),
         "scorers": results,
     }

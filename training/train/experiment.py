@@ -9,7 +9,7 @@ Layout (one directory per experiment, ``--out``)::
     stage1/              state.pt (resume), decoder_best.pt, backbone.pt (random-init backbones)
     condense/            state.pt (resume), condensation result
     cache/train/         feature cache (training/data/feature_cache.py)
-    checkpoints/<scorer> checkpoint directories (TEAM.md interface 6), ``pixood`` = the model
+    checkpoints/<scorer> checkpoint directories (docs/architecture.md §7.2), ``pixood`` = the model
     <stage>/done.json    written last by a finished stage: config hash + summary
 
 A stage is complete when its ``done.json`` exists with the hash of the config sections it depends
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import dump_config, section_hash
+from .config import TrainConfig, dump_config, section_hash
 
 # Config sections each stage's result depends on (later stages include earlier ones).
 STAGE_SECTIONS = {
@@ -44,9 +44,9 @@ STAGE_SECTIONS = {
 STAGES = list(STAGE_SECTIONS)  # "pretrain" only runs when the config enables it (demo only)
 
 
-def active_stages(config: dict[str, Any]) -> list[str]:
+def active_stages(config: TrainConfig) -> list[str]:
     """The stages `all` runs: the pretrain stand-in only when ``pretrain.enabled``."""
-    return [s for s in STAGES if s != "pretrain" or config["pretrain"]["enabled"]]
+    return [s for s in STAGES if s != "pretrain" or config.pretrain.enabled]
 
 
 # Test hook: PIXOOD_TRAIN_TEST_KILL="<stage>:<step>" SIGKILLs the process right after that stage
@@ -94,12 +94,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def maybe_test_kill(stage: str, step: int) -> None:
     """Honours the KILL_ENV test hook (no effect unless the variable names this stage/step)."""
     target = os.environ.get(KILL_ENV)
@@ -110,7 +104,7 @@ def maybe_test_kill(stage: str, step: int) -> None:
 class Experiment:
     """Paths and bookkeeping of one experiment directory; only rank 0 writes."""
 
-    def __init__(self, directory: str | Path, config: dict[str, Any], *, is_main: bool = True):
+    def __init__(self, directory: str | Path, config: TrainConfig, *, is_main: bool = True):
         self.dir = Path(directory)
         self.config = config
         self.is_main = is_main

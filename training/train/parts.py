@@ -9,6 +9,7 @@ the backbone is instead the one the pretrain step wrote (``pretrain/backbone.pt`
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,13 @@ from ..data.feature_cache import state_dict_hash
 from ..model import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from ..models.backbone import BackboneWeightsError, DinoV2Backbone, build_backbone
 from ..models.decoder import MLPDecoder
-from .config import ConfigError
+from .config import ConfigError, TrainConfig
 from .experiment import Experiment, atomic_torch_save
 
 
-def class_names(config: dict[str, Any]) -> list[str]:
-    names = config["model"]["class_names"]
-    num = config["data"]["num_classes"]
+def class_names(config: TrainConfig) -> list[str]:
+    names = config.model.class_names
+    num = config.data.num_classes
     if names == "cityscapes":
         names = list(CITYSCAPES_CLASSES)
     if not isinstance(names, list) or len(names) != num:
@@ -34,34 +35,34 @@ def class_names(config: dict[str, Any]) -> list[str]:
     return [str(n) for n in names]
 
 
-def palette(config: dict[str, Any]) -> list[list[int]] | None:
-    value = config["model"]["palette"]
+def palette(config: TrainConfig) -> list[list[int]] | None:
+    value = config.model.palette
     if value == "cityscapes":
-        if config["data"]["num_classes"] != len(CITYSCAPES_PALETTE):
+        if config.data.num_classes != len(CITYSCAPES_PALETTE):
             return None  # the model picks distinct colours
         return [list(c) for c in CITYSCAPES_PALETTE]
     return value
 
 
-def network_long_side(config: dict[str, Any]) -> int:
-    size = config["data"]["size"]
-    return int(max(size)) if size else int(config["data"]["long_side"])
+def network_long_side(config: TrainConfig) -> int:
+    size = config.data.size
+    return int(max(size)) if size else int(config.data.long_side)
 
 
-def new_backbone(config: dict[str, Any]) -> DinoV2Backbone:
+def new_backbone(config: TrainConfig) -> DinoV2Backbone:
     """Backbone per config: local weights file, or random init from the config seed."""
-    model = config["model"]
-    weights = model["backbone_weights"]
+    model = config.model
+    weights = model.backbone_weights
     if weights is not None and not Path(weights).is_file():
         raise ConfigError(f"model.backbone_weights file {weights} not found")
-    torch.manual_seed(config["seed"])
+    torch.manual_seed(config.seed)
     try:
-        backbone = build_backbone(dict(model["backbone"]), weights=weights)
+        backbone = build_backbone(dict(model.backbone), weights=weights)
     except BackboneWeightsError as exc:
         raise ConfigError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.backbone: {exc}") from None
-    layerscale = model["random_init_layerscale"]
+    layerscale = model.random_init_layerscale
     if weights is None and layerscale is not None:
         set_layerscale(backbone, float(layerscale))
     return backbone
@@ -83,13 +84,13 @@ def stage1_backbone(exp: Experiment) -> DinoV2Backbone:
     """The frozen backbone of this experiment (saved by stage 1 when randomly initialised)."""
     config = exp.config
     backbone = new_backbone(config)
-    if config["pretrain"]["enabled"]:
+    if config.pretrain.enabled:
         path = exp.path("pretrain", "backbone.pt")
         if not path.is_file():
             raise ConfigError(f"{path} is missing: run `pixood-train pretrain` first")
         backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         backbone.freeze()
-    elif config["model"]["backbone_weights"] is None:
+    elif config.model.backbone_weights is None:
         path = exp.path("stage1", "backbone.pt")
         if path.is_file():
             backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -98,9 +99,9 @@ def stage1_backbone(exp: Experiment) -> DinoV2Backbone:
     return backbone.eval()
 
 
-def new_decoder(config: dict[str, Any], backbone: DinoV2Backbone) -> MLPDecoder:
-    hidden = config["model"]["decoder"].get("hidden_dim")
-    return MLPDecoder(backbone.out_channels, config["data"]["num_classes"], hidden)
+def new_decoder(config: TrainConfig, backbone: DinoV2Backbone) -> MLPDecoder:
+    hidden = config.model.decoder.hidden_dim
+    return MLPDecoder(backbone.out_channels, config.data.num_classes, hidden)
 
 
 def load_best_decoder(exp: Experiment, backbone: DinoV2Backbone) -> MLPDecoder:
@@ -111,26 +112,26 @@ def load_best_decoder(exp: Experiment, backbone: DinoV2Backbone) -> MLPDecoder:
 
 
 def dataset(
-    config: dict[str, Any], role: str, *, augment: bool = False, resize: bool = True
+    config: TrainConfig, role: str, *, augment: bool = False, resize: bool = True
 ) -> SegmentationDataset:
     return build_dataset(
-        {**config["data"], "num_classes": config["data"]["num_classes"]},
+        dataclasses.asdict(config.data),
         role,
         augment=augment,
         resize=resize,
-        seed=config["seed"],
+        seed=config.seed,
     )
 
 
 def cache_key_inputs(
-    config: dict[str, Any], backbone: DinoV2Backbone, decoder: MLPDecoder, data: SegmentationDataset
+    config: TrainConfig, backbone: DinoV2Backbone, decoder: MLPDecoder, data: SegmentationDataset
 ) -> dict[str, Any]:
     """Everything the cached features depend on (feature_cache.py)."""
     return {
         "backbone": backbone.config.to_dict(),
         "backbone_weights": state_dict_hash(backbone.vit),
         "decoder_weights": state_dict_hash(decoder),
-        "size": config["data"]["size"],
-        "long_side": config["data"]["long_side"],
+        "size": config.data.size,
+        "long_side": config.data.long_side,
         "data": data.fingerprint(),
     }

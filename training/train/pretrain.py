@@ -1,6 +1,6 @@
 """Optional stage 0: a small stand-in for DINOv2's pretraining, for the synthetic demo ONLY.
 
-PixOOD relies on DINOv2 features learnt by large-scale self-supervised pretraining (METHOD.md
+PixOOD relies on DINOv2 features learnt by large-scale self-supervised pretraining (docs/method.md
 §2). Those weights cannot be downloaded where this project is built, and a randomly initialised
 ViT gives features that are little more than a random projection of each patch's pixels. So that
 the demo model shows what the method does, ``pretrain.enabled: true`` trains the small ViT
@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..models.backbone import PATCH_SIZE, DinoV2Backbone
 from ..models.preprocess import normalize
 from . import parts
+from .config import TrainConfig
 from .distributed import DistContext
 from .experiment import Experiment, atomic_torch_save, maybe_test_kill, rng_state, set_rng_state
 
@@ -89,15 +90,15 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _loader(ds, cfg: dict[str, Any], epoch: int) -> DataLoader:
-    batch = cfg["pretrain"]["batch_size"]
-    generator = torch.Generator().manual_seed(cfg["seed"] * 100_019 + epoch + 7)
+def _loader(ds, cfg: TrainConfig, epoch: int) -> DataLoader:
+    batch = cfg.pretrain.batch_size
+    generator = torch.Generator().manual_seed(cfg.seed * 100_019 + epoch + 7)
     return DataLoader(
         ds,
         batch_size=batch,
         sampler=RandomSampler(ds, generator=generator),
         drop_last=len(ds) >= batch,
-        num_workers=cfg["data"]["num_workers"],
+        num_workers=cfg.data.num_workers,
     )
 
 
@@ -120,20 +121,20 @@ def random_crop(
 
 def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
-    pre = cfg["pretrain"]
+    pre = cfg.pretrain
     if not ctx.is_main:  # demo-sized step: rank 0 trains, the others wait at the CLI's barrier
         return {}
     train_ds = parts.dataset(cfg, "train", augment=True)
     backbone = parts.new_backbone(cfg).to(ctx.device)
-    torch.manual_seed(cfg["seed"] + 2)
-    recon_weight = float(pre["reconstruction_weight"])
-    heads = PretrainHeads(backbone, cfg["data"]["num_classes"], recon_weight > 0).to(ctx.device)
+    torch.manual_seed(cfg.seed + 2)
+    recon_weight = float(pre.reconstruction_weight)
+    heads = PretrainHeads(backbone, cfg.data.num_classes, recon_weight > 0).to(ctx.device)
     set_trainable(backbone, True)
     params = [*backbone.vit.parameters(), *heads.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=pre["lr"], weight_decay=pre["weight_decay"])
+    optimizer = torch.optim.AdamW(params, lr=pre.lr, weight_decay=pre.weight_decay)
     steps_per_epoch = len(_loader(train_ds, cfg, 0))
-    total_steps = steps_per_epoch * pre["epochs"]
-    warmup = min(total_steps, steps_per_epoch * pre["warmup_epochs"]) or 1
+    total_steps = steps_per_epoch * pre.epochs
+    warmup = min(total_steps, steps_per_epoch * pre.warmup_epochs) or 1
     start_epoch, history = 0, []
     state = exp.load_state(STAGE)
     if state is not None:
@@ -144,22 +145,22 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         set_rng_state(state["rng"])
         exp.log(f"{STAGE}: resuming after epoch {start_epoch}")
     step = start_epoch * steps_per_epoch
-    for epoch in range(start_epoch, pre["epochs"]):
+    for epoch in range(start_epoch, pre.epochs):
         train_ds.set_epoch(epoch)
         totals = {"loss": 0.0, "ce": 0.0, "recon": 0.0}
         count = 0
         bar = tqdm(
             _loader(train_ds, cfg, epoch),
-            desc=f"pretrain epoch {epoch + 1}/{pre['epochs']}",
+            desc=f"pretrain epoch {epoch + 1}/{pre.epochs}",
             unit="batch",
-            disable=not (cfg["progress"] and ctx.is_main),
+            disable=not (cfg.progress and ctx.is_main),
         )
         for batch in bar:
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, pre["lr"], warmup)
+                group["lr"] = _lr_at(step, total_steps, pre.lr, warmup)
             image = normalize(batch["image"].to(ctx.device))
             label = batch["label"].to(ctx.device)
-            image, label = random_crop(image, label, pre["crop"])
+            image, label = random_crop(image, label, pre.crop)
             logits, pixels = heads(backbone(image))
             logits = F.interpolate(
                 logits, size=label.shape[-2:], mode="bilinear", align_corners=False
@@ -184,7 +185,7 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         record = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in totals.items()}}
         history.append(record)
         exp.log(
-            f"{STAGE}: epoch {epoch + 1}/{pre['epochs']} loss {record['loss']:.4f} "
+            f"{STAGE}: epoch {epoch + 1}/{pre.epochs} loss {record['loss']:.4f} "
             f"(ce {record['ce']:.4f}, reconstruction {record['recon']:.4f})"
         )
         exp.save_state(STAGE, {
@@ -199,9 +200,9 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     set_trainable(backbone, False)
     if ctx.is_main:
         atomic_torch_save(backbone.vit.state_dict(), exp.path(STAGE, BACKBONE_FILE))
-    summary = {"epochs": pre["epochs"], "history": history}
+    summary = {"epochs": pre.epochs, "history": history}
     exp.update_metrics(STAGE, summary)
-    exp.mark_done(STAGE, {"epochs": pre["epochs"]})
+    exp.mark_done(STAGE, {"epochs": pre.epochs})
     state_file = exp.path(STAGE, "state.pt")
     if state_file.exists():  # the optimizer state is twice the backbone; not needed any more
         state_file.unlink()

@@ -1,4 +1,4 @@
-"""Stage 1: train the MLP decoder on the frozen backbone with cross-entropy (METHOD.md §3).
+"""Stage 1: train the MLP decoder on the frozen backbone with cross-entropy (docs/method.md §3).
 
 AdamW (paper: lr 1e-4, weight decay 5e-4, constant LR, 30 epochs, batch 4), CE over the
 full-resolution (bilinearly upsampled) logits with 255 ignored, validation mIoU after every
@@ -22,14 +22,15 @@ from pixood_ros.metrics import ConfusionMatrixAccumulator
 
 from ..models.preprocess import normalize
 from . import parts
+from .config import TrainConfig
 from .distributed import DistContext
 from .experiment import Experiment, atomic_torch_save, maybe_test_kill, rng_state, set_rng_state
 
 STAGE = "stage1"
 
 
-def _train_loader(ds, cfg: dict[str, Any], seed: int, epoch: int, ctx: DistContext) -> DataLoader:
-    batch = cfg["stage1"]["batch_size"]
+def _train_loader(ds, cfg: TrainConfig, seed: int, epoch: int, ctx: DistContext) -> DataLoader:
+    batch = cfg.stage1.batch_size
     drop_last = len(ds) >= batch * ctx.world_size  # paper: drop_last; tiny sets keep their batch
     if ctx.enabled:
         sampler = DistributedSampler(ds, ctx.world_size, ctx.rank, shuffle=True, seed=seed)
@@ -42,16 +43,16 @@ def _train_loader(ds, cfg: dict[str, Any], seed: int, epoch: int, ctx: DistConte
         batch_size=batch,
         sampler=sampler,
         drop_last=drop_last,
-        num_workers=cfg["data"]["num_workers"],
+        num_workers=cfg.data.num_workers,
         persistent_workers=False,
     )
 
 
 @torch.no_grad()
-def evaluate_miou(backbone, decoder, ds, cfg: dict[str, Any], ctx: DistContext) -> dict[str, Any]:
+def evaluate_miou(backbone, decoder, ds, cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     """Semantic mIoU of the decoder on ``ds`` (labels at network size, as the paper's val)."""
     decoder.eval()
-    limit = cfg["stage1"]["max_val_images"]
+    limit = cfg.stage1.max_val_images
     indices = list(range(len(ds)))[: limit or None]
     subset = torch.utils.data.Subset(ds, indices)
     sampler = (
@@ -61,17 +62,17 @@ def evaluate_miou(backbone, decoder, ds, cfg: dict[str, Any], ctx: DistContext) 
     )
     loader = DataLoader(
         subset,
-        batch_size=cfg["stage1"]["val_batch_size"],
+        batch_size=cfg.stage1.val_batch_size,
         sampler=sampler,
-        num_workers=cfg["data"]["num_workers"],
+        num_workers=cfg.data.num_workers,
     )
-    acc = ConfusionMatrixAccumulator(cfg["data"]["num_classes"])
+    acc = ConfusionMatrixAccumulator(cfg.data.num_classes)
     bar = tqdm(
         loader,
         desc="  val",
         unit="batch",
         leave=False,
-        disable=not (cfg["progress"] and ctx.is_main),
+        disable=not (cfg.progress and ctx.is_main),
     )
     for batch in bar:
         image = normalize(batch["image"].to(ctx.device))
@@ -90,16 +91,14 @@ def evaluate_miou(backbone, decoder, ds, cfg: dict[str, Any], ctx: DistContext) 
 
 def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
-    s1 = cfg["stage1"]
+    s1 = cfg.stage1
     train_ds = parts.dataset(cfg, "train", augment=True)
     val_ds = parts.dataset(cfg, "val")
     backbone = parts.stage1_backbone(exp).to(ctx.device)
     ctx.barrier()  # rank 0 may just have written backbone.pt
-    torch.manual_seed(cfg["seed"] + 1)
+    torch.manual_seed(cfg.seed + 1)
     decoder = parts.new_decoder(cfg, backbone).to(ctx.device)
-    optimizer = torch.optim.AdamW(
-        decoder.parameters(), lr=s1["lr"], weight_decay=s1["weight_decay"]
-    )
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=s1.lr, weight_decay=s1.weight_decay)
     start_epoch, best_miou, best_epoch, history = 0, -1.0, -1, []
     best_state = copy.deepcopy(decoder.state_dict())
     state = exp.load_state(STAGE)
@@ -111,16 +110,16 @@ def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         set_rng_state(state["rng"])
         exp.log(f"{STAGE}: resuming after epoch {start_epoch} (best mIoU {best_miou:.4f})")
     model = DistributedDataParallel(decoder) if ctx.enabled else decoder
-    for epoch in range(start_epoch, s1["epochs"]):
+    for epoch in range(start_epoch, s1.epochs):
         train_ds.set_epoch(epoch)
-        loader = _train_loader(train_ds, cfg, cfg["seed"], epoch, ctx)
+        loader = _train_loader(train_ds, cfg, cfg.seed, epoch, ctx)
         decoder.train()
         total, count = 0.0, 0
         bar = tqdm(
             loader,
-            desc=f"stage1 epoch {epoch + 1}/{s1['epochs']}",
+            desc=f"stage1 epoch {epoch + 1}/{s1.epochs}",
             unit="batch",
-            disable=not (cfg["progress"] and ctx.is_main),
+            disable=not (cfg.progress and ctx.is_main),
         )
         for batch in bar:
             image = normalize(batch["image"].to(ctx.device))
@@ -141,8 +140,8 @@ def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
             count += 1
             bar.set_postfix(loss=f"{total / count:.4f}")
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / max(count, 1)}
-        last = epoch + 1 == s1["epochs"]
-        if (epoch + 1) % s1["val_every"] == 0 or last:
+        last = epoch + 1 == s1.epochs
+        if (epoch + 1) % s1.val_every == 0 or last:
             metrics = evaluate_miou(backbone, decoder, val_ds, cfg, ctx)
             record["val_miou"] = metrics["miou"]
             if metrics["miou"] > best_miou:
@@ -150,7 +149,7 @@ def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
                 best_state = copy.deepcopy(decoder.state_dict())
         history.append(record)
         exp.log(
-            f"{STAGE}: epoch {epoch + 1}/{s1['epochs']} loss {record['train_loss']:.4f}"
+            f"{STAGE}: epoch {epoch + 1}/{s1.epochs} loss {record['train_loss']:.4f}"
             + (f" val mIoU {record['val_miou']:.4f}" if "val_miou" in record else "")
         )
         exp.save_state(STAGE, {
