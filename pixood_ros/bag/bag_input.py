@@ -13,12 +13,10 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from pixood_ros.bag import bagio
-from pixood_ros.bag.bagio import BagError, BagMessage
+from pixood_ros.bag.bagio import BagMessage
+from pixood_ros.bag.errors import BagDamaged, BagError
 from pixood_ros.bag.salvage import McapSalvage, mcap_file_of
-
-
-class BagDamaged(BagError):
-    """The bag stopped being readable part-way; messages before the damage were delivered."""
+from pixood_ros.cli import one_line
 
 
 class BagInput:
@@ -88,7 +86,7 @@ class BagInput:
         try:
             yield from bagio.iter_messages(self.reader, topics)
         except Exception as exc:
-            raise BagDamaged(f"bag {self.path} is damaged: {bagio.one_line(exc)}") from exc
+            raise BagDamaged(f"bag {self.path} is damaged: {one_line(exc)}") from exc
 
     def _salvaged_messages(self, topics: list[str]) -> Iterator[BagMessage]:
         wanted = set(topics)
@@ -101,11 +99,9 @@ class BagInput:
             except Exception as exc:
                 raise BagDamaged(
                     f"bag {self.path} is damaged: cannot decode a {msgtype} message on {topic} "
-                    f"({bagio.one_line(exc)})"
+                    f"({one_line(exc)})"
                 ) from exc
-            header = getattr(msg, "header", None)
-            stamp = bagio.stamp_to_ns(header.stamp) if header is not None else log_time
-            yield BagMessage(topic, msgtype, log_time, stamp, msg)
+            yield bagio.bag_message(topic, msgtype, log_time, raw, msg)
         if salvage.stop_reason is None:
             return
         raise BagDamaged(

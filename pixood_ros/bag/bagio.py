@@ -18,6 +18,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from pixood_ros import image_conversion
+from pixood_ros.bag.errors import BagError
+from pixood_ros.cli import one_line
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -29,19 +31,17 @@ BAG_VERSION = 9  # rosbag2 metadata version written by Iron and later; Humble re
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 
 
-class BagError(Exception):
-    """A user-facing problem with a bag (missing, corrupt, wrong topic): one line, exit code 2."""
-
-
 @dataclass(frozen=True, eq=False)
 class BagMessage:
-    """One deserialised message with its bag (receive) time and header stamp, both in ns."""
+    """One message with its bag (receive) time and header stamp, both in ns: deserialised
+    (`msg`) and as stored (`raw` CDR bytes, which are published and copied as they are)."""
 
     topic: str
     msgtype: str
     bag_time_ns: int
     stamp_ns: int
     msg: Any
+    raw: bytes
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -108,11 +108,6 @@ def open_reader(path: Path) -> AnyReader:
     return reader
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) < 300 else text[:297] + "..."
-
-
 def message_counts(reader: AnyReader) -> dict[str, int]:
     counts: dict[str, int] = {}
     for c in reader.connections:
@@ -161,10 +156,15 @@ def storage_identifier(path: Path) -> str:
 
 
 def iter_messages(reader: AnyReader, topics: list[str]) -> Iterator[BagMessage]:
-    """Messages of `topics` in bag-time order, deserialised, with their header stamps."""
+    """Messages of `topics` in bag-time order, with their header stamps."""
     connections = [c for c in reader.connections if c.topic in topics]
     for connection, bag_time_ns, raw in reader.messages(connections=connections):
         msg = reader.deserialize(raw, connection.msgtype)
-        header = getattr(msg, "header", None)
-        stamp_ns = stamp_to_ns(header.stamp) if header is not None else int(bag_time_ns)
-        yield BagMessage(connection.topic, connection.msgtype, int(bag_time_ns), stamp_ns, msg)
+        yield bag_message(connection.topic, connection.msgtype, int(bag_time_ns), bytes(raw), msg)
+
+
+def bag_message(topic: str, msgtype: str, bag_time_ns: int, raw: bytes, msg: Any) -> BagMessage:
+    """`msg` with its header stamp (its bag time if it has no header)."""
+    header = getattr(msg, "header", None)
+    stamp_ns = stamp_to_ns(header.stamp) if header is not None else bag_time_ns
+    return BagMessage(topic, msgtype, bag_time_ns, stamp_ns, msg, raw)

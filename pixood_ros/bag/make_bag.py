@@ -18,12 +18,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pixood_ros.bag import bagio
+from pixood_ros.cli import OneLineParser, UserError, positive_int, progress_parent, run_command
 from pixood_ros.frames import Source, SourceError, folder_or_video_source, synth_source
 
 DEFAULT_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/anomaly_gt"
 DEFAULT_SEMANTIC_TOPIC = "/camera/semantic_gt"
 DEFAULT_FOLDER_RATE = 10.0
+PROG = "pixood-make-bag"
 
 
 @dataclass
@@ -36,20 +38,16 @@ class BagSummary:
     period_ns: int = 0
 
 
-class _UserError(Exception):
-    pass
-
-
 def prepare_output(path: Path, overwrite: bool) -> None:
     """Refuse to clobber a bag unless asked; never delete something that is not a bag."""
     if not path.exists():
         return
     if not overwrite:
-        raise _UserError(f"{path} already exists (use --overwrite to replace it)")
+        raise UserError(f"{path} already exists (use --overwrite to replace it)")
     is_bag = path.is_dir() and (path / "metadata.yaml").is_file()
     is_empty_dir = path.is_dir() and not any(path.iterdir())
     if not (is_bag or is_empty_dir):
-        raise _UserError(f"{path} exists and is not a rosbag2 bag; not deleting it")
+        raise UserError(f"{path} exists and is not a rosbag2 bag; not deleting it")
     shutil.rmtree(path)
 
 
@@ -72,7 +70,7 @@ def write_bag(
 ) -> BagSummary:
     """Write `source` into a new bag at `output`; a failed write leaves no half bag behind."""
     if rate <= 0:
-        raise _UserError(f"--rate must be positive, got {rate}")
+        raise UserError(f"--rate must be positive, got {rate}")
     period_ns = round(1e9 / rate)
     image_type = bagio.COMPRESSED_TYPE if compressed else bagio.IMAGE_TYPE
     summary = BagSummary(output, storage, start_ns=start_ns, period_ns=period_ns)
@@ -118,13 +116,14 @@ def write_bag(
         raise
     if summary.frames == 0:
         shutil.rmtree(output, ignore_errors=True)
-        raise _UserError("no frames to write")
+        raise UserError("no frames to write")
     return summary
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pixood-make-bag",
+    parser = OneLineParser(
+        prog=PROG,
+        parents=[progress_parent()],
         description="Turn an image folder, a video or a pixood-synth split into a rosbag2 bag "
         "of camera images (plus optional ground-truth masks on their own topics, same stamps).",
     )
@@ -207,39 +206,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="header stamp of the first frame in seconds since the epoch (default: now); "
         "fix it for reproducible bags",
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="write at most N frames")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="write at most N frames")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the output bag if it exists"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _check(args: argparse.Namespace) -> None:
+    """Combinations and values the parser cannot check alone."""
+    if (args.input is None) == (args.synth is None):
+        raise UserError("give either an INPUT folder/video or --synth ROOT (not both)")
+    if args.synth is not None and (args.gt or args.semantic_gt):
+        raise UserError("--gt/--semantic-gt cannot be combined with --synth (it has its own)")
+    if args.rate is not None and not args.rate > 0:
+        raise UserError(f"--rate must be positive, got {args.rate}")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UserError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
+    for option, folder in (("--gt", args.gt), ("--semantic-gt", args.semantic_gt)):
+        if folder is not None and not folder.is_dir():
+            raise UserError(f"{option} folder not found: {folder}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    _check(args)
     try:
-        if (args.input is None) == (args.synth is None):
-            raise _UserError("give either an INPUT folder/video or --synth ROOT (not both)")
-        if args.synth is not None and (args.gt or args.semantic_gt):
-            raise _UserError("--gt/--semantic-gt cannot be combined with --synth (it has its own)")
-        if args.rate is not None and not args.rate > 0:
-            raise _UserError(f"--rate must be positive, got {args.rate}")
-        if args.limit is not None and args.limit <= 0:
-            raise _UserError(f"--limit must be positive, got {args.limit}")
-        if not 1 <= args.jpeg_quality <= 100:
-            raise _UserError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
-        for option, folder in (("--gt", args.gt), ("--semantic-gt", args.semantic_gt)):
-            if folder is not None and not folder.is_dir():
-                raise _UserError(f"{option} folder not found: {folder}")
         if args.synth is not None:
             source = synth_source(args.synth, args.split)
         else:
             source = folder_or_video_source(args.input, args.gt, args.semantic_gt)
-        prepare_output(args.output, args.overwrite)
-        rate = args.rate if args.rate is not None else source.native_rate or DEFAULT_FOLDER_RATE
-        topic = args.topic or (DEFAULT_TOPIC + "/compressed" if args.compressed else DEFAULT_TOPIC)
-        start = args.start_time if args.start_time is not None else time.time()
+    except SourceError as exc:
+        raise UserError(str(exc)) from exc
+    prepare_output(args.output, args.overwrite)
+    rate = args.rate if args.rate is not None else source.native_rate or DEFAULT_FOLDER_RATE
+    topic = args.topic or (DEFAULT_TOPIC + "/compressed" if args.compressed else DEFAULT_TOPIC)
+    start = args.start_time if args.start_time is not None else time.time()
+    try:
         summary = write_bag(
             source,
             args.output,
@@ -256,15 +258,18 @@ def main(argv: list[str] | None = None) -> int:
             jpeg_quality=args.jpeg_quality,
             progress=not args.no_progress,
         )
-    except (_UserError, SourceError, bagio.BagError) as exc:
-        print(f"pixood-make-bag: error: {exc}", file=sys.stderr)
-        return 2
+    except SourceError as exc:  # a frame or label that cannot be read, found while writing
+        raise UserError(str(exc)) from exc
     topics = ", ".join(f"{t} ({m.rsplit('/', 1)[-1]})" for t, m in summary.topics.items())
     print(
         f"wrote {summary.frames} frames at {rate:g} Hz to {summary.path} "
         f"[{summary.storage}]: {topics}"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(PROG, lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""The evaluation's output bag: the node's topics (DESIGN.md §5) with the input headers, so
-`ros2 bag play` of it shows in rviz exactly what the node would have published live.
+"""The evaluation's output bag: the node's topics (docs/architecture.md §5) with the input
+headers, so `ros2 bag play` of it shows in rviz exactly what the node would have published live.
 
-The images are built by the node's own `pixood_ros.render.outputs.build_output_images` (same
-encodings, mask rule and overlay), only with rosbags' message class. Topics, under namespace
-`ns` (the node's private namespace, default `/pixood_node`): `anomaly_score` 32FC1,
-`anomaly_mask` mono8 (0/255), `semantic` mono8, `confidence` 32FC1, `overlay` bgr8; the input
-image topic is copied alongside so the replay is self-contained.
+The images are built with the node's own `pixood_ros.render.outputs` (same encodings, mask
+rule and overlay), only with rosbags' message class; the overlay arrives rendered (the video
+shows the same picture). Topics, under namespace `ns` (the node's private namespace, default
+`/pixood_node`): `anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255), `semantic` mono8,
+`confidence` 32FC1, `overlay` bgr8; the input frames are copied alongside as stored, so the
+replay is self-contained.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import bagio
+from pixood_ros.bag.bagio import BagMessage
 from pixood_ros.contract import NODE_NAMESPACE
-from pixood_ros.render.outputs import ENCODINGS, build_output_images
+from pixood_ros.image_conversion import array_to_image
+from pixood_ros.render.outputs import ENCODINGS, anomaly_mask
 
 OUTPUT_NAMES = tuple(ENCODINGS)
 DEFAULT_NAMESPACE = NODE_NAMESPACE  # the node's name: its ~/ topics live here
@@ -50,26 +53,21 @@ class OutputBag:
         self.frames = 0
 
     def write(
-        self,
-        bag_time_ns: int,
-        input_msg: Any,
-        rgb: np.ndarray,
-        result: Any,
-        threshold: float,
-        overlay_alpha: float,
+        self, frame: BagMessage, result: Any, threshold: float, overlay_bgr: np.ndarray
     ) -> None:
-        self._writer.write(self._input, bag_time_ns, bagio.serialize(input_msg))
-        messages = build_output_images(
-            OUTPUT_NAMES,
-            rgb,
-            result,
-            input_msg.header,
-            threshold,
-            overlay_alpha,
-            msg_type=bagio.TYPESTORE.types[bagio.IMAGE_TYPE],
-        )
+        """The input frame as stored and the node's outputs of it, at the frame's bag time."""
+        self._writer.write(self._input, frame.bag_time_ns, frame.raw)
+        pixels = {
+            "anomaly_score": result.anomaly_score,
+            "anomaly_mask": anomaly_mask(result.anomaly_score, threshold),
+            "semantic": result.semantic,
+            "confidence": result.confidence,
+            "overlay": overlay_bgr,
+        }
+        msg_type = bagio.TYPESTORE.types[bagio.IMAGE_TYPE]
         for name, connection in self._outputs.items():
-            self._writer.write(connection, bag_time_ns, bagio.serialize(messages[name]))
+            msg = array_to_image(pixels[name], ENCODINGS[name], frame.msg.header, msg_type=msg_type)
+            self._writer.write(connection, frame.bag_time_ns, bagio.serialize(msg))
         self.frames += 1
 
     def close(self) -> None:

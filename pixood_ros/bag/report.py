@@ -4,7 +4,6 @@ PR curve, ROC curve and score histogram as PNGs (matplotlib, Agg backend: no dis
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from pixood_ros.bag.scoring import HISTOGRAM_BINS, EvalMetrics
+from pixood_ros.tables import fmt
 
 MAX_LISTED_FRAMES = 50
 
@@ -89,14 +89,6 @@ def write_json(report: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
 def region_text(region: dict[str, Any] | None) -> str:
     """'road, sidewalk and anomaly pixels (...) - auto: ...' for the reports."""
     if not region:
@@ -108,7 +100,7 @@ def component_rule_text(components: dict[str, Any]) -> str:
     """'best-f1 threshold: score >= 0.4235, obstacle track filters 50 / 10 px' for the reports."""
     rule = components.get("component_threshold", {})
     return (
-        f"{rule.get('rule', '?')} threshold: score >= {_fmt(rule.get('value'), 4)}, "
+        f"{rule.get('rule', '?')} threshold: score >= {fmt(rule.get('value'), 4)}, "
         f"{rule.get('track', '?')} track size filters {rule.get('min_pred_size', '?')} / "
         f"{rule.get('min_gt_size', '?')} px"
     )
@@ -138,9 +130,9 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     speed = report["speed"]
     lat = speed["engine_latency_ms"]
     lines += [
-        f"| {_fmt(speed['engine_fps'], 1)} | {_fmt(speed['end_to_end_fps'], 1)} | "
-        f"{_fmt(lat['p50'], 2)} | {_fmt(lat['p90'], 2)} | {_fmt(lat['p99'], 2)} | "
-        f"{_fmt(lat['max'], 2)} |",
+        f"| {fmt(speed['engine_fps'], 1)} | {fmt(speed['end_to_end_fps'], 1)} | "
+        f"{fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} | {fmt(lat['p99'], 2)} | "
+        f"{fmt(lat['max'], 2)} |",
         "",
     ]
     metrics = report["metrics"]
@@ -153,8 +145,8 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
             "",
             "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
             "|---|---|---|---|---|---|",
-            f"| {_fmt(p.get('ap'))} | {_fmt(p.get('auroc'))} | {_fmt(p.get('fpr95'))} | "
-            f"{_fmt(p.get('best_f1'))} ({_fmt(p.get('best_f1_threshold'), 3)}) | "
+            f"| {fmt(p.get('ap'))} | {fmt(p.get('auroc'))} | {fmt(p.get('fpr95'))} | "
+            f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)}) | "
             f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
             "",
         ]
@@ -165,8 +157,8 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
             "",
             "| sIoU | PPV | mean F1 | GT components | predicted components |",
             "|---|---|---|---|---|",
-            f"| {_fmt(c.get('siou'))} | {_fmt(c.get('ppv'))} | {_fmt(c.get('f1_mean'))} | "
-            f"{_fmt(c.get('n_gt_components'))} | {_fmt(c.get('n_pred_components'))} |",
+            f"| {fmt(c.get('siou'))} | {fmt(c.get('ppv'))} | {fmt(c.get('f1_mean'))} | "
+            f"{fmt(c.get('n_gt_components'))} | {fmt(c.get('n_pred_components'))} |",
             "",
         ]
     if "semantic" in metrics and "miou" in metrics["semantic"]:
@@ -174,8 +166,8 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
         lines += [
             "## Semantic metrics",
             "",
-            f"- mIoU {_fmt(s['miou'])}, pixel accuracy {_fmt(s['pixel_accuracy'])}, "
-            f"ECE {_fmt(s['ece'])}",
+            f"- mIoU {fmt(s['miou'])}, pixel accuracy {fmt(s['pixel_accuracy'])}, "
+            f"ECE {fmt(s['ece'])}",
             "",
         ]
     for note in metrics.get("notes", []):
@@ -196,6 +188,56 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     if report["outputs"]:
         lines += ["", "## Outputs", ""]
         lines += [f"- {name}: `{value}`" for name, value in report["outputs"].items()]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_live_markdown(rep: dict[str, Any], out_dir: Path) -> Path:
+    """report.md of a live replay: what the node delivered and, when recorded, how it scores."""
+    frames, speed = rep["frames"], rep["speed"]
+    lat = speed["end_to_end_latency_ms"]
+    lines = [
+        f"# pixood-bag-eval live report ({'PARTIAL' if rep['partial'] else 'complete'})",
+        "",
+    ]
+    if rep["error"]:
+        lines += [f"> **Error**: {rep['error']}", ""]
+    lines += [
+        f"- bag: `{rep['input']['bag']}`, topic `{rep['input']['topic']}` replayed at "
+        f"{rep['node']['playback_rate']:g}x into the node at `{rep['node']['namespace']}`",
+        f"- frames published {frames['published']}, answered {frames['answered']}, "
+        f"dropped {frames['dropped']} (drop rate {fmt(frames['drop_rate'], 3)})",
+        "",
+        "| publish fps | latency p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+        f"| {fmt(speed['publish_fps'], 1)} | {fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} | "
+        f"{fmt(lat['p99'], 2)} | {fmt(lat['max'], 2)} |",
+    ]
+    pixel = rep["metrics"].get("pixel")
+    if pixel:
+        lines += [
+            "",
+            f"Pixel metrics of the received outputs: AP {fmt(pixel.get('ap'))}, "
+            f"AUROC {fmt(pixel.get('auroc'))}, FPR95 {fmt(pixel.get('fpr95'))}; scored pixels: "
+            f"{region_text(rep['metrics'].get('region'))}",
+        ]
+    components = rep["metrics"].get("components")
+    if components:
+        lines += [
+            "",
+            f"Component metrics ({component_rule_text(components)}): sIoU "
+            f"{fmt(components.get('siou'))}, PPV {fmt(components.get('ppv'))}, mean F1 "
+            f"{fmt(components.get('f1_mean'))}",
+        ]
+    semantic = rep["metrics"].get("semantic", {})
+    if "miou" in semantic:
+        lines += [
+            "",
+            f"Semantic metrics of the received outputs: mIoU {fmt(semantic['miou'])}, pixel "
+            f"accuracy {fmt(semantic['pixel_accuracy'])}, ECE {fmt(semantic['ece'])}",
+        ]
+    lines += [f"- note: {note}" for note in rep["metrics"].get("notes", [])]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

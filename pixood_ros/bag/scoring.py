@@ -10,6 +10,9 @@ bag never needs its frames in memory (histograms and per-component numbers only)
   labelled pixel, or the model's eval-label classes + anomalies);
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;
 - a score histogram (all pixels, and split by label when OOD ground truth is present).
+
+What is scored is one value object, `ScoringOptions`, with one set of options and help texts
+(`add_scoring_arguments`) in pixood-bag-eval, the demo and pixood-benchmark.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from __future__ import annotations
 import argparse
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold, exact_best_f1_threshold
+from pixood_ros.cli import UserError, count, options_from
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
@@ -49,10 +55,46 @@ def component_track(track: str, region: ScoredRegion) -> str:
     return track
 
 
-def add_scoring_arguments(parser: argparse.ArgumentParser, track_option: bool = True) -> None:
+@dataclass(frozen=True)
+class ScoringOptions:
+    """What an anomaly evaluation scores: the region, the component size filters and the
+    component operating point."""
+
+    eval_region: str = regions.AUTO
+    track: str = "auto"
+    min_pred_size: int | None = None
+    min_gt_size: int | None = None
+    component_threshold: str = BEST_F1
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ScoringOptions:
+        """The options `add_scoring_arguments` added (defaults for those it left out)."""
+        return options_from(cls, args)
+
+    def argv(self) -> list[str]:
+        """The same options as a command line (for a tool that runs another one's main)."""
+        args = [
+            "--eval-region",
+            self.eval_region,
+            "--component-threshold",
+            self.component_threshold,
+        ]
+        if self.track != "auto":
+            args += ["--track", self.track]
+        if self.min_pred_size is not None:
+            args += ["--min-pred-size", str(self.min_pred_size)]
+        if self.min_gt_size is not None:
+            args += ["--min-gt-size", str(self.min_gt_size)]
+        return args
+
+
+def add_scoring_arguments(
+    parser: argparse.ArgumentParser, track_option: bool = True, component_option: bool = False
+) -> None:
     """The options that decide what an anomaly evaluation scores, with one meaning and help text
     in pixood-bag-eval, pixood-benchmark and the demo: --eval-region, --track (optional: the
-    demo always uses auto), --min-pred-size, --min-gt-size."""
+    demo always uses auto), --min-pred-size, --min-gt-size and (optional: the benchmark always
+    uses best-f1) --component-threshold."""
     parser.add_argument(
         "--eval-region",
         type=regions.spelling,
@@ -74,14 +116,55 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, track_option: bool = 
         )
     parser.add_argument(
         "--min-pred-size",
-        type=int,
+        type=count,
         help="override: smallest predicted anomaly component counted, px (default: the track's)",
     )
     parser.add_argument(
         "--min-gt-size",
-        type=int,
+        type=count,
         help="override: ground-truth components smaller than this become void, px (default: the "
         "track's)",
+    )
+    if component_option:
+        parser.add_argument(
+            "--component-threshold",
+            choices=COMPONENT_THRESHOLDS,
+            default=BEST_F1,
+            help="threshold of the component metrics (sIoU/PPV/F1): best-f1 = the data set's "
+            "exact best-F1 pixel threshold as SMIYC does, found after the last frame with a "
+            "second pass over a temporary score file in the output folder (5 bytes per pixel, "
+            "removed at the end); mask = --threshold, the node's mask (default: best-f1)",
+        )
+
+
+def scored_region(eval_region: str, info: Any, has_semantic_gt: bool) -> ScoredRegion:
+    """The region `eval_region` means for this model (`ModelInfo`) and ground truth; a
+    UserError when the requested one is impossible."""
+    try:
+        return regions.choose_region(
+            eval_region, info.eval_labels, len(info.class_names), has_semantic_gt
+        )
+    except ValueError as exc:
+        raise UserError(f"--eval-region: {exc}") from exc
+
+
+def make_metrics(
+    scoring: ScoringOptions,
+    threshold: float,
+    region: ScoredRegion,
+    num_classes: int,
+    spill_dir: Path | None,
+) -> EvalMetrics:
+    """The metrics of one run, as every tool (offline, live, demo) configures them."""
+    return EvalMetrics(
+        threshold,
+        num_classes=num_classes,
+        track=scoring.track,
+        min_pred_size=scoring.min_pred_size,
+        min_gt_size=scoring.min_gt_size,
+        component_threshold=scoring.component_threshold,
+        region=region,
+        spill_dir=spill_dir,
     )
 
 

@@ -1,6 +1,6 @@
 """The demo (`python -m pixood_ros.demo`, `make demo`): synthetic frames ▶ bag ▶ the real node ▶
 recorded outputs ▶ report. `run` drives it, `node_process` owns the node's process, `outputs`
-scores and draws what the node published, `report` writes the results."""
+draws what the node published, `report` writes the results."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The demo's report: one JSON for machines, one Markdown page for people, one summary on screen.
 
-It joins what the replay measured (frames the node answered, end-to-end latency) with what the
-recorded outputs score against the ground truth (`pixood_ros.demo.outputs`).
+It joins what the replay measured (frames the node answered, end-to-end latency, and the recorded
+outputs' scores against the ground truth: `pixood_ros.bag.recording`) with the video pass over
+the recording (`pixood_ros.demo.outputs`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pixood_ros.bag import report as bag_report
-
-fmt = bag_report._fmt  # one number format for every report of the package
+from pixood_ros.tables import fmt
 
 
 def build_report(
@@ -21,22 +21,24 @@ def build_report(
     model: Path,
     info: Any,
     rate: float,
-    engine_fps: float,
-    provider: str,
-    node_command: list[str],
-    node_pid: int | None,
-    node_exit: int | None,
-    node_ready_s: float,
+    engine: tuple[float, str],
+    node: dict[str, Any],
     live: dict[str, Any],
-    recorded: Any,
+    video: Any,
+    plots: dict[str, str],
     step_seconds: dict[str, float],
     total_s: float,
     created: str,
 ) -> dict[str, Any]:
+    """`engine`: (frames per second, provider) in the demo's process; `node`: command, pid,
+    exit code and start-up time of the node process; `live`: the live replay's report, whose
+    metrics are the recorded outputs' (scored once, by `pixood_ros.bag.recording`); `video`:
+    `pixood_ros.demo.outputs.RecordedVideo`."""
     out = options.out_dir
     frames = live["frames"]
     replay_s = live["speed"]["replay_s"]
-    answered = recorded.frames_answered
+    answered = video.frames_answered
+    engine_fps, provider = engine
     return {
         "tool": "pixood-demo",
         "created": created,
@@ -58,13 +60,13 @@ def build_report(
             "folder": str(out / "synth_data"),
         },
         "node": {
-            "command": node_command,
-            "pid": node_pid,
+            "command": node["command"],
+            "pid": node["pid"],
             "ros_domain_id": options.domain_id,
             "discovery": "LOCALHOST",
             "providers_requested": options.providers,
-            "ready_after_s": node_ready_s,
-            "exit_code": node_exit,
+            "ready_after_s": node["ready_s"],
+            "exit_code": node["exit"],
             "log": str(out / "node.log"),
         },
         "replay": {
@@ -83,18 +85,18 @@ def build_report(
             "end_to_end_latency_ms": live["speed"]["end_to_end_latency_ms"],
         },
         "evaluation": {
-            "region": recorded.metrics.region.as_dict(info.class_names),
-            "frames_in_bag": recorded.frames_in_bag,
+            "region": live["metrics"].get("region"),
+            "frames_in_bag": video.frames_in_bag,
             "frames_scored": answered,
-            "frames_without_all_outputs": len(recorded.missing_output_stamps),
+            "frames_without_all_outputs": len(video.missing_output_stamps),
         },
-        "metrics": recorded.summary,
-        "plots": recorded.plots,
+        "metrics": live["metrics"],
+        "plots": plots,
         "video": {
             "file": "overlay.mp4",
-            "frames": recorded.video_frames,
+            "frames": video.video_frames,
             "fps": options.video_fps,
-            "codec": recorded.video_codec,
+            "codec": video.video_codec,
             "panels": "camera + anomalies (semantic inset) | anomaly score (turbo) | mask with "
             "the ground-truth outline in green",
         },

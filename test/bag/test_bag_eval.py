@@ -15,7 +15,7 @@ from model_fixtures import make_handmade_model
 from rosbags.highlevel import AnyReader
 
 from pixood_ros.bag import bagio
-from pixood_ros.bag.evaluate import main
+from pixood_ros.bag.cli import main
 from pixood_ros.bag.make_bag import write_bag
 from pixood_ros.engine import Segmenter
 from pixood_ros.frames import Frame, Source
@@ -74,7 +74,11 @@ def engine(model):
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
-    rc = main([str(a) for a in args])
+    """(exit code, stdout, stderr) of the command, also for mistakes the parser reports."""
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as exc:
+        rc = exc.code
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 
@@ -475,7 +479,7 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys, model):
         ([tmp_path / "nomodel.onnx", bag, "-o", out], "model not found"),
         ([model, bag, "-o", out, "--topic", "/nope"], "topic /nope is not in the bag (topics:"),
         ([model, bag, "-o", out, "--gt-topic", "/nope"], "--gt-topic /nope is not in the bag"),
-        ([model, bag, "-o", out, "--threshold", "2"], "--threshold must be in [0, 1]"),
+        ([model, bag, "-o", out, "--threshold", "2"], "--threshold: must be in [0, 1]"),
     ]
     for args, expected in cases:
         rc, _, err = run(capsys, *args, *COMMON)
@@ -512,7 +516,7 @@ def test_pairing_by_stamp_handles_late_missing_and_extra_labels():
     from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
 
     def msg(topic: str, stamp: int) -> BagMessage:
-        return BagMessage(topic, bagio.IMAGE_TYPE, stamp, stamp, np.zeros(3))
+        return BagMessage(topic, bagio.IMAGE_TYPE, stamp, stamp, np.zeros(3), b"")
 
     # labels arrive after their frames, frame 200 has none, label 50 belongs to no frame
     stream = [msg("img", 0), msg("img", 100), msg("gt", 0), msg("gt", 50), msg("img", 200),

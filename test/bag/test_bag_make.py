@@ -153,7 +153,7 @@ def test_video_input_uses_its_frame_rate_and_limit(tmp_path):
 
 
 def make_synth_layout(root: Path, split: str, count: int) -> None:
-    """The pixood-synth layout of TEAM.md interface 1, built by hand (tiny)."""
+    """The pixood-synth layout of docs/architecture.md §7.1, built by hand (tiny)."""
     rng = np.random.default_rng(3)
     for kind in ("leftImg8bit", "gtFine", "ood"):
         (root / kind / split / "synth").mkdir(parents=True)

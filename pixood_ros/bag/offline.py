@@ -1,0 +1,376 @@
+"""Offline replay (`pixood-bag-eval MODEL BAG -o OUT_DIR`): every frame of the bag through the
+same decode (`pixood_ros.image_conversion`) and engine (`pixood_ros.engine.Segmenter`) as the
+node, as fast as the machine allows, no ROS needed.
+
+Ground truth (OOD masks 0/1/255, optional semantic train ids) comes from topics in the bag, paired
+by header stamp, or from a folder, paired by order. Writes report.json / report.md, PR / ROC /
+histogram plots, an output bag with the node's topics for rviz, and optionally an overlay video.
+
+Damaged input never loses work: whatever was evaluated before the failure goes into a report
+marked partial, then the error is printed and the exit code is non-zero.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pixood_ros import image_conversion
+from pixood_ros.bag import report
+from pixood_ros.bag.bag_input import BagInput
+from pixood_ros.bag.bagio import BagMessage
+from pixood_ros.bag.errors import BagDamaged
+from pixood_ros.bag.ground_truth import GtFolder, camera_topic, decode_labels, resolve_gt_topics
+from pixood_ros.bag.options import EvalOptions, OutputOptions
+from pixood_ros.bag.output_bag import OutputBag
+from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
+from pixood_ros.bag.results import EvalResult, prepare_out_dir
+from pixood_ros.bag.scoring import EvalMetrics, make_metrics, scored_region
+from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
+from pixood_ros.frames import SourceError
+from pixood_ros.render.outputs import render_overlay
+from pixood_ros.render.video import VideoWriter
+
+OUTPUT_BAG_NAME = "output_bag"
+VIDEO_NAME = "overlay.mp4"
+
+
+@dataclass
+class _Run:
+    """Counters of one run (what the report says about frames and speed)."""
+
+    read: int = 0
+    evaluated: int = 0
+    without_gt: list[int] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    engine_s: float = 0.0
+    wall_s: float = 0.0
+    first_stamp: int | None = None
+    last_stamp: int | None = None
+    pairing: PairingStats = field(default_factory=PairingStats)
+    error: str | None = None
+    exit_code: int = EXIT_OK
+    partial: bool = False
+
+    def fail(self, index: int, stamp_ns: int, reason: str) -> None:
+        self.failed.append({"index": index, "stamp_ns": stamp_ns, "reason": reason})
+
+    def stop(self, error: str, exit_code: int) -> None:
+        self.error, self.exit_code, self.partial = error, exit_code, True
+
+
+@dataclass
+class _Labels:
+    """Where each frame's ground truth comes from: topics of the bag or a folder."""
+
+    ood_topic: str | None
+    semantic_topic: str | None
+    folder: GtFolder | None
+
+    @property
+    def topics(self) -> list[str]:
+        return [t for t in (self.ood_topic, self.semantic_topic) if t]
+
+    def score(
+        self,
+        metrics: EvalMetrics,
+        run: _Run,
+        index: int,
+        labels: dict[str, BagMessage | None],
+        result: Any,
+    ) -> None:
+        """Add the frame's ground truth to the metrics (ValueError when it is unusable)."""
+        shape = result.anomaly_score.shape
+        semantic = None
+        found = labels.get(self.semantic_topic) if self.semantic_topic else None
+        if found is not None:
+            semantic = decode_labels(found.msg, shape, "semantic ground truth")
+        if self.ood_topic is not None or self.folder is not None:
+            if self.folder is not None:
+                ood = self.folder.label(index, shape)
+            else:
+                msg = labels.get(self.ood_topic)
+                ood = decode_labels(msg.msg, shape, "OOD ground truth") if msg else None
+            if ood is None:
+                run.without_gt.append(index)
+            else:
+                metrics.add_ood(result.anomaly_score, ood, semantic)
+        if semantic is not None:
+            metrics.add_semantic(result.semantic, result.confidence, semantic)
+
+
+class _Outputs:
+    """The output bag and the overlay video; the overlay is rendered once for both."""
+
+    def __init__(self, options: OutputOptions, out_dir: Path, bag: BagInput, topic: str) -> None:
+        self.alpha = options.overlay_alpha
+        self.bag = self.video = None
+        if options.output_bag:
+            self.bag = OutputBag(
+                out_dir / OUTPUT_BAG_NAME,
+                options.output_storage,
+                options.output_ns,
+                topic,
+                bag.topic_types()[topic],
+            )
+        if options.video:
+            self.video = VideoWriter(out_dir / VIDEO_NAME, _recorded_rate(bag, topic))
+
+    def write(self, frame: BagMessage, rgb: Any, result: Any, threshold: float) -> None:
+        if self.bag is None and self.video is None:
+            return
+        overlay = render_overlay(rgb, result.anomaly_score, self.alpha)
+        if self.bag is not None:
+            self.bag.write(frame, result, threshold, overlay)
+        if self.video is not None:
+            self.video.write(overlay[..., ::-1])
+
+    def close(self) -> None:
+        if self.bag is not None:
+            self.bag.close()
+        if self.video is not None:
+            self.video.close()
+
+    def describe(self) -> dict[str, Any]:
+        """The report's `outputs`: the files written."""
+        described: dict[str, Any] = {}
+        if self.bag is not None:
+            described["output_bag"] = str(self.bag.path)
+            described["output_topics"] = self.bag.topics
+        if self.video is not None:
+            described["overlay_video"] = str(self.video.path)
+        return described
+
+
+def _load_engine(options: EvalOptions) -> Any:
+    from pixood_ros.engine import ModelError, Segmenter
+
+    try:
+        return Segmenter(options.model, providers=options.providers)
+    except ModelError as exc:
+        raise UserError(f"cannot use model: {exc}") from exc
+
+
+def evaluate(options: EvalOptions) -> EvalResult:
+    """Run the offline evaluation; raises UserError / BagError for problems found up front."""
+    if not options.model.is_file():
+        raise UserError(f"model not found: {options.model}")
+    folder = GtFolder(options.gt.gt_dir) if options.gt.gt_dir is not None else None
+    bag = BagInput(options.bag)
+    try:
+        labels = _Labels(*resolve_gt_topics(bag, options.gt), folder)
+        topic = camera_topic(bag, options.topic, labels.topics)
+        engine = _load_engine(options)
+        region = scored_region(
+            options.scoring.eval_region, engine.info, labels.semantic_topic is not None
+        )
+        prepare_out_dir(
+            options.out_dir, ["report.json", OUTPUT_BAG_NAME, VIDEO_NAME], options.overwrite
+        )
+        num_classes = len(engine.info.class_names)
+        metrics = make_metrics(
+            options.scoring, options.threshold, region, num_classes, options.out_dir
+        )
+        with metrics:
+            outputs = _Outputs(options.outputs, options.out_dir, bag, topic)
+            try:
+                run = _replay(options, bag, topic, labels, engine, metrics, outputs)
+            finally:
+                outputs.close()
+            return _finish(options, bag, topic, labels, engine, metrics, run, outputs)
+    finally:
+        bag.close()
+
+
+def _replay(
+    options: EvalOptions,
+    bag: BagInput,
+    topic: str,
+    labels: _Labels,
+    engine: Any,
+    metrics: EvalMetrics,
+    outputs: _Outputs,
+) -> _Run:
+    """Every frame through the engine, into the outputs and the metrics; a failure part-way
+    stops the run with what was evaluated so far."""
+    run = _Run(partial=bag.salvaged)
+    total = bag.message_counts().get(topic, 0)
+    if options.max_frames is not None:
+        total = min(total, options.max_frames)
+    stream = bag.messages([topic, *labels.topics])
+    frames: Iterator = islice(
+        pair_by_stamp(stream, topic, labels.topics, options.gt.tolerance_ns, stats=run.pairing),
+        options.max_frames,
+    )
+    start = time.perf_counter()
+    bar = tqdm(total=total or None, unit="frame", desc="evaluate", disable=not options.progress)
+    try:
+        for frame, found in frames:
+            bar.update()
+            _evaluate_frame(run, frame, found, labels, engine, metrics, outputs, options.threshold)
+    except BagDamaged as exc:
+        run.stop(str(exc), EXIT_USAGE)
+    except Exception as exc:  # engine crash, disk full, ...: keep what we have
+        run.stop(f"evaluation stopped at frame {run.read}: {one_line(exc)}", EXIT_FAILED)
+    finally:
+        bar.close()
+        run.wall_s = time.perf_counter() - start
+    return run
+
+
+def _evaluate_frame(
+    run: _Run,
+    frame: BagMessage,
+    found: dict[str, BagMessage | None],
+    labels: _Labels,
+    engine: Any,
+    metrics: EvalMetrics,
+    outputs: _Outputs,
+    threshold: float,
+) -> None:
+    from pixood_ros.engine import InputError
+
+    index = run.read
+    run.read += 1
+    run.first_stamp = frame.stamp_ns if run.first_stamp is None else run.first_stamp
+    run.last_stamp = frame.stamp_ns
+    try:
+        rgb = image_conversion.message_to_rgb(frame.msg)
+    except image_conversion.BadImage as exc:
+        run.fail(index, frame.stamp_ns, f"undecodable frame ({exc})")
+        return
+    t0 = time.perf_counter()
+    try:
+        result = engine(rgb)
+    except InputError as exc:
+        run.fail(index, frame.stamp_ns, f"engine refused the frame ({exc})")
+        return
+    elapsed = time.perf_counter() - t0
+    run.engine_s += elapsed
+    run.latencies_ms.append(elapsed * 1e3)
+    outputs.write(frame, rgb, result, threshold)
+    metrics.add_scores(result.anomaly_score)
+    try:
+        labels.score(metrics, run, index, found, result)
+    except (ValueError, SourceError, image_conversion.BadImage) as exc:
+        run.fail(index, frame.stamp_ns, f"ground truth unusable ({one_line(exc)})")
+        return
+    run.evaluated += 1
+
+
+def _finish(
+    options: EvalOptions,
+    bag: BagInput,
+    topic: str,
+    labels: _Labels,
+    engine: Any,
+    metrics: EvalMetrics,
+    run: _Run,
+    outputs: _Outputs,
+) -> EvalResult:
+    """Judge the run, write report.json / report.md and the plots."""
+    if run.error is None and bag.salvaged:
+        run.error, run.exit_code = (
+            f"bag could not be opened normally ({bag.open_error})",
+            EXIT_USAGE,
+        )
+    if run.error is None:
+        run.error, run.exit_code = _judge(run, labels.ood_topic or labels.folder, metrics)
+    rep = _build_report(options, bag, topic, labels, engine, metrics, run)
+    rep["outputs"] = outputs.describe()
+    rep["plots"] = report.write_plots(metrics, options.out_dir)
+    report.write_json(rep, options.out_dir)
+    report.write_markdown(rep, options.out_dir)
+    return EvalResult(rep, run.exit_code, run.error, run.failed)
+
+
+def _recorded_rate(bag: BagInput, topic: str) -> float:
+    """Frames per second of the image topic from the bag's counts and duration (video speed)."""
+    duration_s = bag.duration_ns() / 1e9
+    count = bag.message_counts().get(topic, 0)
+    return (count - 1) / duration_s if count > 1 and duration_s > 0 else 10.0
+
+
+def _judge(run: _Run, has_gt: object, metrics: EvalMetrics) -> tuple[str | None, int]:
+    """A finished run still fails when nothing could be evaluated against the ground truth."""
+    if run.read == 0:
+        return "no frame could be evaluated: the image topic has no messages", EXIT_USAGE
+    if run.evaluated == 0:
+        first = run.failed[0]["reason"] if run.failed else "unknown reason"
+        return f"no frame could be evaluated; first problem: {first}", EXIT_USAGE
+    if has_gt and metrics.frames_with_ood_gt == 0:
+        return "no frame could be evaluated: no ground truth matched any frame", EXIT_USAGE
+    return None, EXIT_OK
+
+
+def _ground_truth_text(options: EvalOptions, labels: _Labels) -> str:
+    sources = []
+    if options.gt.gt_dir is not None:
+        sources.append(f"OOD masks from folder {options.gt.gt_dir} (by order)")
+    if labels.ood_topic:
+        sources.append(f"OOD masks on {labels.ood_topic}")
+    if labels.semantic_topic:
+        sources.append(f"semantic labels on {labels.semantic_topic}")
+    return "; ".join(sources)
+
+
+def _build_report(
+    options: EvalOptions,
+    bag: BagInput,
+    topic: str,
+    labels: _Labels,
+    engine: Any,
+    metrics: EvalMetrics,
+    run: _Run,
+) -> dict[str, Any]:
+    info = engine.info
+    if run.first_stamp is not None and run.last_stamp is not None and run.read > 1:
+        recorded_rate = (run.read - 1) / max((run.last_stamp - run.first_stamp) / 1e9, 1e-9)
+    else:
+        recorded_rate = None
+    return {
+        "tool": "pixood-bag-eval",
+        "mode": "offline",
+        "partial": run.partial,
+        "error": run.error,
+        "model": {
+            "path": str(options.model),
+            "scorer": info.scorer,
+            "config_hash": info.config_hash,
+            "classes": len(info.class_names),
+            "provider": engine.active_provider,
+        },
+        "input": {
+            "bag": str(options.bag),
+            "storage": bag.storage,
+            "salvaged": bag.salvaged,
+            "topic": topic,
+            "msgtype": bag.topic_types()[topic],
+            "ground_truth": _ground_truth_text(options, labels),
+            "stamp_tolerance_ns": options.gt.tolerance_ns,
+            "recorded_rate_hz": recorded_rate,
+        },
+        "frames": {
+            "read": run.read,
+            "evaluated": run.evaluated,
+            "failed": len(run.failed),
+            "without_gt": len(run.without_gt),
+            "without_gt_indices": run.without_gt[: report.MAX_LISTED_FRAMES],
+            "unmatched_gt_messages": dict(run.pairing.unmatched_labels),
+        },
+        "speed": {
+            "engine_fps": len(run.latencies_ms) / run.engine_s if run.engine_s > 0 else None,
+            "end_to_end_fps": run.read / run.wall_s if run.wall_s > 0 else None,
+            "engine_latency_ms": report.latency_summary(run.latencies_ms),
+            "wall_s": run.wall_s,
+        },
+        "metrics": metrics.summary(list(info.class_names)),
+        "failed_frames": run.failed,
+    }
