@@ -67,6 +67,22 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
     return EXIT_OK if code is None else int(code)
 
 
+def run_parsed(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    body: Callable[[argparse.Namespace], int | None],
+) -> int:
+    """A command's `main`: parse `argv` (`--help` -> 0, a usage error -> 2, already printed in one
+    line by OneLineParser), then run `body(args)` under `run_command`. Returns the exit code, so
+    `main(argv)` can be called from Python (the demo does) without SystemExit."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_command(prog, lambda: body(args))
+
+
 class OneLineParser(argparse.ArgumentParser):
     """User mistakes end in one line on stderr and exit code 2, not a usage dump.
 

@@ -25,13 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.cli import (
-    EXIT_USAGE,
     OneLineParser,
     UserError,
     finite_float,
     options_from,
     positive_int,
-    run_command,
+    run_parsed,
     threshold_parent,
 )
 from pixood_ros.engine import ModelError, SegmentationResult, Segmenter
@@ -241,12 +240,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_command(PROG, lambda: _run(args))
+    return run_parsed(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

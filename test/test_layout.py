@@ -44,7 +44,7 @@ def test_package_xml_is_ament_python_format_3():
     assert root.findtext("name") == "pixood_ros"
     assert root.find("export/build_type").text == "ament_python"
     deps = {e.text for e in root if e.tag.endswith("depend")}
-    needed = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "cv_bridge", "launch_ros"}
+    needed = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "lifecycle_msgs", "launch_ros"}
     assert needed <= deps, f"package.xml lacks {sorted(needed - deps)}"
 
 

@@ -14,13 +14,12 @@ import argparse
 import sys
 
 from pixood_ros.cli import (
-    EXIT_USAGE,
     OneLineParser,
     UserError,
     one_line,
     options_from,
     progress_parent,
-    run_command,
+    run_parsed,
     split_names,
     unit_interval,
 )
@@ -176,11 +175,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    return run_command(PROG, lambda: _run(args))
+    return run_parsed(PROG, build_parser(), argv, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,13 +19,12 @@ from pathlib import Path
 from pixood_ros.bag.scoring import add_scoring_arguments
 from pixood_ros.cli import (
     EXIT_FAILED,
-    EXIT_USAGE,
     OneLineParser,
     argv_or_sys,
     fail,
     options_from,
     positive_int,
-    run_command,
+    run_parsed,
 )
 from pixood_ros.comparison.evaluate import run_benchmark
 from pixood_ros.comparison.report import check_markers, write_results
@@ -175,11 +174,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = argv_or_sys(argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help (0) or a usage error (2, already printed in one line)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    return run_command(PROG, lambda: _run(args, shlex.join([PROG, *argv])))
+    return run_parsed(
+        PROG, build_parser(), argv, lambda args: _run(args, shlex.join([PROG, *argv]))
+    )
 
 
 if __name__ == "__main__":
