@@ -127,33 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn an image folder, a video or a pixood-synth split into a rosbag2 bag "
         "of camera images (plus optional ground-truth masks on their own topics, same stamps).",
     )
-    parser.add_argument(
-        "input",
-        nargs="?",
-        type=Path,
-        help="image folder (sorted by name) or video file; omit when using --synth",
-    )
-    parser.add_argument("-o", "--output", type=Path, required=True, help="bag directory to create")
-    parser.add_argument(
-        "--gt",
-        type=Path,
-        help="folder of OOD masks (mono8 PNG: 0 in-distribution, 1 anomaly, 255 void), "
-        "paired with the frames by file stem, else by sorted order",
-    )
-    parser.add_argument(
-        "--semantic-gt",
-        type=Path,
-        help="folder of semantic label images (mono8 train ids, 255 void), paired like --gt",
-    )
-    parser.add_argument(
-        "--synth",
-        type=Path,
-        metavar="ROOT",
-        help="pixood-synth data set root: take images, OOD masks and semantic labels of --split",
-    )
-    parser.add_argument(
-        "--split", default="ood_val", help="split of the --synth data set (default: ood_val)"
-    )
+    _add_source_arguments(parser)
     parser.add_argument(
         "--rate",
         type=float,
@@ -211,6 +185,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace the output bag if it exists"
     )
     return parser
+
+
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input",
+        nargs="?",
+        type=Path,
+        help="image folder (sorted by name) or video file; omit when using --synth",
+    )
+    parser.add_argument("-o", "--output", type=Path, required=True, help="bag directory to create")
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        help="folder of OOD masks (mono8 PNG: 0 in-distribution, 1 anomaly, 255 void), "
+        "paired with the frames by file stem, else by sorted order",
+    )
+    parser.add_argument(
+        "--semantic-gt",
+        type=Path,
+        help="folder of semantic label images (mono8 train ids, 255 void), paired like --gt",
+    )
+    parser.add_argument(
+        "--synth",
+        type=Path,
+        metavar="ROOT",
+        help="pixood-synth data set root: take images, OOD masks and semantic labels of --split",
+    )
+    parser.add_argument(
+        "--split", default="ood_val", help="split of the --synth data set (default: ood_val)"
+    )
 
 
 def _check(args: argparse.Namespace) -> None:

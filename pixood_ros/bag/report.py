@@ -106,6 +106,47 @@ def component_rule_text(components: dict[str, Any]) -> str:
     )
 
 
+def pixel_table(pixel: dict[str, Any]) -> list[str]:
+    """The pixel metrics as a Markdown table (bag-eval's and the demo's reports)."""
+    p = pixel
+    return [
+        "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
+        "|---|---|---|---|---|---|",
+        f"| {fmt(p.get('ap'))} | {fmt(p.get('auroc'))} | {fmt(p.get('fpr95'))} | "
+        f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)}) | "
+        f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
+    ]
+
+
+def _metrics_lines(metrics: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if "pixel" in metrics:
+        lines += ["## Pixel-level anomaly metrics", ""]
+        lines += [f"Scored pixels: {region_text(metrics.get('region'))}.", ""]
+        lines += [*pixel_table(metrics["pixel"]), ""]
+    if "components" in metrics:
+        c = metrics["components"]
+        lines += [
+            f"## Component-level metrics ({component_rule_text(c)})",
+            "",
+            "| sIoU | PPV | mean F1 | GT components | predicted components |",
+            "|---|---|---|---|---|",
+            f"| {fmt(c.get('siou'))} | {fmt(c.get('ppv'))} | {fmt(c.get('f1_mean'))} | "
+            f"{fmt(c.get('n_gt_components'))} | {fmt(c.get('n_pred_components'))} |",
+            "",
+        ]
+    if "semantic" in metrics and "miou" in metrics["semantic"]:
+        s = metrics["semantic"]
+        lines += [
+            "## Semantic metrics",
+            "",
+            f"- mIoU {fmt(s['miou'])}, pixel accuracy {fmt(s['pixel_accuracy'])}, "
+            f"ECE {fmt(s['ece'])}",
+            "",
+        ]
+    return lines
+
+
 def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     lines: list[str] = []
     status = "PARTIAL" if report["partial"] else "complete"
@@ -136,40 +177,7 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
         "",
     ]
     metrics = report["metrics"]
-    if "pixel" in metrics:
-        p = metrics["pixel"]
-        lines += [
-            "## Pixel-level anomaly metrics",
-            "",
-            f"Scored pixels: {region_text(metrics.get('region'))}.",
-            "",
-            "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
-            "|---|---|---|---|---|---|",
-            f"| {fmt(p.get('ap'))} | {fmt(p.get('auroc'))} | {fmt(p.get('fpr95'))} | "
-            f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)}) | "
-            f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
-            "",
-        ]
-    if "components" in metrics:
-        c = metrics["components"]
-        lines += [
-            f"## Component-level metrics ({component_rule_text(c)})",
-            "",
-            "| sIoU | PPV | mean F1 | GT components | predicted components |",
-            "|---|---|---|---|---|",
-            f"| {fmt(c.get('siou'))} | {fmt(c.get('ppv'))} | {fmt(c.get('f1_mean'))} | "
-            f"{fmt(c.get('n_gt_components'))} | {fmt(c.get('n_pred_components'))} |",
-            "",
-        ]
-    if "semantic" in metrics and "miou" in metrics["semantic"]:
-        s = metrics["semantic"]
-        lines += [
-            "## Semantic metrics",
-            "",
-            f"- mIoU {fmt(s['miou'])}, pixel accuracy {fmt(s['pixel_accuracy'])}, "
-            f"ECE {fmt(s['ece'])}",
-            "",
-        ]
+    lines += _metrics_lines(metrics)
     for note in metrics.get("notes", []):
         lines.append(f"- note: {note}")
     if report["failed_frames"]:

@@ -42,23 +42,7 @@ def build_report(
     return {
         "tool": "pixood-demo",
         "created": created,
-        "model": {
-            "path": str(model),
-            "size_bytes": model.stat().st_size,
-            "scorer": info.scorer,
-            "config_hash": info.config_hash,
-            "classes": info.num_classes,
-            "network_long_side": info.network_long_side,
-        },
-        "data": {
-            "generator": "pixood-synth",
-            "split": "ood_val",
-            "frames": options.frames,
-            "width": options.width,
-            "height": options.height,
-            "seed": options.seed,
-            "folder": str(out / "synth_data"),
-        },
+        **_model_and_data(options, model, info),
         "node": {
             "command": node["command"],
             "pid": node["pid"],
@@ -109,6 +93,28 @@ def build_report(
     }
 
 
+def _model_and_data(options: Any, model: Path, info: Any) -> dict[str, Any]:
+    return {
+        "model": {
+            "path": str(model),
+            "size_bytes": model.stat().st_size,
+            "scorer": info.scorer,
+            "config_hash": info.config_hash,
+            "classes": info.num_classes,
+            "network_long_side": info.network_long_side,
+        },
+        "data": {
+            "generator": "pixood-synth",
+            "split": "ood_val",
+            "frames": options.frames,
+            "width": options.width,
+            "height": options.height,
+            "seed": options.seed,
+            "folder": str(options.out_dir / "synth_data"),
+        },
+    }
+
+
 def write_report(rep: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "report.json").write_text(json.dumps(rep, indent=2, allow_nan=False) + "\n")
     (out_dir / "report.md").write_text(markdown(rep))
@@ -116,7 +122,7 @@ def write_report(rep: dict[str, Any], out_dir: Path) -> None:
 
 def markdown(rep: dict[str, Any]) -> str:
     model, data, node, replay = rep["model"], rep["data"], rep["node"], rep["replay"]
-    speed, metrics = rep["speed"], rep["metrics"]
+    speed = rep["speed"]
     lat = speed["end_to_end_latency_ms"]
     lines = [
         "# PixOOD demo report",
@@ -149,38 +155,7 @@ def markdown(rep: dict[str, Any]) -> str:
         "answered frames over the replay time.",
         "",
     ]
-    if "pixel" in metrics:
-        p = metrics["pixel"]
-        lines += [
-            f"## Anomaly metrics of the recorded node outputs ({rep['evaluation']['frames_scored']}"
-            " frames)",
-            "",
-            f"Scored pixels: {bag_report.region_text(rep['evaluation']['region'])}.",
-            "",
-            "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
-            "|---|---|---|---|---|---|",
-            f"| {fmt(p.get('ap'))} | {fmt(p.get('auroc'))} | {fmt(p.get('fpr95'))} | "
-            f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)}) | "
-            f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
-            "",
-        ]
-    if "components" in metrics:
-        c = metrics["components"]
-        lines += [
-            f"Component level (SMIYC rules, {bag_report.component_rule_text(c)}): sIoU "
-            f"{fmt(c.get('siou'))}, PPV {fmt(c.get('ppv'))}, mean F1 {fmt(c.get('f1_mean'))} "
-            f"({fmt(c.get('n_gt_components'))} ground-truth, "
-            f"{fmt(c.get('n_pred_components'))} predicted components).",
-            "",
-        ]
-    semantic = metrics.get("semantic", {})
-    if "miou" in semantic:
-        lines += [
-            f"Semantic: mIoU {fmt(semantic['miou'])}, pixel accuracy "
-            f"{fmt(semantic['pixel_accuracy'])}, ECE {fmt(semantic['ece'])}.",
-            "",
-        ]
-    lines += [f"- note: {note}" for note in metrics.get("notes", [])]
+    lines += _metrics_lines(rep)
     if rep["plots"]:
         lines += ["## Curves", ""]
         lines += [f"![{name}]({file})" for name, file in rep["plots"].items()]
@@ -199,6 +174,34 @@ def markdown(rep: dict[str, Any]) -> str:
     timing = ", ".join(f"{k} {v:g} s" for k, v in rep["timing_s"].items() if k != "total")
     lines += ["", f"Step times: {timing}.", ""]
     return "\n".join(lines)
+
+
+def _metrics_lines(rep: dict[str, Any]) -> list[str]:
+    metrics = rep["metrics"]
+    lines: list[str] = []
+    if "pixel" in metrics:
+        frames = rep["evaluation"]["frames_scored"]
+        lines += [f"## Anomaly metrics of the recorded node outputs ({frames} frames)", ""]
+        lines += [f"Scored pixels: {bag_report.region_text(rep['evaluation']['region'])}.", ""]
+        lines += [*bag_report.pixel_table(metrics["pixel"]), ""]
+    if "components" in metrics:
+        c = metrics["components"]
+        lines += [
+            f"Component level (SMIYC rules, {bag_report.component_rule_text(c)}): sIoU "
+            f"{fmt(c.get('siou'))}, PPV {fmt(c.get('ppv'))}, mean F1 {fmt(c.get('f1_mean'))} "
+            f"({fmt(c.get('n_gt_components'))} ground-truth, "
+            f"{fmt(c.get('n_pred_components'))} predicted components).",
+            "",
+        ]
+    semantic = metrics.get("semantic", {})
+    if "miou" in semantic:
+        lines += [
+            f"Semantic: mIoU {fmt(semantic['miou'])}, pixel accuracy "
+            f"{fmt(semantic['pixel_accuracy'])}, ECE {fmt(semantic['ece'])}.",
+            "",
+        ]
+    lines += [f"- note: {note}" for note in metrics.get("notes", [])]
+    return lines
 
 
 def print_summary(rep: dict[str, Any], out_dir: Path) -> None:
