@@ -87,7 +87,7 @@ setup(
             "pixood-synth = pixood_ros.synth.cli:main",
             "pixood-infer = pixood_ros.infer:main",
             "pixood-make-bag = pixood_ros.bag.make_bag:main",
-            "pixood-bag-eval = pixood_ros.bag.evaluate:main",
+            "pixood-bag-eval = pixood_ros.bag.cli:main",
             "pixood-bravo = pixood_ros.bravo.cli:main",
             "pixood-train = pixood_training.train.cli:main",
             "pixood-export = pixood_training.export.cli:main",

@@ -21,7 +21,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_MAX_LINE = 300
+_MAX_LINE = 1000  # a line, not a page: cut only what no one reads (huge library messages)
 
 
 class UserError(Exception):
@@ -86,10 +86,15 @@ def run_parsed(
 class OneLineParser(argparse.ArgumentParser):
     """User mistakes end in one line on stderr and exit code 2, not a usage dump.
 
-    The line names the command (`pixood-bravo`, also for its sub-commands' mistakes)."""
+    The line names the command: `command` when given (`python -m pixood_ros.demo` calls itself
+    `pixood-demo`), else the first word of `prog` (`pixood-bravo`, also for its sub-commands)."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command or self.prog.split()[0]
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog.split()[0]}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.command}: error: {message}\n")
 
 
 # --- argument types: each raises ArgumentTypeError with a message that names the rule ---------
@@ -126,6 +131,13 @@ def non_negative_float(text: str) -> float:
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
 
 

@@ -6,11 +6,9 @@ import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 from pixood_ros.bag.scoring import ScoringOptions, add_scoring_arguments
 from pixood_ros.cli import (
-    EXIT_USAGE,
     OneLineParser,
     UserError,
     options_from,
@@ -52,16 +50,10 @@ class DemoOptions:
     progress: bool = True
 
 
-class _Parser(OneLineParser):
-    """Mistakes start with `pixood-demo:` (the program name is `python -m pixood_ros.demo`)."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m pixood_ros.demo",
+        command=PROG,
         parents=[progress_parent()],
         description="End-to-end demo: synthetic road scenes with anomalies ▶ rosbag ▶ the real "
         "pixood_node (separate process, ROS 2 on loopback) ▶ recorded outputs ▶ report, curves "

@@ -120,7 +120,7 @@ def test_a_row_per_model_with_the_numbers_of_pixood_ros_metrics(benchmark, data,
 def test_bag_eval_scores_a_split_like_the_benchmark(benchmark, data, models, tmp_path):
     """One region rule and one component operating point: pixood-bag-eval on a bag of the same
     frames reports the benchmark's numbers (its pixel histogram is exact for k/255 scores)."""
-    from pixood_ros.bag.evaluate import main as bag_eval
+    from pixood_ros.bag.cli import main as bag_eval
     from pixood_ros.bag.make_bag import write_bag
     from pixood_ros.frames import synth_source
 
