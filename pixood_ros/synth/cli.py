@@ -5,31 +5,37 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
-from pixood_ros.cli import OneLineParser
+from pixood_ros.cli import (
+    OneLineParser,
+    UserError,
+    count,
+    positive_int,
+    progress_parent,
+    run_parsed,
+)
 
-from .dataset import SynthError, write_dataset
+from .dataset import write_dataset
 from .scene import MIN_HEIGHT, MIN_WIDTH
 
+PROG = "pixood-synth"
 MAX_SIDE = 8192
 
+# split -> (option default, what its frames show)
+SPLIT_OPTIONS = {
+    "train": (200, "no anomalies"),
+    "val": (40, "no anomalies"),
+    "ood_val": (40, "anomalies standing on the road"),
+    "ood_small": (0, "small, distant anomalies"),
+    "ood_roadlike": (0, "anomalies coloured and textured like the road"),
+    "ood_shift": (0, "anomalies in dark, foggy or blurred frames"),
+}
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
-
-def _size(minimum: int):
+def _size(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = count(text)
         if not minimum <= value <= MAX_SIDE:
             raise argparse.ArgumentTypeError(f"must be in {minimum}..{MAX_SIDE}, got {value}")
         return value
@@ -37,16 +43,10 @@ def _size(minimum: int):
     return parse
 
 
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
-        prog="pixood-synth",
+        prog=PROG,
+        parents=[progress_parent()],
         description=(
             "Write the procedural road-scene data set: RGB images, Cityscapes train-id labels "
             "(0..18, 255 void) and OOD masks (0 in-distribution, 1 anomaly, 255 void) in the "
@@ -56,48 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if missing)")
-    p.add_argument("--train", type=_count, default=200, help="frames in 'train' (no anomalies)")
-    p.add_argument("--val", type=_count, default=40, help="frames in 'val' (no anomalies)")
-    p.add_argument(
-        "--ood-val",
-        type=_count,
-        default=40,
-        help="frames in 'ood_val': anomalies standing on the road",
-    )
-    p.add_argument(
-        "--ood-small",
-        type=_count,
-        default=0,
-        help="frames in 'ood_small': small, distant anomalies",
-    )
-    p.add_argument(
-        "--ood-roadlike",
-        type=_count,
-        default=0,
-        help="frames in 'ood_roadlike': anomalies coloured and textured like the road",
-    )
-    p.add_argument(
-        "--ood-shift",
-        type=_count,
-        default=0,
-        help="frames in 'ood_shift': anomalies in dark, foggy or blurred frames",
-    )
-    p.add_argument(
-        "--width",
-        type=_size(MIN_WIDTH),
-        default=512,
-        help=f"image width in pixels ({MIN_WIDTH}..{MAX_SIDE})",
-    )
-    p.add_argument(
-        "--height",
-        type=_size(MIN_HEIGHT),
-        default=256,
-        help=f"image height in pixels ({MIN_HEIGHT}..{MAX_SIDE})",
-    )
-    p.add_argument("--seed", type=_count, default=0, help="random seed (>= 0)")
+    for split, (default, shows) in SPLIT_OPTIONS.items():
+        p.add_argument(
+            "--" + split.replace("_", "-"),
+            type=count,
+            default=default,
+            help=f"frames in '{split}': {shows}",
+        )
+    for side, minimum, default in (("width", MIN_WIDTH, 512), ("height", MIN_HEIGHT, 256)):
+        p.add_argument(
+            f"--{side}",
+            type=_size(minimum),
+            default=default,
+            help=f"image {side} in pixels ({minimum}..{MAX_SIDE})",
+        )
+    p.add_argument("--seed", type=count, default=0, help="random seed (>= 0)")
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="processes rendering in parallel (output does not depend on it)",
     )
@@ -108,21 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "pixood-synth output (nothing there is deleted; same-named files are "
         "replaced). A previous pixood-synth output is always replaced.",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    splits = {
-        "train": args.train,
-        "val": args.val,
-        "ood_val": args.ood_val,
-        "ood_small": args.ood_small,
-        "ood_roadlike": args.ood_roadlike,
-        "ood_shift": args.ood_shift,
-    }
+def _run(args: argparse.Namespace) -> int:
+    splits = {split: getattr(args, split) for split in SPLIT_OPTIONS}
     start = time.perf_counter()
     try:
         meta = write_dataset(
@@ -135,10 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
         )
-    except SynthError as exc:
-        parser.error(str(exc))
-    except OSError as exc:
-        parser.error(f"cannot write to {args.out_dir}: {exc}")
+    except OSError as exc:  # an unwritable OUT_DIR is the user's to fix
+        raise UserError(f"cannot write to {args.out_dir}: {exc}") from exc
     total = sum(meta["counts"].values())
     elapsed = time.perf_counter() - start
     print(
@@ -146,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         f"({60 * total / max(elapsed, 1e-9):.0f} frames/min)"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_parsed(PROG, build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

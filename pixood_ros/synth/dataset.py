@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros.cli import UserError
+
 from .anomalies import available_photos
 from .classes import CLASS_NAMES, PALETTE, VOID
 from .scene import ANOMALY_SPLITS, MIN_HEIGHT, MIN_WIDTH, SPLITS, render_scene
@@ -30,7 +32,7 @@ FOLDERS = {
 }
 
 
-class SynthError(ValueError):
+class SynthError(UserError, ValueError):
     """A user mistake (bad option, unsafe output folder): the CLI prints it as one line."""
 
 

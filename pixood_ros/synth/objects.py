@@ -1,4 +1,5 @@
-"""In-distribution objects (vehicles, people, poles with signs/lights, trees, void clutter).
+"""Drawing the in-distribution objects (vehicles, people, poles with signs/lights, trees, void
+clutter) that `placement` put into the scene.
 
 Each object is a flat billboard at a ground position (x, z) built from a few shaded parts; the
 canvas z-test resolves occlusion, so objects can be drawn in any order.
@@ -6,167 +7,12 @@ canvas z-test resolves occlusion, so objects can be drawn in any order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from . import textures as tx
-from .background import SIDES, Layout
 from .canvas import Camera, Canvas, Stencil
 from .classes import VOID, Cls
-
-
-@dataclass
-class Thing:
-    kind: str  # car, truck, bus, person, cyclist, motorcyclist, pole, tree, clutter
-    x: float
-    z: float
-    params: dict = field(default_factory=dict)
-
-
-def _pick(rng: np.random.Generator, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def sample_things(
-    rng: np.random.Generator, lay: Layout, keep_clear: list[tuple[float, float, float]]
-) -> list[Thing]:
-    """Random street furniture and traffic; no vehicle may hide a `keep_clear` (x, z, radius)."""
-    things: list[Thing] = []
-
-    def clear(x: float, z: float, width: float) -> bool:
-        # a vehicle in front of (smaller z than) an anomaly and laterally overlapping hides it
-        return all(not (z < az + r and abs(x - ax) < (width / 2 + r)) for ax, az, r in keep_clear)
-
-    for lane_x in lay.lane_centers:
-        z = rng.uniform(3.0, 15.0)
-        while z < 90.0:
-            if rng.random() < 0.45:
-                r = rng.random()
-                kind = "car" if r < 0.8 else ("truck" if r < 0.92 else "bus")
-                dims = {"car": (1.8, 1.5, 4.4), "truck": (2.4, 3.4, 7.0), "bus": (2.55, 3.2, 11.0)}
-                w, h, length = dims[kind]
-                s = rng.uniform(0.92, 1.08)
-                x = lane_x + rng.uniform(-0.4, 0.4)
-                if clear(x, z, w * s):
-                    oncoming = lane_x < sum(lay.road) / 2 and rng.random() < 0.8
-                    colors = {"car": tx.CAR_COLORS, "truck": tx.TRUCK_COLORS, "bus": tx.BUS_COLORS}
-                    things.append(
-                        Thing(
-                            kind,
-                            x,
-                            z,
-                            {
-                                "width": w * s,
-                                "height": h * s,
-                                "length": length * s,
-                                "color": tx.jitter_color(rng, _pick(rng, colors[kind]), 0.06),
-                                "front": oncoming,
-                            },
-                        )
-                    )
-                z += length + rng.uniform(4.0, 25.0)
-            else:
-                z += rng.uniform(5.0, 25.0)
-
-    for side in SIDES:
-        lo, hi = lay.side_strip(side)
-        walk = lay.sidewalk.get(side)
-        edge = lay.road[0] if side < 0 else lay.road[1]
-        for _ in range(int(rng.integers(0, 5))):
-            a, b = walk if walk else (lo, hi)
-            x = rng.uniform(min(a, b) + 0.3, max(max(a, b) - 0.3, min(a, b) + 0.31))
-            things.append(_person(rng, "person", x, rng.uniform(4.0, 50.0)))
-        for _ in range(int(rng.integers(1, 4))):
-            x = edge + side * rng.uniform(0.3, 0.7)
-            things.append(
-                Thing(
-                    "pole",
-                    x,
-                    rng.uniform(5.0, 80.0),
-                    {
-                        "width": rng.uniform(0.12, 0.25),
-                        "height": rng.uniform(4.0, 9.0),
-                        "color": tx.jitter_color(rng, _pick(rng, tx.POLE_COLORS), 0.08),
-                        "attach": _pick(rng, ("sign", "sign", "light", "lamp", "none")),
-                        "sign": _pick(rng, ("circle", "triangle", "square", "diamond")),
-                        "lit": int(rng.integers(3)),
-                        "side": side,
-                    },
-                )
-            )
-        for _ in range(int(rng.integers(0, 5))):
-            x = rng.uniform(min(lo, hi), max(lo, hi))
-            if abs(x - edge) < 1.0:
-                continue
-            things.append(
-                Thing(
-                    "tree",
-                    x,
-                    rng.uniform(5.0, 90.0),
-                    {
-                        "width": 3.5,
-                        "trunk": rng.uniform(0.2, 0.4),
-                        "crown": rng.uniform(3.0, 6.0),
-                        "radius": rng.uniform(1.2, 2.6),
-                        "color": tx.jitter_color(rng, _pick(rng, tx.VEGETATION_COLORS), 0.12),
-                        "seed": int(rng.integers(1 << 31)),
-                    },
-                )
-            )
-        if walk and rng.random() < 0.3:
-            x = (walk[0] + walk[1]) / 2 + rng.uniform(-0.5, 0.5)
-            things.append(
-                Thing(
-                    "clutter",
-                    x,
-                    rng.uniform(5.0, 40.0),
-                    {
-                        "width": rng.uniform(0.5, 1.0),
-                        "height": rng.uniform(0.8, 1.3),
-                        "color": tx.jitter_color(rng, (0.25, 0.32, 0.28), 0.3),
-                    },
-                )
-            )
-    if rng.random() < 0.35:
-        kind = "cyclist" if rng.random() < 0.6 else "motorcyclist"
-        side = 1 if rng.random() < 0.7 else -1
-        edge = lay.road[0] if side < 0 else lay.road[1]
-        x, z = edge - side * rng.uniform(0.6, 1.2), rng.uniform(5.0, 40.0)
-        if clear(x, z, 0.8):
-            things.append(_person(rng, kind, x, z))
-    return things
-
-
-def thing_box(cam: Camera, t: Thing) -> tuple[float, float, float, float]:
-    """Generous image bounding box (u0, v0, u1, v1) of a thing, side faces included."""
-    p = t.params
-    half = {"tree": p.get("radius", 1.0) * 2.0, "pole": 2.0}.get(t.kind, p.get("width", 0.6) / 2)
-    top = {"tree": p.get("crown", 0) + 1.3 * p.get("radius", 0)}.get(t.kind, p.get("height", 2.0))
-    u0, v0 = cam.project(t.x - half, t.z, top + 0.5)
-    u1, v1 = cam.project(t.x + half, t.z, 0.0)
-    if "length" in p:  # vehicles: the side face reaches toward the vanishing point
-        fu0, fv0 = cam.project(t.x - half, t.z + p["length"], top)
-        fu1, _ = cam.project(t.x + half, t.z + p["length"], 0.0)
-        u0, u1, v0 = min(u0, fu0), max(u1, fu1), min(v0, fv0)
-    return u0 - 2, v0 - 2, u1 + 2, v1 + 2
-
-
-def _person(rng, kind: str, x: float, z: float) -> Thing:
-    return Thing(
-        kind,
-        x,
-        z,
-        {
-            "width": 0.5,
-            "height": rng.uniform(1.55, 1.9),
-            "skin": tx.jitter_color(rng, _pick(rng, tx.SKIN_COLORS), 0.05),
-            "shirt": tx.jitter_color(rng, _pick(rng, tx.CLOTH_COLORS), 0.1),
-            "pants": tx.jitter_color(rng, _pick(rng, tx.CLOTH_COLORS), 0.1),
-            "stride": rng.uniform(-0.15, 0.15),
-            "color": tx.jitter_color(rng, (0.2, 0.2, 0.22), 0.3),
-        },
-    )
+from .placement import Thing
 
 
 def shadow(cam: Camera, canvas: Canvas, x: float, z: float, width: float, length: float) -> None:

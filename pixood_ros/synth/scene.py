@@ -12,7 +12,8 @@ from .background import paint_background, sample_layout
 from .canvas import Camera, Canvas
 from .classes import VOID
 from .effects import apply_camera
-from .objects import draw_thing, sample_things, shadow, thing_box
+from .objects import draw_thing, shadow
+from .placement import sample_things, thing_box
 
 SPLITS: tuple[str, ...] = ("train", "val", "ood_val", "ood_small", "ood_roadlike", "ood_shift")
 ANOMALY_SPLITS: frozenset[str] = frozenset({"ood_val", "ood_small", "ood_roadlike", "ood_shift"})
