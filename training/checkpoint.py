@@ -17,6 +17,7 @@ import torch
 
 from pixood_ros.cli import UserError
 
+from .documents import read_document
 from .model import PixOODModel, build_model
 from .state_dict import state_dict_mismatch
 
@@ -45,12 +46,7 @@ def save_model(model: PixOODModel, ckpt_dir: str | Path) -> Path:
 def read_model_config(ckpt_dir: str | Path) -> dict[str, Any]:
     """The parsed model_config.json of a checkpoint directory."""
     path = Path(ckpt_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint config not found: {path}")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot parse {path}: {exc}") from exc
+    config = read_document(path, json.loads, "checkpoint config", CheckpointError)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object")
     version = config.get("format_version")

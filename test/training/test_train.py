@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from train_runs import TINY_CONFIG, synth_set
+from train_runs import train as _train
 
 from pixood_training.data import FolderDataset
 from pixood_training.data.feature_cache import FeatureCache, build_feature_cache
 from pixood_training.data.patch_labels import majority_patch_labels
 from pixood_training.train.cli import main
 from pixood_training.train.config import ConfigError, load_config
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = ROOT / "config" / "train" / "synth_tiny.yaml"
-
 
 # --- patch labels + feature cache -------------------------------------------------------------
 
@@ -143,7 +139,7 @@ def test_config_overrides_and_errors(tmp_path):
         load_config(TINY_CONFIG, ["condense.shuffle=3"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage1: [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(ConfigError, match="cannot parse config file"):
         load_config(bad)
 
 
@@ -164,36 +160,28 @@ def _one_line_error(capsys, argv: list[str], progress_before: bool = False) -> s
 def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys):
     out = ["--out", str(tmp_path / "exp"), "--no-progress"]
     err = _one_line_error(capsys, ["stage1", "--config", str(tmp_path / "missing.yaml"), *out])
-    assert "missing.yaml not found" in err
+    assert "config file not found" in err and "missing.yaml" in err
     err = _one_line_error(capsys, ["stage1", "--config", str(TINY_CONFIG), "stage1.lr=fast", *out])
     assert "stage1.lr" in err
     err = _one_line_error(
         capsys, ["stage1", "--config", str(TINY_CONFIG), f"data.root={tmp_path / 'nodata'}", *out]
     )
     assert "nodata" in err
-    from pixood_ros.synth import write_dataset
-
-    root = tmp_path / "synth"
-    write_dataset(
-        root, {"train": 1, "val": 1, "ood_val": 1}, width=112, height=56, seed=1, progress=False
-    )
+    root = synth_set(tmp_path / "synth", {"train": 1, "val": 1, "ood_val": 1}, 112, 56, seed=1)
     err = _one_line_error(
         capsys, ["decide", "--config", str(TINY_CONFIG), f"data.root={root}", *out]
     )
     assert "stage stage1 is not complete" in err
 
 
-def test_cli_broken_data_file_names_it(tmp_path, capsys):
-    from pixood_ros.synth import write_dataset
-
-    root = tmp_path / "synth"
-    write_dataset(
-        root, {"train": 2, "val": 1, "ood_val": 1}, width=112, height=56, seed=1, progress=False
-    )
+@pytest.mark.parametrize("workers", [0, 1])
+def test_cli_broken_data_file_names_it(tmp_path, capsys, workers):
+    """Also when the file is read in a DataLoader worker process (its traceback is not shown)."""
+    root = synth_set(tmp_path / "synth", {"train": 2, "val": 1, "ood_val": 1}, 112, 56, seed=1)
     victim = next((root / "gtFine" / "train" / "synth").glob("*.png"))
     Image.fromarray(np.full((56, 112), 40, np.uint8)).save(victim)
     argv = ["stage1", "--config", str(TINY_CONFIG), f"data.root={root}", "stage1.epochs=1"]
-    out = ["--out", str(tmp_path / "exp"), "--no-progress"]
+    out = ["--out", str(tmp_path / "exp"), "--no-progress", f"data.num_workers={workers}"]
     err = _one_line_error(capsys, [*argv, *out], progress_before=True)
     assert victim.name in err and "[40]" in err
 
@@ -203,24 +191,8 @@ def test_cli_broken_data_file_names_it(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_synth(tmp_path_factory) -> Path:
-    from pixood_ros.synth import write_dataset
-
-    root = tmp_path_factory.mktemp("synth_tiny")
-    write_dataset(
-        root, {"train": 24, "val": 4, "ood_val": 8}, width=448, height=224, seed=0, progress=False
-    )
-    return root
-
-
-def _train(
-    stage: str, exp: Path, data: Path, *extra: str, kill: str | None = None
-) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PIXOOD_TRAIN_TEST_KILL"}
-    if kill:
-        env["PIXOOD_TRAIN_TEST_KILL"] = kill
-    cmd = [sys.executable, "-m", "pixood_training.train.cli", stage, "--config", str(TINY_CONFIG),
-           f"data.root={data}", "--out", str(exp), "--no-progress", *extra]  # fmt: skip
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    counts = {"train": 24, "val": 4, "ood_val": 8}
+    return synth_set(tmp_path_factory.mktemp("synth_tiny"), counts, width=448, height=224)
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,15 @@ to run with real backbone weights or when the config does not enable it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from train_runs import TINY_CONFIG, synth_set, train
 
 from pixood_training.train.cli import main
 from pixood_training.train.config import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY_CONFIG = ROOT / "config" / "train" / "synth_tiny.yaml"
 # Everything shrunk further than synth_tiny: the point is behaviour, not quality.
 FAST = [
     "pretrain.enabled=true",
@@ -35,22 +31,12 @@ FAST = [
 
 @pytest.fixture(scope="module")
 def tiny_synth(tmp_path_factory) -> Path:
-    from pixood_ros.synth import write_dataset
-
-    root = tmp_path_factory.mktemp("synth_pretrain")
-    write_dataset(
-        root, {"train": 8, "val": 2, "ood_val": 2}, width=224, height=112, seed=0, progress=False
-    )
-    return root
+    counts = {"train": 8, "val": 2, "ood_val": 2}
+    return synth_set(tmp_path_factory.mktemp("synth_pretrain"), counts, width=224, height=112)
 
 
 def _train(stage: str, exp: Path, data: Path, *extra: str, kill: str | None = None):
-    env = {k: v for k, v in os.environ.items() if k != "PIXOOD_TRAIN_TEST_KILL"}
-    if kill:
-        env["PIXOOD_TRAIN_TEST_KILL"] = kill
-    cmd = [sys.executable, "-m", "pixood_training.train.cli", stage, "--config", str(TINY_CONFIG),
-           f"data.root={data}", "--out", str(exp), "--no-progress", *FAST, *extra]  # fmt: skip
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return train(stage, exp, data, *FAST, *extra, kill=kill)
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:

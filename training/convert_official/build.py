@@ -36,6 +36,7 @@ from ..model import CITYSCAPES_CLASSES, DEFAULT_EVAL_LABELS, PixOODModel
 from ..models.backbone import (
     BackboneConfig,
     BackboneWeightsError,
+    DinoV2Backbone,
     backbone_config_from_weights,
     build_backbone,
 )
@@ -45,6 +46,7 @@ from .official import (
     DECODER_KEYS,
     HUB_ARCHS,
     OfficialFormatError,
+    OfficialParameters,
     OfficialPixOOD,
     multiscale_blocks,
     read_backbone_checkpoint,
@@ -130,6 +132,49 @@ def build_decision(
     return decision, [int(n) for n in decision.table_count.tolist()], dropped
 
 
+def _official_backbone(config: BackboneConfig, dinov2_weights: str | Path | None) -> DinoV2Backbone:
+    try:
+        return build_backbone(config, weights=dinov2_weights, pretrained_hub=dinov2_weights is None)
+    except BackboneWeightsError as exc:
+        raise OfficialFormatError(str(exc)) from exc
+    except Exception as exc:  # hub download failures come in many types
+        raise OfficialFormatError(
+            f"cannot get DINOv2 weights for {config.arch} from the hub ({type(exc).__name__}); "
+            "pass --dinov2-weights FILE"
+        ) from exc
+
+
+def _check_fit(
+    backbone: DinoV2Backbone,
+    decoder_state: dict[str, torch.Tensor],
+    official: OfficialPixOOD,
+    parameters: OfficialParameters,
+) -> None:
+    """Decoder, prototypes, parameters.yaml and DINOv2 must describe one model."""
+    in_channels = decoder_state["decoder.0.weight"].shape[1]
+    dim = official.prototypes[0].shape[1]
+    problems = []
+    if in_channels != backbone.out_channels:
+        problems.append(
+            f"the decoder expects {in_channels} input channels but DINOv2 "
+            f"(embed_dim {backbone.embed_dim}) x {len(backbone.blocks)} blocks "
+            f"{list(backbone.blocks)} gives {backbone.out_channels}"
+        )
+    if dim != backbone.embed_dim:
+        problems.append(f"prototypes are {dim}-d but DINOv2 features {backbone.embed_dim}-d")
+    if parameters.emb_size is not None and parameters.emb_size != dim:
+        problems.append(f"MODEL.EMB_SIZE {parameters.emb_size} != prototype width {dim}")
+    counts = {
+        "decoder": decoder_state["decoder.2.weight"].shape[0],
+        "prototype lists": official.num_classes,
+        "MODEL.NUM_CLASSES": parameters.num_classes,
+    }
+    if len(set(counts.values())) != 1:
+        problems.append(f"class counts disagree: {counts}")
+    if problems:
+        raise OfficialFormatError("official files do not fit together: " + "; ".join(problems))
+
+
 def convert_official(
     backbone_ckpt: str | Path,
     pixood_ckpt: str | Path,
@@ -156,44 +201,11 @@ def convert_official(
         Path(backbone_config) if backbone_config is not None else None,
         parameters.emb_size,
     )
-    try:
-        backbone = build_backbone(
-            config, weights=dinov2_weights, pretrained_hub=dinov2_weights is None
-        )
-    except BackboneWeightsError as exc:
-        raise OfficialFormatError(str(exc)) from exc
-    except Exception as exc:  # hub download failures come in many types
-        raise OfficialFormatError(
-            f"cannot get DINOv2 weights for {config.arch} from the hub ({type(exc).__name__}); "
-            "pass --dinov2-weights FILE"
-        ) from exc
+    backbone = _official_backbone(config, dinov2_weights)
     report.backbone = config.to_dict()
-
+    _check_fit(backbone, decoder_state, official, parameters)
     num_classes = official.num_classes
     hidden, in_channels = decoder_state["decoder.0.weight"].shape[:2]
-    decoder_classes = decoder_state["decoder.2.weight"].shape[0]
-    dim = official.prototypes[0].shape[1]
-    problems = []
-    if in_channels != backbone.out_channels:
-        problems.append(
-            f"the decoder expects {in_channels} input channels but DINOv2 "
-            f"(embed_dim {backbone.embed_dim}) x {len(backbone.blocks)} blocks "
-            f"{list(backbone.blocks)} gives {backbone.out_channels}"
-        )
-    if dim != backbone.embed_dim:
-        problems.append(f"prototypes are {dim}-d but DINOv2 features {backbone.embed_dim}-d")
-    if parameters.emb_size is not None and parameters.emb_size != dim:
-        problems.append(f"MODEL.EMB_SIZE {parameters.emb_size} != prototype width {dim}")
-    counts = {
-        "decoder": decoder_classes,
-        "prototype lists": num_classes,
-        "MODEL.NUM_CLASSES": parameters.num_classes,
-    }
-    if len(set(counts.values())) != 1:
-        problems.append(f"class counts disagree: {counts}")
-    if problems:
-        raise OfficialFormatError("official files do not fit together: " + "; ".join(problems))
-
     decoder = MLPDecoder(int(in_channels), int(num_classes), hidden_channels=int(hidden))
     decoder.load_state_dict({k.removeprefix("decoder."): decoder_state[k] for k in DECODER_KEYS})
 

@@ -24,6 +24,7 @@ import torch
 
 from pixood_ros.cli import UserError, one_line
 
+from ..documents import read_document
 from .unpickler import OfficialObject, UnsafePickleError, load_official_checkpoint
 
 DECODER_KEYS = ("decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias")
@@ -231,12 +232,7 @@ def read_pixood_checkpoint(path: str | Path) -> OfficialPixOOD:
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     import yaml
 
-    if not path.is_file():
-        raise OfficialFormatError(f"{what} not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise OfficialFormatError(f"cannot parse {what} {path}: {one_line(exc)}") from exc
+    data = read_document(path, yaml.safe_load, what, OfficialFormatError)
     if not isinstance(data, dict) or not isinstance(data.get("MODEL"), dict):
         raise OfficialFormatError(f"{path} is not an official yacs config (no MODEL section)")
     return data

@@ -30,6 +30,7 @@ import yaml
 from pixood_ros.cli import UserError
 
 from ..condensation import CondensationConfig
+from ..documents import read_document
 from ..scorers import SCORERS
 
 
@@ -343,13 +344,7 @@ def parse_override(text: str) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot read config {path}: {first}") from None
+    loaded = read_document(path, yaml.safe_load, "config file", ConfigError) or {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config {path} must be a mapping at the top level")
     return loaded

@@ -37,6 +37,7 @@ from . import parts
 from .config import TrainConfig
 from .distributed import DistContext
 from .experiment import Experiment, atomic_torch_save, maybe_test_kill, rng_state, set_rng_state
+from .stage1 import upsampled_cross_entropy
 
 STAGE = "pretrain"
 BACKBONE_FILE = "backbone.pt"
@@ -119,6 +120,21 @@ def random_crop(
     )
 
 
+def _losses(
+    backbone, heads, batch, crop: int | None, recon_weight: float, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, cross-entropy, reconstruction) loss of one batch."""
+    image = normalize(batch["image"].to(device))
+    label = batch["label"].to(device)
+    image, label = random_crop(image, label, crop)
+    logits, pixels = heads(backbone(image))
+    ce = upsampled_cross_entropy(logits, label)
+    if pixels is None:
+        return ce, ce, torch.zeros(())
+    recon = F.mse_loss(pixels, patch_pixel_targets(image))
+    return ce + recon_weight * recon, ce, recon
+
+
 def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
     pre = cfg.pretrain
@@ -158,20 +174,7 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         for batch in bar:
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total_steps, pre.lr, warmup)
-            image = normalize(batch["image"].to(ctx.device))
-            label = batch["label"].to(ctx.device)
-            image, label = random_crop(image, label, pre.crop)
-            logits, pixels = heads(backbone(image))
-            logits = F.interpolate(
-                logits, size=label.shape[-2:], mode="bilinear", align_corners=False
-            )
-            valid = int((label != 255).sum())
-            ce = F.cross_entropy(logits, label, ignore_index=255, reduction="sum") / max(valid, 1)
-            loss = ce
-            recon = torch.zeros(())
-            if pixels is not None:
-                recon = F.mse_loss(pixels, patch_pixel_targets(image))
-                loss = ce + recon_weight * recon
+            loss, ce, recon = _losses(backbone, heads, batch, pre.crop, recon_weight, ctx.device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

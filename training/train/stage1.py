@@ -48,6 +48,33 @@ def _train_loader(ds, cfg: TrainConfig, seed: int, epoch: int, ctx: DistContext)
     )
 
 
+def upsampled_cross_entropy(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """CE of patch logits bilinearly upsampled to the label size, void (255) ignored. Sum / count
+    instead of mean: an all-void batch gives zero loss, not NaN."""
+    logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
+    valid = int((label != 255).sum())
+    return F.cross_entropy(logits, label, ignore_index=255, reduction="sum") / max(valid, 1)
+
+
+def _train_epoch(backbone, model, optimizer, loader, desc: str, show: bool, device) -> float:
+    """One epoch of decoder training; the mean batch loss."""
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not show)
+    for batch in bar:
+        image = normalize(batch["image"].to(device))
+        label = batch["label"].to(device)
+        with torch.no_grad():
+            features = backbone(image)
+        loss = upsampled_cross_entropy(model(features), label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        count += 1
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
 @torch.no_grad()
 def evaluate_miou(backbone, decoder, ds, cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
     """Semantic mIoU of the decoder on ``ds`` (labels at network size, as the paper's val)."""
@@ -114,32 +141,9 @@ def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         train_ds.set_epoch(epoch)
         loader = _train_loader(train_ds, cfg, cfg.seed, epoch, ctx)
         decoder.train()
-        total, count = 0.0, 0
-        bar = tqdm(
-            loader,
-            desc=f"stage1 epoch {epoch + 1}/{s1.epochs}",
-            unit="batch",
-            disable=not (cfg.progress and ctx.is_main),
-        )
-        for batch in bar:
-            image = normalize(batch["image"].to(ctx.device))
-            label = batch["label"].to(ctx.device)
-            with torch.no_grad():
-                features = backbone(image)
-            logits = model(features)
-            logits = F.interpolate(
-                logits, size=label.shape[-2:], mode="bilinear", align_corners=False
-            )
-            valid = int((label != 255).sum())
-            # Sum / count instead of mean: an all-void batch gives zero loss, not NaN.
-            loss = F.cross_entropy(logits, label, ignore_index=255, reduction="sum") / max(valid, 1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            count += 1
-            bar.set_postfix(loss=f"{total / count:.4f}")
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / max(count, 1)}
+        desc, show = f"stage1 epoch {epoch + 1}/{s1.epochs}", cfg.progress and ctx.is_main
+        loss = _train_epoch(backbone, model, optimizer, loader, desc, show, ctx.device)
+        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss}
         last = epoch + 1 == s1.epochs
         if (epoch + 1) % s1.val_every == 0 or last:
             metrics = evaluate_miou(backbone, decoder, val_ds, cfg, ctx)
