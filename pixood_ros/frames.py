@@ -61,6 +61,9 @@ class Source:
     native_rate: float | None = None
     has_ood: bool = False
     has_semantic: bool = False
+    #: the file names of an image folder or image, in frame order (None for a video), so a
+    #: consumer can name its outputs before it reads the first frame
+    file_names: list[str] | None = None
 
 
 def scene_key(path: Path) -> str:
@@ -99,9 +102,17 @@ def pair_labels(frame_names: list[str], label_dir: Path, what: str) -> list[Path
     )
 
 
+def read_image(path: Path, flags: int) -> np.ndarray | None:
+    """`cv2.imread`, None for a missing or undecodable file, without OpenCV's "can't open/read
+    file" warning on stderr (the callers report the problem in their own line)."""
+    if not path.is_file():
+        return None
+    return cv2.imread(str(path), flags)
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB (grey, 16-bit and alpha images are converted as OpenCV does)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    bgr = read_image(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise SourceError(f"{path}: unreadable image (not a file OpenCV can decode)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -109,7 +120,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def read_label(path: Path, shape: tuple[int, int], what: str) -> np.ndarray:
     """A single-channel uint8 label image of the frame's size (grey RGB files are accepted)."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    label = read_image(path, cv2.IMREAD_UNCHANGED)
     if label is None:
         raise SourceError(f"cannot read {what} {path}")
     if label.ndim == 3:
@@ -193,7 +204,9 @@ def input_source(path: Path, on_unreadable: OnUnreadable | None = None) -> Sourc
     """Frames of an image folder, one image file or a video file, without ground truth."""
     files = _input_images(path)
     if files is not None:
-        return Source(image_frames(files, on_unreadable), len(files))
+        return Source(
+            image_frames(files, on_unreadable), len(files), file_names=[p.name for p in files]
+        )
     frames, rate, count = video_frames(path)
     return Source(frames, count, rate)
 

@@ -5,18 +5,24 @@ writes the anomaly score (16-bit PNG, value = round(score * 65535), and/or float
 at `--threshold`, the semantic map in the model's palette, and optionally a camera | heat map |
 mask video; plus `summary.json`. No ROS needed: this is the quickest way to look at what a model
 does.
+
+A failed write (full disk, read-only folder) or Ctrl-C stops the run with one line and a non-zero
+exit code (1, or 130 for Ctrl-C); summary.json then says `"partial": true` and lists only the
+frames whose files were all written.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
-import json
 import logging
+import math
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +30,22 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros import durable
 from pixood_ros.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
     OneLineParser,
     UserError,
-    finite_float,
+    fail,
+    one_line,
     options_from,
+    positive_float,
     positive_int,
     run_parsed,
     threshold_parent,
 )
 from pixood_ros.engine import ModelError, SegmentationResult, Segmenter
-from pixood_ros.frames import SourceError, input_source
+from pixood_ros.frames import Source, SourceError, input_source
 from pixood_ros.render.pictures import anomaly_mask, colorize_semantic, side_by_side
 from pixood_ros.render.video import VideoWriter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
@@ -43,6 +54,12 @@ PROG = "pixood-infer"
 DEFAULT_FPS = 10.0
 SCORE_PNG_SCALE = 65535
 MIN_VIDEO_WIDTH = 16
+SUMMARY = "summary.json"
+NAMING = (
+    "Output files are named after the input file's stem (street.jpg -> anomaly/street.png, "
+    "mask/street.png, semantic/street.png; video frames frame_000000, ...); inputs whose stems "
+    "collide keep their full names (a.jpg, a.png -> anomaly/a.jpg.png, anomaly/a.png.png)."
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
         description="Run a PixOOD ONNX model over an image folder, one image or a video and "
-        "write anomaly scores, masks, semantic maps and an overlay video.",
+        "write anomaly scores, masks, semantic maps and an overlay video. " + NAMING,
         parents=[threshold_parent(DEFAULT_ANOMALY_THRESHOLD)],
     )
     parser.add_argument("model", type=Path, help="PixOOD ONNX model file (from pixood-export)")
@@ -87,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fps",
-        type=finite_float,
+        type=positive_float,
         default=None,
         help=f"frame rate of the overlay video (default: the input video's, else {DEFAULT_FPS:g})",
     )
@@ -115,12 +132,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(options: InferOptions) -> None:
-    if options.fps is not None and not options.fps > 0:
-        raise UserError(f"--fps must be positive, got {options.fps}")
     if options.max_width < MIN_VIDEO_WIDTH:
         raise UserError(f"--max-width must be at least {MIN_VIDEO_WIDTH}, got {options.max_width}")
     if options.output.exists() and not options.output.is_dir():
         raise UserError(f"output exists and is not a directory: {options.output}")
+
+
+def output_names(file_names: Sequence[str]) -> dict[str, str]:
+    """Output name of each input file: its stem, or its full name where stems collide (a.jpg and
+    a.png), so no input's files overwrite another's. Depends only on the set of inputs, so a
+    rerun (also with --limit) names every frame as before."""
+    names = {name: Path(name).stem for name in file_names}
+    while True:
+        counts = Counter(names.values())
+        clashing = [n for n, out in names.items() if counts[out] > 1 and out != n]
+        if not clashing:  # full file names are unique in a folder: this ends
+            return names
+        names.update({n: n for n in clashing})
+
+
+def _save(path: Path, save: Callable[[Path], None], written: list[Path]) -> None:
+    """Write one output file; a symlink there is replaced, not written through."""
+    if path.is_symlink():
+        path.unlink()
+    written.append(path)
+    save(path)
+
+
+def _png(image: np.ndarray) -> Callable[[Path], None]:
+    def save(path: Path) -> None:
+        try:
+            ok = cv2.imwrite(str(path), image)
+        except cv2.error as exc:
+            raise OSError(f"could not write {path}: {one_line(exc)}") from exc
+        if not ok:
+            raise OSError(f"could not write {path} (disk full or folder not writable?)")
+
+    return save
 
 
 class FrameFiles:
@@ -140,16 +188,28 @@ class FrameFiles:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def write(self, name: str, result: SegmentationResult) -> None:
-        score = result.anomaly_score
-        if self.png:
-            levels = np.round(np.clip(score, 0, 1) * SCORE_PNG_SCALE).astype(np.uint16)
-            cv2.imwrite(str(self.out / "anomaly" / f"{name}.png"), levels)
-        if self.npy:
-            np.save(self.out / "anomaly" / f"{name}.npy", score)
-        if self.maps:
-            cv2.imwrite(str(self.out / "mask" / f"{name}.png"), anomaly_mask(score, self.threshold))
-            semantic_rgb = colorize_semantic(result.semantic, self.palette)
-            cv2.imwrite(str(self.out / "semantic" / f"{name}.png"), semantic_rgb[..., ::-1])
+        """All files of one frame, or none: a failed write removes the frame's files."""
+        score, written = result.anomaly_score, []
+        try:
+            if self.png:
+                levels = np.round(np.clip(score, 0, 1) * SCORE_PNG_SCALE).astype(np.uint16)
+                _save(self.out / "anomaly" / f"{name}.png", _png(levels), written)
+            if self.npy:
+                _save(self.out / "anomaly" / f"{name}.npy", lambda p: np.save(p, score), written)
+            if self.maps:
+                mask = anomaly_mask(score, self.threshold)
+                _save(self.out / "mask" / f"{name}.png", _png(mask), written)
+                semantic_bgr = colorize_semantic(result.semantic, self.palette)[..., ::-1]
+                _save(self.out / "semantic" / f"{name}.png", _png(semantic_bgr), written)
+        except BaseException:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _frame_summary(name: str, score: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -157,27 +217,48 @@ def _frame_summary(name: str, score: np.ndarray, threshold: float) -> dict[str, 
         "name": name,
         "height": int(score.shape[0]),
         "width": int(score.shape[1]),
-        "mean_score": float(score.mean()),
-        "max_score": float(score.max()),
+        "mean_score": _finite(float(score.mean())),
+        "max_score": _finite(float(score.max())),
         "anomalous_fraction": float((score >= threshold).mean()),
     }
 
 
-def run(options: InferOptions) -> dict[str, Any]:
-    """Process all frames; returns the summary written to OUT_DIR/summary.json."""
-    _check(options)
-    skipped: list[str] = []
+@dataclass
+class _Progress:
+    """What a run has done so far: the frames whose files are all written, the skipped inputs."""
 
-    def skip(path: Path, error: SourceError) -> None:
-        logging.warning("skipping %s", error)
-        skipped.append(path.stem)
+    per_frame: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    infer_seconds: float = 0.0
+    video_path: Path | None = None
+    video_codec: str | None = None
 
-    source = input_source(options.input, on_unreadable=skip)
-    segmenter = Segmenter(
-        options.model, providers=options.providers, trt_cache_dir=options.trt_cache_dir
-    )
-    palette = segmenter.info.palette
-    files = FrameFiles(options, palette)
+
+def _stop_reason(cause: BaseException) -> str:
+    return "interrupted" if isinstance(cause, KeyboardInterrupt) else one_line(cause)
+
+
+class InferStopped(Exception):
+    """The run stopped early (a failed write, Ctrl-C); the partial summary is written where the
+    disk still allows it (`summary_path`, None when it could not be)."""
+
+    def __init__(self, cause: BaseException, frames: int, summary_path: Path | None) -> None:
+        where = f"partial summary in {summary_path}" if summary_path else f"{SUMMARY} not written"
+        reason = _stop_reason(cause)
+        super().__init__(f"{reason}; stopped after {frames} complete frame(s), {where}")
+        interrupted = isinstance(cause, KeyboardInterrupt)
+        self.exit_code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+
+
+def _process(
+    source: Source,
+    names: Callable[[str], str],
+    segmenter: Segmenter,
+    files: FrameFiles,
+    options: InferOptions,
+    progress: _Progress,
+) -> None:
+    """Segment and write every frame, recording each one in `progress` once its files exist."""
     fps = options.fps or source.native_rate or DEFAULT_FPS
     video = VideoWriter(options.output / "overlay.mp4", fps) if options.video else None
     total = (
@@ -189,38 +270,82 @@ def run(options: InferOptions) -> dict[str, Any]:
         unit="frame",
         disable=options.quiet,
     )
-    per_frame, infer_seconds = [], 0.0
+    palette = segmenter.info.palette
     try:
         for frame in frames:
-            name = Path(frame.name).stem
+            name = names(frame.name)
             start = time.perf_counter()
             result = segmenter(frame.rgb)
-            infer_seconds += time.perf_counter() - start
+            progress.infer_seconds += time.perf_counter() - start
             files.write(name, result)
             if video is not None:
                 video.write(
                     side_by_side(frame.rgb, result.anomaly_score, result.semantic, palette,
                                  options.threshold, options.max_width)
                 )  # fmt: skip
-            per_frame.append(_frame_summary(name, result.anomaly_score, options.threshold))
+            progress.per_frame.append(_frame_summary(name, result.anomaly_score, options.threshold))
     finally:
         frames.close()
-        video_path = video.close() if video is not None else None
-    if not per_frame:
-        raise UserError(f"no readable frame in {options.input}")
-    summary = {
+        if video is not None:
+            progress.video_path = video.close()
+            progress.video_codec = video.codec
+
+
+def _summary(options: InferOptions, provider: str, progress: _Progress) -> dict[str, Any]:
+    done = len(progress.per_frame)
+    return {
         "model": str(options.model),
         "input": str(options.input),
-        "provider": segmenter.active_provider,
+        "provider": provider,
         "threshold": options.threshold,
-        "frames": len(per_frame),
-        "skipped": skipped,
-        "inference_fps": len(per_frame) / infer_seconds if infer_seconds > 0 else None,
-        "video": str(video_path) if video_path else None,
-        "video_codec": video.codec if video is not None else None,
-        "per_frame": per_frame,
+        "partial": False,
+        "frames": done,
+        "skipped": progress.skipped,
+        "inference_fps": done / progress.infer_seconds if progress.infer_seconds > 0 else None,
+        "video": str(progress.video_path) if progress.video_path else None,
+        "video_codec": progress.video_codec if progress.video_path else None,
+        "per_frame": progress.per_frame,
     }
-    (options.output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def run(options: InferOptions) -> dict[str, Any]:
+    """Process all frames; returns the summary written to OUT_DIR/summary.json. A failed write
+    or Ctrl-C raises InferStopped after writing the partial summary."""
+    _check(options)
+    progress = _Progress()
+
+    def skip(path: Path, error: SourceError) -> None:
+        logging.warning("skipping %s", error)
+        progress.skipped.append(names(path.name))
+
+    def names(file_name: str) -> str:
+        return unique.get(file_name, Path(file_name).stem)
+
+    source = input_source(options.input, on_unreadable=skip)
+    unique = output_names(source.file_names or [])
+
+    segmenter = Segmenter(
+        options.model, providers=options.providers, trt_cache_dir=options.trt_cache_dir
+    )
+    files = FrameFiles(options, segmenter.info.palette)
+    durable.remove_stale_temporaries(options.output)
+    # a summary of an earlier run must not vouch for files this run may not get to write
+    (options.output / SUMMARY).unlink(missing_ok=True)
+    try:
+        _process(source, names, segmenter, files, options, progress)
+    except (OSError, KeyboardInterrupt) as exc:
+        summary = _summary(options, segmenter.active_provider, progress)
+        summary.update(partial=True, error=_stop_reason(exc))
+        path: Path | None = options.output / SUMMARY
+        try:
+            durable.write_json(path, summary)
+        except OSError:
+            path = None
+        raise InferStopped(exc, summary["frames"], path) from exc
+    if not progress.per_frame:
+        raise UserError(f"no readable frame in {options.input}")
+    summary = _summary(options, segmenter.active_provider, progress)
+    durable.write_json(options.output / SUMMARY, summary)
     return summary
 
 
@@ -229,6 +354,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = run(options_from(InferOptions, args))
     except ModelError as exc:  # the model file is the user's input
         raise UserError(str(exc)) from exc
+    except InferStopped as stop:
+        return fail(PROG, str(stop), stop.exit_code)
     rate = summary["inference_fps"]
     print(
         f"{summary['frames']} frames -> {args.output} on {summary['provider']}"

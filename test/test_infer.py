@@ -3,6 +3,7 @@ overlay video with the values the model computes; user mistakes exit 2 with one 
 
 from __future__ import annotations
 
+import errno
 import json
 
 import cv2
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 from model_fixtures import CITYSCAPES_PALETTE, handmade_expected, make_handmade_model
 
+from pixood_ros import durable
+from pixood_ros import infer as infer_module
 from pixood_ros.infer import main as infer_main
 from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side, turbo
 
@@ -112,7 +115,10 @@ def test_every_image_kind_is_read_and_unreadable_ones_are_skipped(model, tmp_pat
         (["{missing}", "{folder}"], "model file not found"),
         (["{model}", "{folder}", "--threshold", "1.5"], "--threshold: must be in [0, 1]"),
         (["{model}", "{folder}", "--limit", "0"], "--limit: must be >= 1"),
-        (["{model}", "{folder}", "--fps", "0"], "--fps must be positive"),
+        (["{model}", "{folder}", "--fps", "0"], "--fps: must be > 0"),
+        (["{model}", "{folder}", "--fps", "nan"], "--fps: must be a finite number"),
+        (["{model}", "{folder}", "--max-width", "-5"], "--max-width: must be >= 1"),
+        (["{model}", "{folder}", "--threshold", "inf"], "--threshold: must be a finite"),
         (["{model}", "{empty}"], "no images"),
         (["{notes}", "{folder}"], "cannot load as an ONNX model"),
     ],
@@ -145,3 +151,127 @@ def test_overlay_follows_plot_py_and_frames_have_even_size():
     frame = side_by_side(image[:49, :59], score[:49, :59], semantic[:49, :59],
                          CITYSCAPES_PALETTE, 0.5, max_width=100)  # fmt: skip
     assert frame.shape[1] <= 100 and frame.shape[0] % 2 == 0 and frame.shape[1] % 2 == 0
+
+
+def _failing_imwrite(monkeypatch, after: int, how: str) -> None:
+    """cv2.imwrite succeeds `after` times, then fails as a full disk does: False or ENOSPC."""
+    real, calls = cv2.imwrite, []
+
+    def imwrite(path, image, *rest):
+        calls.append(path)
+        if len(calls) <= after:
+            return real(path, image, *rest)
+        if how == "enospc":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return False
+
+    monkeypatch.setattr(infer_module.cv2, "imwrite", imwrite)
+
+
+def _written_frames(out) -> set[str]:
+    """Frames all three of whose maps exist."""
+    names = [{p.stem for p in (out / sub).glob("*.png")} for sub in ("anomaly", "mask", "semantic")]
+    return set.intersection(*names)
+
+
+@pytest.mark.parametrize("how", ["false", "enospc"])
+def test_failed_write_is_an_error_with_a_partial_summary(
+    model, image_folder, tmp_path, capsys, monkeypatch, how
+):
+    """A full disk after 4 files (frame 0 complete, frame 1 half written): exit 1, one line, and
+    summary.json says partial and claims only the complete frame, whose files are the only ones."""
+    _failing_imwrite(monkeypatch, after=4, how=how)
+    out = tmp_path / "out"
+    assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("pixood-infer: error: ")
+    assert "stopped after 1 complete frame(s), partial summary in" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True and summary["frames"] == 1
+    assert [f["name"] for f in summary["per_frame"]] == ["img_0"]
+    assert _written_frames(out) == {"img_0"}
+    assert sorted(p.name for p in (out / "anomaly").iterdir()) == ["img_0.png"]
+
+
+def test_summary_that_cannot_be_written_either_is_said(
+    model, image_folder, tmp_path, capsys, monkeypatch
+):
+    _failing_imwrite(monkeypatch, after=0, how="enospc")
+
+    def no_space(path, value):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(durable, "write_json", no_space)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"frames": 3}')  # an earlier run's
+    assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err
+    assert err.endswith("stopped after 0 complete frame(s), summary.json not written")
+    assert not (out / "summary.json").exists()
+
+
+def test_ctrl_c_exits_130_with_a_partial_summary(
+    model, image_folder, tmp_path, capsys, monkeypatch
+):
+    real_write, frames = infer_module.FrameFiles.write, []
+
+    def write(self, name, result):
+        if len(frames) == 2:
+            raise KeyboardInterrupt
+        frames.append(name)
+        real_write(self, name, result)
+
+    monkeypatch.setattr(infer_module.FrameFiles, "write", write)
+    out = tmp_path / "out"
+    assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [
+        f"pixood-infer: error: interrupted; stopped after 2 complete frame(s), partial summary "
+        f"in {out / 'summary.json'}"
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True and summary["error"] == "interrupted"
+    assert [f["name"] for f in summary["per_frame"]] == ["img_0", "img_1"]
+    assert _written_frames(out) == {"img_0", "img_1"}
+
+
+def test_inputs_with_the_same_stem_keep_apart(model, tmp_path, capsys):
+    """a.jpg and a.png both get their maps (full names, as --help says); b.png keeps its stem."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), gradient_image(24, 40, 1)[..., ::-1])
+    cv2.imwrite(str(folder / "a.png"), gradient_image(24, 40, 2)[:, ::-1, ::-1])
+    cv2.imwrite(str(folder / "b.png"), gradient_image(24, 40, 3)[..., ::-1])
+    out = tmp_path / "out"
+    assert infer_main([str(model), str(folder), "-o", str(out), "--save", "npy", "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [f["name"] for f in summary["per_frame"]] == ["a.jpg", "a.png", "b"]
+    from_jpg, from_png = (np.load(out / "anomaly" / f"a.{s}.npy") for s in ("jpg", "png"))
+    assert from_jpg[:, 0].mean() < 0.1 < 0.9 < from_png[:, 0].mean()  # mirrored ramps
+    assert (out / "mask" / "a.jpg.png").is_file() and (out / "mask" / "b.png").is_file()
+    capsys.readouterr()
+    assert infer_main(["--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(a.jpg, a.png -> anomaly/a.jpg.png, anomaly/a.png.png)" in help_text
+
+
+def test_outputs_replace_symlinks_instead_of_writing_through(model, image_folder, tmp_path):
+    """A symlink at an output path (a map, summary.json) is replaced; its target is untouched;
+    temporaries a killed run left behind are removed."""
+    out = tmp_path / "out"
+    (out / "mask").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "mask" / "img_0.png").symlink_to(victim)
+    (out / "summary.json").symlink_to(victim)
+    stale = out / f"{durable.TEMP_PREFIX}123_summary.json"
+    stale.write_text("{")
+    assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not (out / "mask" / "img_0.png").is_symlink()
+    assert cv2.imread(str(out / "mask" / "img_0.png")) is not None
+    assert not (out / "summary.json").is_symlink()
+    assert json.loads((out / "summary.json").read_text())["partial"] is False
+    assert not stale.exists()
