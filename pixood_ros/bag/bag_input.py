@@ -31,7 +31,7 @@ class BagInput:
             self.reader = bagio.open_reader(path)
         except BagError as exc:
             mcap = mcap_file_of(path) if path.exists() else None
-            if mcap is None:
+            if mcap is None or not bagio.looks_like_bag(mcap):  # salvage what is MCAP
                 raise
             self.open_error = str(exc)
             self._open_salvage(mcap)

@@ -6,6 +6,7 @@ offline evaluator and the tests agree on types, stamps and error messages.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +18,16 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from pixood_ros import image_conversion
+from pixood_ros import durable, image_conversion
 from pixood_ros.bag.errors import BagError
+from pixood_ros.bag.salvage import MAGIC as MCAP_MAGIC
 from pixood_ros.cli import one_line
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+SQLITE_MAGIC = b"SQLite format 3\x00"
 BAG_VERSION = 9  # rosbag2 metadata version written by Iron and later; Humble reads up to 8 fine
 
 # Our ROS target distro; sensor_msgs/Image and CompressedImage are identical in all ROS 2 distros.
@@ -90,18 +93,55 @@ def open_writer(path: Path, storage: str) -> Writer:
     return Writer(path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
 
 
+def finish_writer(writer: Writer, path: Path) -> None:
+    """Close `writer` (index, metadata.yaml) and flush the bag's files and folder to disk, which
+    the writer does not; when closing fails (disk full) the writer is aborted, so its files are
+    closed, and the error is raised."""
+    try:
+        writer.close()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.abort()
+        raise
+    for file in path.iterdir():
+        if file.is_file():
+            durable.fsync_file(file)
+    durable.fsync_dir(path)
+    durable.fsync_dir(path.parent)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def looks_like_bag(path: Path) -> bool:
+    """A rosbag2 folder, or a file in one of its storage formats (by content, not name)."""
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file() or any(map(looks_like_bag, path.glob("*.mcap")))
+    return _starts_with(path, MCAP_MAGIC) or _starts_with(path, SQLITE_MAGIC)
+
+
 def check_bag_path(path: Path) -> None:
     if not path.exists():
         raise BagError(f"bag not found: {path}")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
         raise BagError(f"{path} is a directory without metadata.yaml, so not a rosbag2 bag")
+    if path.is_file() and not _starts_with(path, MCAP_MAGIC):
+        raise BagError(
+            f"{path} is not a rosbag2 bag (expected a bag folder with metadata.yaml or an "
+            f".mcap file)"
+        )
 
 
 def open_reader(path: Path) -> AnyReader:
     """An opened AnyReader, or a one-line BagError for a missing, foreign or corrupt bag."""
     check_bag_path(path)
-    reader = AnyReader([path], default_typestore=TYPESTORE)
     try:
+        reader = AnyReader([path], default_typestore=TYPESTORE)
         reader.open()
     except Exception as exc:  # rosbags raises several types (ReaderError, sqlite, mcap, yaml)
         raise BagError(f"cannot open bag {path}: {one_line(exc)}") from exc

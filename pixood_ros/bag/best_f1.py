@@ -21,6 +21,8 @@ live mode has none of its own, and the labels would have to be re-paired and re-
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,13 +33,40 @@ import numpy as np
 from pixood_ros.metrics.components import ComponentMetricAccumulator
 
 VOID = 255
+SPILL_PREFIX = ".pixood_scores_"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_spills(folder: Path) -> list[Path]:
+    """Remove score files of runs that were killed (kill -9 skips every clean-up): ours carry
+    the process id in their name, and a folder whose process is gone (or is this one, or that
+    has no id) is stale; a run still going in the same folder keeps its own."""
+    removed = []
+    for stale in folder.glob(f"{SPILL_PREFIX}*"):
+        pid = stale.name[len(SPILL_PREFIX) :].split("_", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+            removed.append(stale)
+    return removed
 
 
 class ScoreSpill:
     """Append-only temporary file of (scores, labels) frames; read back one frame at a time."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix=".pixood_scores_", dir=directory))
+        prefix = f"{SPILL_PREFIX}{os.getpid()}_"
+        self._dir = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
         self.path = self._dir / "scores.bin"
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close())
         self._frames: list[tuple[int, int, int]] = []  # (offset, height, width)

@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pixood_ros.bag import bagio
+from pixood_ros.bag import bagio, ros_names
+from pixood_ros.bag.interruption import interruptible
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
@@ -25,9 +26,10 @@ from pixood_ros.cli import (
     OneLineParser,
     fail,
     non_negative_float,
+    positive_float,
     positive_int,
     progress_parent,
-    run_command,
+    run_parsed,
     unit_interval,
 )
 from pixood_ros.tables import fmt
@@ -137,6 +139,7 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--output-ns",
+        type=ros_names.namespace,
         default=DEFAULT_NAMESPACE,
         help=f"namespace of the output topics, the node's (default: {DEFAULT_NAMESPACE})",
     )
@@ -151,13 +154,14 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--node-ns",
+        type=ros_names.namespace,
         default=DEFAULT_NAMESPACE,
         help="live mode: the node's namespace for its output topics "
         f"(default: {DEFAULT_NAMESPACE})",
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=positive_float,
         default=1.0,
         help="live mode: playback speed factor relative to the recorded rate (default: 1.0)",
     )
@@ -168,7 +172,7 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=5.0,
         metavar="SEC",
         help="live mode: wait this long for the node and for the last outputs (default: 5)",
@@ -218,8 +222,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(PROG, lambda: _run(args))
+    """The command; returns its exit code (the demo calls it in-process). Ctrl-C and SIGTERM
+    while it runs stop the replay cleanly: partial report, exit 130 / 143."""
+    parser = build_parser()
+    return run_parsed(PROG, parser, argv, lambda args: interruptible(PROG, lambda: _run(args)))
 
 
 if __name__ == "__main__":

@@ -13,21 +13,23 @@ must run in the same ROS_DOMAIN_ID with its input remapped to the bag's image to
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pixood_ros.bag import report
+from pixood_ros.bag import interruption, report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.errors import BagDamaged
 from pixood_ros.bag.ground_truth import camera_topic, resolve_gt_topics
 from pixood_ros.bag.live_player import SCORE, Player
 from pixood_ros.bag.options import EvalOptions, LiveOptions
 from pixood_ros.bag.output_bag import output_topic
+from pixood_ros.bag.paths import check_bag, check_model, prepare_out_dir
 from pixood_ros.bag.recording import Recorder, recorded_frames, score_recording
-from pixood_ros.bag.results import EvalResult, prepare_out_dir
+from pixood_ros.bag.results import EvalResult
 from pixood_ros.bag.scoring import make_metrics, scored_region
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
 from pixood_ros.metrics import region as regions
@@ -49,10 +51,8 @@ class _Replay:
 def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
     """Replay `options.bag` into the node; raises UserError / BagError for problems found up
     front (no node, no rclpy, bad options)."""
-    if not live.rate > 0:
-        raise UserError(f"--rate must be positive, got {live.rate}")
-    if not live.timeout > 0:
-        raise UserError(f"--timeout must be positive, got {live.timeout}")
+    check_model(options.model, options.bag, required=False)
+    check_bag(options.bag)
     # never discover or send to other machines (a bag replay is a local experiment)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     Player.check_available()
@@ -69,15 +69,32 @@ def run_live(options: EvalOptions, live: LiveOptions) -> EvalResult:
                 replay = _replay(bag, topic, player, live, options.max_frames)
                 tally = player.tally
         finally:
-            if recorder is not None:
-                recorder.close()
+            lost = _finish_recording(recorder)
     finally:
         bag.close()
+    if lost is not None:
+        if replay.error is None:
+            replay.error, replay.exit_code = lost, EXIT_FAILED
+        live = replace(live, record=False)  # nothing left to score or to list
     summary, plots = _score(options, live, topic, labels, region, class_names)
     rep = _live_report(options, live, topic, msgtype, replay, tally, summary, plots)
     report.write_json(rep, options.out_dir)
     report.write_live_markdown(rep, options.out_dir)
     return EvalResult(rep, replay.exit_code, replay.error)
+
+
+def _finish_recording(recorder: Recorder | None) -> str | None:
+    """Close the recording; one that cannot be finished (disk full) is removed, as nothing could
+    read it, and the reason returned."""
+    if recorder is None:
+        return None
+    try:
+        with interruption.deferred():
+            recorder.close()
+    except OSError as exc:
+        shutil.rmtree(recorder.path, ignore_errors=True)
+        return f"recording could not be finished, removed: {one_line(exc)}"
+    return None
 
 
 def _score(
@@ -130,6 +147,9 @@ def _replay(
             replay.published += 1
     except BagDamaged as exc:
         replay.error, replay.exit_code = str(exc), EXIT_USAGE
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: report what was replayed so far
+        replay.error = f"{interruption.describe(exc)} after {replay.published} frames"
+        replay.exit_code = interruption.exit_code(exc)
     except Exception as exc:  # keep what was measured so far
         replay.error = f"replay stopped at frame {replay.published}: {one_line(exc)}"
         replay.exit_code = EXIT_FAILED

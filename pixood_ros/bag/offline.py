@@ -12,6 +12,7 @@ marked partial, then the error is printed and the exit code is non-zero.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pixood_ros import image_conversion
-from pixood_ros.bag import report
+from pixood_ros.bag import interruption, report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
 from pixood_ros.bag.errors import BagDamaged
@@ -30,7 +31,8 @@ from pixood_ros.bag.ground_truth import GtFolder, camera_topic, decode_labels, r
 from pixood_ros.bag.options import EvalOptions, OutputOptions
 from pixood_ros.bag.output_bag import OutputBag
 from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
-from pixood_ros.bag.results import EvalResult, prepare_out_dir
+from pixood_ros.bag.paths import check_bag, check_model, prepare_out_dir
+from pixood_ros.bag.results import EvalResult
 from pixood_ros.bag.scoring import EvalMetrics, make_metrics, scored_region
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
 from pixood_ros.frames import SourceError
@@ -112,6 +114,7 @@ class _Outputs:
     def __init__(self, options: OutputOptions, out_dir: Path, bag: BagInput, topic: str) -> None:
         self.alpha = options.overlay_alpha
         self.bag = self.video = None
+        self.bag_problem: str | None = None
         if options.output_bag:
             self.bag = OutputBag(
                 out_dir / OUTPUT_BAG_NAME,
@@ -132,16 +135,25 @@ class _Outputs:
         if self.video is not None:
             self.video.write(overlay[..., ::-1])
 
-    def close(self) -> None:
+    def close(self) -> str | None:
+        """Finish the files; an output bag that cannot be finished (disk full) is removed, as
+        nothing could read it, and the reason returned."""
         if self.bag is not None:
-            self.bag.close()
+            try:
+                self.bag.close()
+            except OSError as exc:
+                shutil.rmtree(self.bag.path, ignore_errors=True)
+                self.bag_problem = f"output bag could not be finished, removed: {one_line(exc)}"
         if self.video is not None:
             self.video.close()
+        return self.bag_problem
 
     def describe(self) -> dict[str, Any]:
         """The report's `outputs`: the files written."""
         described: dict[str, Any] = {}
-        if self.bag is not None:
+        if self.bag_problem is not None:
+            described["output_bag_error"] = self.bag_problem
+        elif self.bag is not None:
             described["output_bag"] = str(self.bag.path)
             described["output_topics"] = self.bag.topics
         if self.video is not None:
@@ -160,8 +172,8 @@ def _load_engine(options: EvalOptions) -> Any:
 
 def evaluate(options: EvalOptions) -> EvalResult:
     """Run the offline evaluation; raises UserError / BagError for problems found up front."""
-    if not options.model.is_file():
-        raise UserError(f"model not found: {options.model}")
+    check_model(options.model, options.bag)
+    check_bag(options.bag)
     folder = GtFolder(options.gt.gt_dir) if options.gt.gt_dir is not None else None
     bag = BagInput(options.bag)
     try:
@@ -180,10 +192,10 @@ def evaluate(options: EvalOptions) -> EvalResult:
         )
         with metrics:
             outputs = _Outputs(options.outputs, options.out_dir, bag, topic)
-            try:
-                run = _replay(options, bag, topic, labels, engine, metrics, outputs)
-            finally:
-                outputs.close()
+            run = _replay(options, bag, topic, labels, engine, metrics, outputs)
+            problem = outputs.close()
+            if problem is not None and run.error is None:
+                run.stop(problem, EXIT_FAILED)
             return _finish(options, bag, topic, labels, engine, metrics, run, outputs)
     finally:
         bag.close()
@@ -199,7 +211,8 @@ def _replay(
     outputs: _Outputs,
 ) -> _Run:
     """Every frame through the engine, into the outputs and the metrics; a failure part-way
-    stops the run with what was evaluated so far."""
+    (damaged bag, engine crash, full disk) or Ctrl-C / SIGTERM stops the run with what was
+    evaluated so far."""
     run = _Run(partial=bag.salvaged)
     total = bag.message_counts().get(topic, 0)
     if options.max_frames is not None:
@@ -217,6 +230,9 @@ def _replay(
             _evaluate_frame(run, frame, found, labels, engine, metrics, outputs, options.threshold)
     except BagDamaged as exc:
         run.stop(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt as exc:
+        done = f"{interruption.describe(exc)} after {run.read} frames"
+        run.stop(done, interruption.exit_code(exc))
     except Exception as exc:  # engine crash, disk full, ...: keep what we have
         run.stop(f"evaluation stopped at frame {run.read}: {one_line(exc)}", EXIT_FAILED)
     finally:

@@ -18,6 +18,7 @@ import numpy as np
 
 from pixood_ros.bag import bagio
 from pixood_ros.bag.bagio import BagMessage
+from pixood_ros.bag.interruption import deferred
 from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.image_conversion import array_to_image
 from pixood_ros.render.outputs import ENCODINGS, anomaly_mask
@@ -55,8 +56,8 @@ class OutputBag:
     def write(
         self, frame: BagMessage, result: Any, threshold: float, overlay_bgr: np.ndarray
     ) -> None:
-        """The input frame as stored and the node's outputs of it, at the frame's bag time."""
-        self._writer.write(self._input, frame.bag_time_ns, frame.raw)
+        """The input frame as stored and the node's outputs of it, at the frame's bag time (all
+        or, when interrupted, none of them: the signal waits for the frame)."""
         pixels = {
             "anomaly_score": result.anomaly_score,
             "anomaly_mask": anomaly_mask(result.anomaly_score, threshold),
@@ -65,13 +66,22 @@ class OutputBag:
             "overlay": overlay_bgr,
         }
         msg_type = bagio.TYPESTORE.types[bagio.IMAGE_TYPE]
-        for name, connection in self._outputs.items():
-            msg = array_to_image(pixels[name], ENCODINGS[name], frame.msg.header, msg_type=msg_type)
-            self._writer.write(connection, frame.bag_time_ns, bagio.serialize(msg))
-        self.frames += 1
+        raw = {
+            name: bagio.serialize(
+                array_to_image(pixels[name], ENCODINGS[name], frame.msg.header, msg_type=msg_type)
+            )
+            for name in self._outputs
+        }
+        with deferred():
+            self._writer.write(self._input, frame.bag_time_ns, frame.raw)
+            for name, connection in self._outputs.items():
+                self._writer.write(connection, frame.bag_time_ns, raw[name])
+            self.frames += 1
 
     def close(self) -> None:
-        self._writer.close()
+        """Finish the bag and flush it to disk (OSError when the disk is full)."""
+        with deferred():
+            bagio.finish_writer(self._writer, self.path)
 
     def __enter__(self) -> OutputBag:
         return self

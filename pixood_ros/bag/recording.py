@@ -35,6 +35,7 @@ class Recorder:
     """The node's outputs as received, into a rosbag2 (mcap) at their header stamps."""
 
     def __init__(self, path: Path, ns: str) -> None:
+        self.path = path
         self._writer = bagio.open_writer(path, "mcap")
         self._writer.open()
         self._lock = threading.Lock()  # the executor thread writes, the replay thread closes
@@ -51,8 +52,9 @@ class Recorder:
             self._writer.write(self._connections[name], stamp_ns, raw)
 
     def close(self) -> None:
+        """Finish the recording and flush it to disk (OSError when the disk is full)."""
         with self._lock:
-            self._writer.close()
+            bagio.finish_writer(self._writer, self.path)
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """Evaluation report files: `report.json` (machine-readable), `report.md` (for people), and the
-PR curve, ROC curve and score histogram as PNGs (matplotlib, Agg backend: no display needed)."""
+PR curve, ROC curve and score histogram as PNGs (matplotlib, Agg backend: no display needed).
+
+Every file is written complete or not at all and never through a symbolic link
+(`pixood_ros.durable`); a failed write raises (it is an error, not a silent success)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from pixood_ros import durable
 from pixood_ros.bag.scoring import HISTOGRAM_BINS, EvalMetrics
 from pixood_ros.tables import fmt
 
@@ -78,14 +81,17 @@ def write_plots(metrics: EvalMetrics, out_dir: Path) -> dict[str, str]:
 
 def _save(fig: Any, path: Path) -> str:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with durable.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return path.name
 
 
 def write_json(report: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / "report.json"
-    path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    durable.write_json(path, report)
     return path
 
 
@@ -196,9 +202,7 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
     if report["outputs"]:
         lines += ["", "## Outputs", ""]
         lines += [f"- {name}: `{value}`" for name, value in report["outputs"].items()]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return _write_markdown(lines, out_dir)
 
 
 def write_live_markdown(rep: dict[str, Any], out_dir: Path) -> Path:
@@ -246,6 +250,10 @@ def write_live_markdown(rep: dict[str, Any], out_dir: Path) -> Path:
             f"accuracy {fmt(semantic['pixel_accuracy'])}, ECE {fmt(semantic['ece'])}",
         ]
     lines += [f"- note: {note}" for note in rep["metrics"].get("notes", [])]
+    return _write_markdown(lines, out_dir)
+
+
+def _write_markdown(lines: list[str], out_dir: Path) -> Path:
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    durable.write_text(path, "\n".join(lines) + "\n")
     return path

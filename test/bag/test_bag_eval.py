@@ -261,9 +261,8 @@ def test_eval_labels_region_needs_semantic_ground_truth(tmp_path, capsys, model)
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "--eval-region: the eval-labels region needs semantic ground truth" in err
     assert not (out / "report.json").exists()
-    with pytest.raises(SystemExit) as exited:
-        main([str(model), str(bag), "-o", str(out), "--eval-region", "road"])
-    assert exited.value.code == 2 and "invalid choice: 'road'" in capsys.readouterr().err
+    rc, _, err = run(capsys, model, bag, "-o", out, "--eval-region", "road")
+    assert rc == 2 and "invalid choice: 'road'" in err
 
 
 def read_all(bag: Path) -> tuple[dict[str, str], dict[str, list]]:
