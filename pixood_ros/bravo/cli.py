@@ -166,6 +166,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate_folder(
         args.gt_root, args.submission, args.subsets, progress=not args.no_progress
     )
+    if evaluation.skipped:
+        print(
+            f"{PROG}: note: not evaluated, no predictions in {args.submission}: "
+            f"{', '.join(evaluation.skipped)} (pixood-bravo predict --subsets "
+            f"{','.join(evaluation.skipped)} adds them)",
+            file=sys.stderr,
+        )
     print(format_table(evaluation))
     if args.json:
         write_json(evaluation, args.json)

@@ -9,14 +9,18 @@ accumulators and aggregation (`BravoSubsetAccumulator`, `results_from_accumulato
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from pixood_ros.bravo.files import read_prediction, read_single_channel
-from pixood_ros.bravo.submission import evaluate_submission, results_from_accumulators
+from pixood_ros.bravo.submission import (
+    evaluate_submission,
+    predicted_subsets,
+    results_from_accumulators,
+)
 from pixood_ros.metrics.bravo import SUBSETS, BravoSubsetAccumulator
 
 from .layout import (
@@ -24,7 +28,6 @@ from .layout import (
     SYNTH_ROLES,
     LayoutError,
     detect_layout,
-    select_subsets,
     subset_spec,
     synth_frames,
 )
@@ -39,13 +42,15 @@ ANOMALY_GT_STANDIN = 0
 @dataclass
 class Evaluation:
     """Results of one evaluation: toolkit-style flat `{subset}_{metric}` results (plus
-    semantic_hmean, ood_hmean, bravo_index when both groups are present)."""
+    semantic_hmean, ood_hmean, bravo_index when both groups are present), and the subsets with
+    ground truth that were `skipped` because the submission has no prediction of them."""
 
     layout: str
     gt_root: Path
     submission_root: Path
     subsets: list[str]
     results: dict[str, object]
+    skipped: list[str] = field(default_factory=list)
 
 
 def synth_ground_truth(labels: np.ndarray, ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,24 +64,57 @@ def synth_ground_truth(labels: np.ndarray, ood: np.ndarray) -> tuple[np.ndarray,
     return gt, anomaly.astype(np.uint8)
 
 
+def choose_subsets(
+    predicted: dict[str, bool],
+    requested: Sequence[str] | None,
+    gt_root: Path,
+    submission_root: Path,
+) -> tuple[list[str], list[str]]:
+    """(subsets to evaluate, subsets skipped) given which subsets with ground truth have any
+    prediction: without a request, those that have (after a partial `predict --subsets`); a
+    requested subset without ground truth or without predictions is a LayoutError naming it."""
+    if requested:
+        unknown = [s for s in requested if s not in predicted]
+        if unknown:
+            raise LayoutError(
+                f"{gt_root}: no ground truth for subset(s) {', '.join(unknown)} "
+                f"(found: {', '.join(predicted) or 'none'})"
+            )
+        missing = ",".join(s for s in requested if not predicted[s])
+        if missing:
+            raise LayoutError(
+                f"{submission_root}: no predictions for subset(s) {missing}; run pixood-bravo "
+                f"predict --subsets {missing} first, or leave them out of --subsets"
+            )
+        return list(dict.fromkeys(requested)), []
+    chosen = [s for s, has in predicted.items() if has]
+    skipped = [s for s, has in predicted.items() if not has]
+    if not chosen:
+        raise LayoutError(
+            f"{submission_root}: no predictions for any subset with ground truth "
+            f"({', '.join(skipped)}); run pixood-bravo predict first"
+        )
+    return chosen, skipped
+
+
 def evaluate_synth(
     gt_root: Path,
     submission_root: Path,
     subsets: Sequence[str] | None = None,
     progress: bool = True,
-) -> tuple[dict[str, object], list[str]]:
-    """(results, splits in report order): BRAVO metrics of a submission for a pixood-synth
-    root, one subset per split."""
-    frames = select_subsets(
-        synth_frames(gt_root, submission_root),
-        lambda f: f.split,
-        subsets,
-        f"{gt_root}: no ground truth for split(s)",
-    )
+) -> tuple[dict[str, object], list[str], list[str]]:
+    """(results, splits in report order, splits skipped): BRAVO metrics of a submission for a
+    pixood-synth root, one subset per split."""
+    frames = synth_frames(gt_root, submission_root)
     if not frames:
         raise LayoutError(
             f"{gt_root}: no ground truth found (gtFine/<split>/<city>/*_gtFine_labelTrainIds.png)"
         )
+    predicted: dict[str, bool] = {}
+    for frame in frames:
+        predicted[frame.split] = predicted.get(frame.split, False) or frame.pred.is_file()
+    chosen, skipped = choose_subsets(predicted, subsets, gt_root, submission_root)
+    frames = [frame for frame in frames if frame.split in chosen]
     accumulators: dict[str, BravoSubsetAccumulator] = {}
     for frame in tqdm(frames, desc="pixood-bravo evaluate", unit="img", disable=not progress):
         labels = read_single_channel(frame.gt, np.uint8, "label map")
@@ -93,7 +131,7 @@ def evaluate_synth(
         accumulators[frame.split].update(gt, pred, conf, invalid)
     order = [s for s in SYNTH_ROLES if s in accumulators]
     order += sorted(s for s in accumulators if s not in SYNTH_ROLES)
-    return results_from_accumulators(accumulators), order
+    return results_from_accumulators(accumulators), order, skipped
 
 
 def evaluate_folder(
@@ -102,7 +140,8 @@ def evaluate_folder(
     subsets: Sequence[str] | None = None,
     progress: bool = True,
 ) -> Evaluation:
-    """Evaluate `submission_root` against the BRAVO-layout or pixood-synth `gt_root`."""
+    """Evaluate `submission_root` against the BRAVO-layout or pixood-synth `gt_root`, in the
+    subsets it has predictions of (all requested ones with `subsets`)."""
     gt_root, submission_root = Path(gt_root), Path(submission_root)
     layout = detect_layout(gt_root, "ground-truth folder")
     if not submission_root.is_dir():
@@ -113,8 +152,12 @@ def evaluate_folder(
             raise LayoutError(
                 f"unknown BRAVO subset(s) {', '.join(unknown)}; known: {', '.join(SUBSETS)}"
             )
-        results = evaluate_submission(gt_root, submission_root, subsets or None)
+        predicted = predicted_subsets(gt_root, submission_root)
+        if not predicted:
+            raise LayoutError(f"{gt_root}: no BRAVO ground-truth files found")
+        chosen, skipped = choose_subsets(predicted, subsets, gt_root, submission_root)
+        results = evaluate_submission(gt_root, submission_root, chosen)
         order = [s for s in SUBSETS if any(k.startswith(f"{s}_") for k in results)]
     else:
-        results, order = evaluate_synth(gt_root, submission_root, subsets, progress)
-    return Evaluation(layout, gt_root, submission_root, order, results)
+        results, order, skipped = evaluate_synth(gt_root, submission_root, subsets, progress)
+    return Evaluation(layout, gt_root, submission_root, order, results, skipped)

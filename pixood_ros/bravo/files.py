@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pixood_ros.cli import UserError
+from pixood_ros.frames import read_image
 from pixood_ros.metrics.bravo import NUM_CLASSES, SUBSETS
 
 PRED_SUFFIX = "_pred.png"
@@ -154,6 +155,8 @@ def write_prediction_files(
     pred_path.parent.mkdir(parents=True, exist_ok=True)
     conf_path.parent.mkdir(parents=True, exist_ok=True)
     for path, image in ((pred_path, semantic.astype(np.uint8)), (conf_path, conf16)):
+        if path.is_symlink():  # replaced, not written through
+            path.unlink()
         if not cv2.imwrite(str(path), image):
             raise OSError(f"could not write {path}")
     return pred_path, conf_path
@@ -161,7 +164,7 @@ def write_prediction_files(
 
 def read_single_channel(path: Path, dtype: type, what: str) -> np.ndarray:
     """A single-channel image of `dtype` (prediction, confidence or label PNG), as written."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = read_image(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise SubmissionError(f"{path}: missing or not a readable image")
     if image.ndim != 2 or image.dtype != dtype:

@@ -3,10 +3,10 @@ score, BRAVO Index), as a console table, a Markdown report and a JSON file."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from pixood_ros import durable
 from pixood_ros.tables import fmt
 
 from .evaluate import Evaluation
@@ -89,11 +89,13 @@ def format_markdown(evaluation: Evaluation) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in _rows(evaluation)]
     lines.append("")
     lines += [f"- **{title}**: {value}" for title, value in _summary_lines(evaluation)]
+    if evaluation.skipped:
+        lines.append(f"- not evaluated (no predictions): {', '.join(evaluation.skipped)}")
     return "\n".join(lines) + "\n"
 
 
 def _json_safe(value: object) -> object:
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
@@ -102,7 +104,8 @@ def _json_safe(value: object) -> object:
 
 def to_json(evaluation: Evaluation) -> dict:
     """Nested per-subset view plus the toolkit's flat `{subset}_{metric}` results (NaN → null,
-    e.g. the IoU of a class absent from both prediction and ground truth)."""
+    e.g. the IoU of a class absent from both prediction and ground truth), and the subsets
+    skipped for want of predictions."""
     results = {k: _json_safe(v) for k, v in evaluation.results.items()}
     subsets = {}
     for subset in evaluation.subsets:
@@ -118,13 +121,14 @@ def to_json(evaluation: Evaluation) -> dict:
         "ood_hmean": results.get("ood_hmean"),
         "bravo_index": results.get("bravo_index"),
         "subsets": subsets,
+        "skipped_subsets": evaluation.skipped,
         "results": results,
     }
 
 
 def write_json(evaluation: Evaluation, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_json(evaluation), indent=2) + "\n")
+    durable.write_json(path, to_json(evaluation))
 
 
 def write_markdown(evaluation: Evaluation, path: str | Path) -> None:
-    Path(path).write_text(format_markdown(evaluation))
+    durable.write_text(path, format_markdown(evaluation))

@@ -3,22 +3,41 @@ the BRAVO data set (`bravo_<split>/...`), giving the numbers the challenge serve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pixood_ros.frames import read_image
 from pixood_ros.metrics.bravo import SUBSETS, BravoSubsetAccumulator, summarize
 
-from .files import SPLIT_SUFFIXES, SubmissionError, read_prediction, subset_of
+from .files import SPLIT_SUFFIXES, SplitSuffixes, SubmissionError, read_prediction, subset_of
 
 
 def _grey(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    image = read_image(path, cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise SubmissionError(f"{path}: missing or not a readable image")
     return image
+
+
+def ground_truth_files(gt_root: Path) -> Iterator[tuple[str, str, SplitSuffixes]]:
+    """(subset, base name relative to the root, the split's suffixes) of every ground-truth
+    image under `gt_root`; base + suffix names the mask, the prediction and the confidence."""
+    for split, suffixes in SPLIT_SUFFIXES.items():
+        for gt_path in sorted((gt_root / f"bravo_{split}").rglob(f"*{suffixes.gt}")):
+            rel = gt_path.relative_to(gt_root).as_posix()
+            yield subset_of(rel), rel[: -len(suffixes.gt)], suffixes
+
+
+def predicted_subsets(gt_root: str | Path, submission_root: str | Path) -> dict[str, bool]:
+    """For every subset with ground truth: whether the submission holds any prediction of it."""
+    predicted: dict[str, bool] = {}
+    for subset, base, suffixes in ground_truth_files(Path(gt_root)):
+        found = (Path(submission_root) / (base + suffixes.pred)).is_file()
+        predicted[subset] = predicted.get(subset, False) or found
+    return predicted
 
 
 def evaluate_submission(
@@ -34,22 +53,18 @@ def evaluate_submission(
     if unknown:
         raise SubmissionError(f"unknown BRAVO subsets: {sorted(unknown)}")
     accumulators: dict[str, BravoSubsetAccumulator] = {}
-    for split, suffixes in SPLIT_SUFFIXES.items():
-        for gt_path in sorted((gt_root / f"bravo_{split}").rglob(f"*{suffixes.gt}")):
-            rel = gt_path.relative_to(gt_root).as_posix()
-            subset = subset_of(rel)
-            if subset not in wanted:
-                continue
-            base = rel[: -len(suffixes.gt)]
-            gt = _grey(gt_path)
-            invalid = _grey(gt_root / (base + suffixes.mask))
-            pred, conf = read_prediction(
-                submission_root / (base + suffixes.pred),
-                submission_root / (base + suffixes.conf),
-                image_size=gt.shape,
-            )
-            acc = accumulators.setdefault(subset, BravoSubsetAccumulator.for_subset(subset))
-            acc.update(gt, pred, conf, invalid)
+    for subset, base, suffixes in ground_truth_files(gt_root):
+        if subset not in wanted:
+            continue
+        gt = _grey(gt_root / (base + suffixes.gt))
+        invalid = _grey(gt_root / (base + suffixes.mask))
+        pred, conf = read_prediction(
+            submission_root / (base + suffixes.pred),
+            submission_root / (base + suffixes.conf),
+            image_size=gt.shape,
+        )
+        acc = accumulators.setdefault(subset, BravoSubsetAccumulator.for_subset(subset))
+        acc.update(gt, pred, conf, invalid)
     if not accumulators:
         raise SubmissionError(f"{gt_root}: no BRAVO ground-truth files found")
     return results_from_accumulators(accumulators)

@@ -243,6 +243,14 @@ def test_predict_and_evaluate_on_the_bravo_layout(tmp_path, capsys):
     assert report["results"]["synobjs_auroc_ood"] == pytest.approx(direct["synobjs_auroc_ood"])
     assert f"{direct['ACDCfog_miou_valid']:.4f}" in table
 
+    for path in (sub / "bravo_synobjs").rglob("*.png"):  # as after predict --subsets ACDCfog
+        path.unlink()
+    assert main(["evaluate", str(data), str(sub), "--json", str(out_json)]) == 0
+    assert "no predictions in" in capsys.readouterr().err
+    report = json.loads(out_json.read_text())
+    assert list(report["subsets"]) == ["ACDCfog"] and report["skipped_subsets"] == ["synobjs"]
+    assert report["results"]["ACDCfog_miou_valid"] == pytest.approx(direct["ACDCfog_miou_valid"])
+
 
 def _one_line_error(capsys, args, needle):
     capsys.readouterr()
@@ -278,11 +286,58 @@ def test_user_mistakes_exit_2_with_one_line(work, tmp_path, capsys):
         (["predict", str(model), str(synth), "-o", out, "--subsets", "train"], "no images of"),
         (["evaluate", str(tmp_path / "nope"), str(root / "scorer")], "folder not found"),
         (["evaluate", str(synth), str(tmp_path / "nosub")], "submission folder not found"),
-        (["evaluate", str(synth), str(empty)], "missing or not a readable image"),
+        (["evaluate", str(synth), str(empty)], "no predictions for any subset with ground"),
+        (["evaluate", str(synth), str(root / "scorer"), "--subsets", "nope"], "no ground truth"),
     ]
     for args, needle in cases:
         extra = CPU if args[0] == "predict" and "-o" in args else ["--no-progress"]
         _one_line_error(capsys, args + extra, needle)
+
+
+def test_evaluate_after_a_partial_predict_scores_what_was_predicted(work, tmp_path, capfd):
+    """`predict --subsets ood_val` then `evaluate`: ood_val is scored, the others are named in one
+    line; asking for an unpredicted subset is one line naming it and --subsets. No OpenCV
+    warning reaches stderr (capfd sees the C++ side too)."""
+    root, model, synth = work
+    sub, report = tmp_path / "partial", tmp_path / "r.json"
+    predict = ["predict", str(model), str(synth), "-o", str(sub), "--subsets", "ood_val", *CPU]
+    assert main(predict) == 0
+    capfd.readouterr()
+    assert main(["evaluate", str(synth), str(sub), "--json", str(report), "--no-progress"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err.splitlines() == [
+        f"pixood-bravo: note: not evaluated, no predictions in {sub}: ood_shift, val "
+        "(pixood-bravo predict --subsets ood_shift,val adds them)"
+    ]
+    data = json.loads(report.read_text())
+    assert list(data["subsets"]) == ["ood_val"] and data["skipped_subsets"] == ["ood_shift", "val"]
+    assert "ood_val" in captured.out and "ood_shift" not in captured.out
+
+    args = ["evaluate", str(synth), str(sub), "--subsets", "ood_val,ood_shift", "--no-progress"]
+    assert main(args) == 2
+    assert capfd.readouterr().err.splitlines() == [
+        f"pixood-bravo: error: {sub}: no predictions for subset(s) ood_shift; run pixood-bravo "
+        "predict --subsets ood_shift first, or leave them out of --subsets"
+    ]
+    next(sub.rglob("*_conf.png")).unlink()  # a subset predicted in part is still an error
+    assert main(["evaluate", str(synth), str(sub), "--no-progress"]) == 2
+    err = capfd.readouterr().err
+    assert "_conf.png: missing or not a readable image" in err.splitlines()[-1]
+    assert "WARN" not in err
+
+
+def test_reports_replace_symlinks_instead_of_writing_through(work, tmp_path):
+    root, _, synth = work
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    out_json.symlink_to(victim)
+    out_md.symlink_to(victim)
+    args = ["evaluate", str(synth), str(root / "scorer"), "--json", str(out_json)]
+    assert main([*args, "--markdown", str(out_md), "--no-progress"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not out_json.is_symlink() and json.loads(out_json.read_text())["layout"] == "synth"
+    assert not out_md.is_symlink() and out_md.read_text().startswith("# BRAVO evaluation")
 
 
 def test_help_explains_every_option(capsys):
