@@ -19,13 +19,13 @@ plain test objects all work. Encoding semantics follow ROS' cv_bridge (and rosba
 - ``16UC1``, ``32FC1`` and ``64FC1`` (depth-like images) are min-max normalised per frame to
   gray, like cv_bridge's ``cvtColorForDisplay``; NaN/inf are rejected, never silently mapped.
 
-The decode is numpy and OpenCV only, not cv_bridge itself: the same pixels on every install,
-also where only the pip wheels are present.
+The decode is numpy and OpenCV only (not cv_bridge): the same pixels on every install.
 """
 
 from __future__ import annotations
 
 import array
+import math
 import struct
 import sys
 from dataclasses import dataclass
@@ -43,16 +43,8 @@ BAD_DIMENSIONS = "bad_dimensions"
 UNSUPPORTED_ENCODING = "unsupported_encoding"
 NON_FINITE = "non_finite"
 CORRUPT_COMPRESSED = "corrupt_compressed"
-BAD_IMAGE_KINDS = (
-    EMPTY,
-    TOO_LARGE,
-    BAD_STEP,
-    SIZE_MISMATCH,
-    BAD_DIMENSIONS,
-    UNSUPPORTED_ENCODING,
-    NON_FINITE,
-    CORRUPT_COMPRESSED,
-)
+BAD_IMAGE_KINDS = (EMPTY, TOO_LARGE, BAD_STEP, SIZE_MISMATCH, BAD_DIMENSIONS)
+BAD_IMAGE_KINDS += (UNSUPPORTED_ENCODING, NON_FINITE, CORRUPT_COMPRESSED)
 
 # 8K UHD: far beyond any camera a robot carries, small enough not to exhaust memory.
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -207,7 +199,12 @@ def _normalize_to_gray(pixels: np.ndarray) -> np.ndarray:
     low, high = float(values.min()), float(values.max())
     if high <= low:
         return np.zeros(pixels.shape, dtype=np.uint8)
-    scaled = (values - low) * (255.0 / (high - low))
+    if not math.isfinite(high - low):  # e.g. -1.7e308..1.7e308: halving is exact, fits float64
+        values, low, high = values * 0.5, low * 0.5, high * 0.5
+    # (values - low) <= high - low: no step can overflow; dividing first keeps tiny spans finite.
+    scaled = values - low
+    scaled /= high - low
+    scaled *= 255.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
@@ -242,30 +239,43 @@ _COMPRESSED_DEPTH_HEADER = 12
 
 
 def _compressed_dimensions(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG/JPEG header without decoding, or None if it cannot be read.
+    """(width, height) from a PNG/JPEG header without decoding (to refuse a decompression bomb
+    before OpenCV allocates the pixels), or None if it cannot be read."""
+    if data.startswith(_PNG_MAGIC) and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])  # IHDR: always the first chunk
+    return _jpeg_dimensions(data) if data.startswith(_JPEG_MAGIC) else None
 
-    Lets us refuse a decompression bomb before OpenCV allocates the pixels.
-    """
-    if data.startswith(_PNG_MAGIC) and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data.startswith(_JPEG_MAGIC):
-        pos = 2
-        while pos + 4 <= len(data):
-            if data[pos] != 0xFF:
+
+# Markers without a length field: TEM, RST0..RST7, SOI.
+_JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD9)))
+# SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Walk the JPEG markers as a decoder does (any number of 0xFF fill bytes before a marker
+    code, segments skipped by their length) up to the first frame header (SOFn)."""
+    pos, end = 2, len(data)  # after SOI
+    while pos < end:
+        if data[pos] != 0xFF:
+            return None  # garbage between segments: a layout we refuse to guess about
+        while pos < end and data[pos] == 0xFF:
+            pos += 1
+        marker = data[pos] if pos < end else 0x00
+        pos += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker in (0x00, 0xD9, 0xDA) or pos + 2 > end:  # end, EOI or SOS before SOFn
+            return None
+        length = int.from_bytes(data[pos : pos + 2], "big")
+        if marker in _JPEG_SOF:
+            if length < 8 or pos + 7 > end:
                 return None
-            marker = data[pos + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-            # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                if pos + 9 > len(data):
-                    return None
-                height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-                return width, height
-            pos += 2 + length
+            height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
+            return width, height
+        if length < 2:
+            return None
+        pos += length
     return None
 
 
@@ -277,25 +287,20 @@ def compressed_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
         data = data[_COMPRESSED_DEPTH_HEADER:]
     if not data:
         raise BadImage(EMPTY, f"compressed image ({fmt or 'no format'}) has no data")
-    if not (data.startswith(_PNG_MAGIC) or data.startswith(_JPEG_MAGIC)):
+    dims = _compressed_dimensions(data)
+    if dims is None:
         raise BadImage(
             CORRUPT_COMPRESSED,
-            f"data is neither PNG nor JPEG (format {fmt!r}, starts with {data[:4].hex()})",
+            f"no PNG/JPEG header with an image size (format {fmt!r}, starts with {data[:4].hex()})",
         )
-    dims = _compressed_dimensions(data)
-    if dims is not None:
-        _check_size(dims[0], dims[1], max_pixels)
+    _check_size(dims[0], dims[1], max_pixels)  # before OpenCV allocates the pixels
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.size == 0:
+    if decoded is None or decoded.shape[:2] != (dims[1], dims[0]):
         raise BadImage(CORRUPT_COMPRESSED, f"OpenCV could not decode the {fmt or 'image'} data")
-    _check_size(decoded.shape[1], decoded.shape[0], max_pixels)
     if "compresseddepth" in fmt:
         return _to_rgb8(decoded, "normalize")
-    if decoded.ndim == 2:
-        return _to_rgb8(decoded, "gray")
-    if decoded.shape[2] == 4:
-        return _to_rgb8(decoded, "bgra")
-    return _to_rgb8(decoded, "bgr")
+    channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+    return _to_rgb8(decoded, {1: "gray", 4: "bgra"}.get(channels, "bgr"))
 
 
 def message_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

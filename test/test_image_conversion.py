@@ -389,3 +389,111 @@ def test_bad_image_is_a_value_error_with_a_known_kind():
     assert issubclass(BadImage, ValueError)
     with pytest.raises(ValueError, match="unknown BadImage kind"):
         BadImage("whatever", "x")
+
+
+# --- compressed headers: the size is known before decoding -------------------------------------
+
+
+def _jpeg_parts(width: int = 24, height: int = 16) -> tuple[bytes, bytes]:
+    """A real JPEG split in front of its frame header (SOF0): (SOI + tables, SOF0 + rest)."""
+    jpeg = _encode(".jpg", _scene(height, width))
+    sof = jpeg.index(b"\xff\xc0")
+    assert struct.unpack(">HH", jpeg[sof + 5 : sof + 9]) == (height, width)
+    return jpeg[:sof], jpeg[sof:]
+
+
+def _claiming(sof_and_rest: bytes, width: int, height: int) -> bytes:
+    return sof_and_rest[:5] + struct.pack(">HH", height, width) + sof_and_rest[9:]
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """cv2.imdecode fails the test: the frame must be refused from its header alone."""
+
+    def imdecode(*args):
+        raise AssertionError("cv2.imdecode was called")
+
+    monkeypatch.setattr(ic.cv2, "imdecode", imdecode)
+
+
+def test_jpeg_size_behind_fill_bytes_is_refused_without_decoding(no_decoding):
+    head, sof = _jpeg_parts()
+    bomb = head + b"\xff\xff\xff" + _claiming(sof, 6000, 6000)  # fill bytes before SOF0
+    with pytest.raises(BadImage) as info:
+        ic.compressed_to_rgb(FakeCompressed("jpeg", bomb))
+    assert info.value.kind == ic.TOO_LARGE and "6000x6000" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("unknown_marker_code", b"\xff\xd8\xff\x00\x00\x08"),
+        ("garbage_between_segments", b"\xff\xd8\x12\x34\xff\xc0\x00\x11\x08\x17\x70\x17\x70"),
+        ("scan_before_frame_header", b"\xff\xd8\xff\xda\x00\x08" + bytes(6)),
+        ("end_before_frame_header", b"\xff\xd8\xff\xd9"),
+        ("cut_inside_frame_header", b"\xff\xd8\xff\xc0\x00\x11\x08\x17"),
+        ("segment_length_below_2", b"\xff\xd8\xff\xe0\x00\x01\xff\xc0\x00\x11\x08\x17\x70\x17"),
+        ("only_fill_bytes", b"\xff\xd8\xff\xff\xff"),
+        ("png_without_ihdr", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIDAT" + bytes(13)),
+    ],
+)
+def test_unreadable_header_is_refused_without_decoding(no_decoding, name, payload):
+    with pytest.raises(BadImage) as info:
+        ic.compressed_to_rgb(FakeCompressed("jpeg", payload))
+    assert info.value.kind == ic.CORRUPT_COMPRESSED
+
+
+def _app_segment(code: int, body: bytes) -> bytes:
+    return bytes((0xFF, code)) + struct.pack(">H", len(body) + 2) + body
+
+
+@pytest.mark.parametrize(
+    ("name", "before_sof", "sof_marker"),
+    [
+        ("fill_bytes", b"\xff\xff\xff\xff", 0xC0),
+        ("tem_and_fill", b"\xff\x01\xff\xff", 0xC0),
+        ("exif_holding_ff_c0", _app_segment(0xE1, b"Exif\0\0\xff\xc0\x00\x11\x08\xff\xff"), 0xC0),
+        ("comment", _app_segment(0xFE, b"\xff\xd9 not the end"), 0xC0),
+        ("extended_sequential", b"", 0xC1),
+        ("lossless_huffman", b"", 0xC3),
+        ("arithmetic_coding", _app_segment(0xCC, b"\x00\x10"), 0xC9),
+        ("differential_progressive_arithmetic", b"", 0xCF),
+    ],
+)
+def test_jpeg_header_layouts_give_the_size_before_decoding(
+    no_decoding, name, before_sof, sof_marker
+):
+    """DHT (C4), JPG (C8) and DAC (CC) are no frame headers; every other SOFn is."""
+    head, sof = _jpeg_parts()
+    frame = bytes((0xFF, sof_marker)) + _claiming(sof, 7000, 7000)[2:]
+    with pytest.raises(BadImage) as info:
+        ic.compressed_to_rgb(FakeCompressed("jpeg", head + before_sof + frame))
+    assert info.value.kind == ic.TOO_LARGE and "7000x7000" in info.value.message
+
+
+def test_jpeg_with_fill_bytes_and_tem_still_decodes():
+    head, sof = _jpeg_parts(24, 16)
+    decoded = ic.compressed_to_rgb(FakeCompressed("jpeg", head + b"\xff\x01\xff\xff" + sof))
+    expected = ic.compressed_to_rgb(FakeCompressed("jpeg", head + sof))
+    np.testing.assert_array_equal(decoded, expected)
+    assert decoded.shape == (16, 24, 3)
+
+
+# --- float images: normalisation that cannot overflow ------------------------------------------
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("dtype", "values", "gray"),
+    [
+        ("float64", [[-1.7e308, 0.0], [1.7e308, 1.7e308]], [[0, 128], [255, 255]]),
+        ("float64", [[-np.finfo(np.float64).max, np.finfo(np.float64).max]], [[0, 255]]),
+        ("float64", [[0.0, 5e-324]], [[0, 255]]),  # a span of one subnormal step
+        ("float32", [[-3.4e38, 3.4e38]], [[0, 255]]),
+        ("float32", [[2.0, 4.0], [3.0, 2.0]], [[0, 255], [128, 0]]),
+    ],
+)
+def test_float_images_normalise_without_overflow(dtype, values, gray):
+    encoding = "64FC1" if dtype == "float64" else "32FC1"
+    msg = make_image(np.array(values, dtype=dtype), encoding)
+    np.testing.assert_array_equal(ic.image_to_rgb(msg), gray_rgb(np.array(gray, np.uint8)))
