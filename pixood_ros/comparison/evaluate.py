@@ -28,6 +28,7 @@ from pixood_ros.frames import SourceError, synth_source
 from pixood_ros.metrics import component_metrics, miou, pixel_metrics
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator
+from pixood_ros.metrics.curves import DegenerateLabelsError
 
 
 @dataclass
@@ -77,7 +78,13 @@ def evaluate_split(
         bravo.update(gt, result.semantic, scorer_levels(result.confidence), invalid)
     if not scores:
         raise BenchmarkError(f"split {split!r} of {root} has no frames")
-    pixel = pixel_metrics(scores, labels, on_degenerate="nan")
+    try:
+        pixel = pixel_metrics(scores, labels)
+    except DegenerateLabelsError as exc:
+        raise BenchmarkError(
+            f"split {split!r} of {root}: {exc}; pixood-benchmark compares anomaly scores on "
+            "splits with anomaly and in-distribution pixels (the ood_* splits)"
+        ) from exc
     components = component_metrics(
         scores,
         labels,

@@ -8,10 +8,10 @@ The Markdown for the same numbers never changes: the README's Results table must
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from pixood_ros import durable
 from pixood_ros.tables import fmt, markdown_table
 
 START_MARKER = "<!-- benchmark:start -->"
@@ -88,12 +88,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def write_results(results: dict[str, Any], out_dir: Path, command: str, readme: Path | None) -> str:
-    """benchmark.json + benchmark.md (and the README section); returns the Markdown."""
+    """benchmark.json + benchmark.md (and the README section); returns the Markdown. Each file
+    is complete or untouched (`pixood_ros.durable`); a symlink there is replaced."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {**results, "command": command}
-    (out_dir / "benchmark.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    durable.write_json(out_dir / "benchmark.json", results)
     text = markdown(results)
-    (out_dir / "benchmark.md").write_text(text)
+    durable.write_text(out_dir / "benchmark.md", text)
     if readme is not None:
         insert_into_readme(readme, text)
     return text
@@ -126,4 +127,4 @@ def insert_into_readme(readme: Path, text: str) -> None:
         content = f"{content}{separator}\n## Benchmark\n\n{block}\n"
     else:
         content = content[:start] + block + content[end + len(END_MARKER) :]
-    readme.write_text(content)
+    durable.write_text(readme, content)

@@ -128,10 +128,8 @@ def _add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for option in ("min_pred_size", "min_gt_size"):
-        value = getattr(args, option)
-        if value is not None and value < 0:
-            raise BenchmarkError(f"--{option.replace('_', '-')} must be >= 0, got {value}")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise BenchmarkError(f"--out-dir exists and is not a directory: {args.out_dir}")
     if args.readme is not None:
         if not args.readme.is_file():
             raise BenchmarkError(f"README not found: {args.readme}")

@@ -29,7 +29,7 @@ COMMON = ["--providers", "cpu", "--no-progress", "--min-pred-size", "0", "--min-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench_data")
-    write_dataset(root, {split: 2 for split in SPLITS}, width=128, height=64, seed=3,
+    write_dataset(root, {split: 2 for split in SPLITS} | {"val": 1}, width=128, height=64, seed=3,
                   progress=False)  # fmt: skip
     return root
 
@@ -198,6 +198,10 @@ def test_readme_text_around_existing_markers_is_kept(tmp_path, data, models):
         (["{road}"], "--data ROOT"),
         (["{road}", "--data", "{tmp}"], "not a pixood-synth data set"),
         (["{road}", "--data", "{data}", "--max-frames", "0"], "--max-frames: must be >= 1"),
+        (["{road}", "--data", "{data}", "--max-frames", "nan"], "--max-frames: not a whole"),
+        (["{road}", "--data", "{data}", "--min-pred-size", "-1"], "--min-pred-size: must be >= 0"),
+        (["{road}", "--data", "{data}", "-o", "{broken}"], "--out-dir exists and is not a dir"),
+        (["{road}", "--data", "{data}", "--splits", "val"], "no positive (anomaly) pixels"),
         (["{road}", "--data", "{data}", "--readme", "{broken}"], "markers"),
         (["--reproduce", "--config", "{nope}"], "training config not found"),
         (["--reproduce", "{road}"], "drop MODEL/--data"),
@@ -209,7 +213,9 @@ def test_user_errors_are_one_line(tmp_path, capsys, data, models, args, message)
     values = {"data": data, "road": models["road"], "nope": tmp_path / "nope", "tmp": tmp_path,
               "broken": broken}  # fmt: skip
     argv = [a.format(**values) for a in args]
-    assert main([*argv, "-o", str(tmp_path / "out"), "--no-progress"]) == 2
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out")]
+    assert main([*argv, "--providers", "cpu", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert broken.read_text() == f"{END_MARKER}\n{START_MARKER}\n"

@@ -3,17 +3,21 @@ the README back into exactly the README's text, byte for byte."""
 
 from __future__ import annotations
 
+import errno
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from pixood_ros import durable
 from pixood_ros.comparison.report import (
     END_MARKER,
     OVERALL_COLUMNS,
     SPLIT_COLUMNS,
     START_MARKER,
     markdown,
+    write_results,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -79,3 +83,37 @@ def test_missing_numbers_show_as_n_a_and_digits_follow_the_column():
     line = next(x for x in markdown(results).splitlines() if x.startswith("| m | 0.123"))
     assert line == "| m | 0.123 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 61.3 |"
     assert "| m | n/a | n/a | n/a | n/a | n/a | n/a | 7.0 |" in markdown(results)
+
+
+def _small_results() -> dict:
+    model = {"provider": "CPU", "scored_pixels": "all", "component_track": "anomaly"}
+    return {"created": "t", "data": "d", "splits": ["s"], "models": {"m": model},
+            "results": {"s": {"m": {"frames": 1, "ap": 0.5}}}, "overall": {"m": {}}}  # fmt: skip
+
+
+def test_result_files_replace_symlinks_and_survive_a_full_disk(tmp_path, monkeypatch):
+    """benchmark.json/.md and the README replace a symlink instead of writing through it; a full
+    disk leaves every earlier file as it was (no half-written JSON, no temporary left)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out, readme = tmp_path / "out", tmp_path / "README.md"
+    out.mkdir()
+    for link in (out / "benchmark.json", out / "benchmark.md", readme):
+        link.symlink_to(victim)
+    write_results(_small_results(), out, "pixood-benchmark x", readme=readme)
+    assert victim.read_text() == "keep me"
+    assert not readme.is_symlink() and readme.read_text().startswith("keep me\n\n## Benchmark")
+    assert json.loads((out / "benchmark.json").read_text())["command"] == "pixood-benchmark x"
+    assert (out / "benchmark.md").read_text().startswith("Produced by `pixood-benchmark x`")
+    readme.unlink()
+    readme.write_text("# Title\n")
+    before = {p.name: p.read_bytes() for p in (out / "benchmark.json", out / "benchmark.md")}
+
+    def disk_full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(durable, "fsync_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_results(_small_results(), out, "pixood-benchmark y", readme=readme)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert readme.read_text() == "# Title\n"
