@@ -103,6 +103,11 @@ def finish_writer(writer: Writer, path: Path) -> None:
         with contextlib.suppress(Exception):
             writer.abort()
         raise
+    fsync_bag(path)
+
+
+def fsync_bag(path: Path) -> None:
+    """Flush a closed bag's files and folder (and its entry in the parent) to disk."""
     for file in path.iterdir():
         if file.is_file():
             durable.fsync_file(file)

@@ -9,6 +9,7 @@ exactly. Uses the pure-Python `rosbags` writer: no ROS install needed.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -17,8 +18,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pixood_ros.bag import bagio
-from pixood_ros.cli import OneLineParser, UserError, positive_int, progress_parent, run_command
+from pixood_ros.bag import bagio, ros_names
+from pixood_ros.bag.interruption import interruptible
+from pixood_ros.cli import (
+    OneLineParser,
+    UserError,
+    finite_float,
+    positive_float,
+    positive_int,
+    progress_parent,
+    run_parsed,
+)
 from pixood_ros.frames import Source, SourceError, folder_or_video_source, synth_source
 
 DEFAULT_TOPIC = "/camera/image_raw"
@@ -39,9 +49,18 @@ class BagSummary:
 
 
 def prepare_output(path: Path, overwrite: bool) -> None:
-    """Refuse to clobber a bag unless asked; never delete something that is not a bag."""
-    if not path.exists():
+    """Refuse to clobber a bag unless asked; never delete something that is not a bag, nor
+    follow a symbolic link; the folder it goes in must be writable (a user mistake, found
+    before anything is written)."""
+    parent = path.absolute().parent
+    while not parent.exists():  # missing folders are created, in the nearest existing one
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create the output bag in {parent}: not a writable folder")
+    if not os.path.lexists(path):
         return
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link; not replacing it (remove it yourself)")
     if not overwrite:
         raise UserError(f"{path} already exists (use --overwrite to replace it)")
     is_bag = path.is_dir() and (path / "metadata.yaml").is_file()
@@ -111,6 +130,7 @@ def write_bag(
                 summary.frames += 1
                 bar.update()
             bar.close()
+        bagio.fsync_bag(output)
     except BaseException:
         shutil.rmtree(output, ignore_errors=True)
         raise
@@ -130,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_arguments(parser)
     parser.add_argument(
         "--rate",
-        type=float,
+        type=positive_float,
         help=f"frame rate in Hz of the header stamps (default: the video's rate, "
         f"else {DEFAULT_FOLDER_RATE:g})",
     )
@@ -157,16 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--topic",
+        type=ros_names.topic_name,
         help=f"image topic (default: {DEFAULT_TOPIC}, or {DEFAULT_TOPIC}/compressed "
         "with --compressed)",
     )
     parser.add_argument(
         "--gt-topic",
+        type=ros_names.topic_name,
         default=DEFAULT_GT_TOPIC,
         help=f"topic of the OOD masks (default: {DEFAULT_GT_TOPIC})",
     )
     parser.add_argument(
         "--semantic-gt-topic",
+        type=ros_names.topic_name,
         default=DEFAULT_SEMANTIC_TOPIC,
         help=f"topic of the semantic labels (default: {DEFAULT_SEMANTIC_TOPIC})",
     )
@@ -175,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--start-time",
-        type=float,
+        type=finite_float,
         metavar="SEC",
         help="header stamp of the first frame in seconds since the epoch (default: now); "
         "fix it for reproducible bags",
@@ -223,8 +246,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("give either an INPUT folder/video or --synth ROOT (not both)")
     if args.synth is not None and (args.gt or args.semantic_gt):
         raise UserError("--gt/--semantic-gt cannot be combined with --synth (it has its own)")
-    if args.rate is not None and not args.rate > 0:
-        raise UserError(f"--rate must be positive, got {args.rate}")
     if not 1 <= args.jpeg_quality <= 100:
         raise UserError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
     for option, folder in (("--gt", args.gt), ("--semantic-gt", args.semantic_gt)):
@@ -272,8 +293,10 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(PROG, lambda: _run(args))
+    """The command; returns its exit code. Ctrl-C or SIGTERM ends it with one line, exit 130 /
+    143, and no half-written bag."""
+    parser = build_parser()
+    return run_parsed(PROG, parser, argv, lambda args: interruptible(PROG, lambda: _run(args)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -12,6 +15,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from pixood_ros.bag import bagio
 from pixood_ros.bag.make_bag import main
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)  # what a Humble user's tools would use
@@ -230,7 +234,13 @@ def test_refuses_to_overwrite_unless_asked(tmp_path, capsys):
     [
         (lambda tmp: [str(tmp / "missing")], "input not found"),
         (lambda tmp: [str(tmp / "img"), "--gt", str(tmp / "nogt")], "--gt folder not found"),
-        (lambda tmp: [str(tmp / "img"), "--rate", "0"], "--rate must be positive"),
+        (lambda tmp: [str(tmp / "img"), "--rate", "0"], "--rate: must be > 0"),
+        (lambda tmp: [str(tmp / "img"), "--rate", "nan"], "--rate: must be a finite number"),
+        (lambda tmp: [str(tmp / "img"), "--rate", "inf"], "--rate: must be a finite number"),
+        (lambda tmp: [str(tmp / "img"), "--start-time", "nan"], "must be a finite number"),
+        (lambda tmp: [str(tmp / "img"), "--topic", "../x"], "not a valid ROS 2 topic name"),
+        (lambda tmp: [str(tmp / "img"), "--gt-topic", "a//b"], "not a valid ROS 2 topic name"),
+        (lambda tmp: [str(tmp / "img"), "--semantic-gt-topic", "/9"], "not a valid ROS 2"),
         (lambda tmp: [str(tmp / "img"), "--gt", str(tmp / "small")], "is 16x12 but its frame"),
         (lambda tmp: [str(tmp / "img"), "--gt", str(tmp / "badvalues")], "values [7]"),
     ],
@@ -252,10 +262,53 @@ def test_user_errors_are_one_line_exit_2_and_leave_no_bag(tmp_path, capsys, make
 
 
 def test_help_explains_every_option(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
+    assert main(["--help"]) == 0
     text = capsys.readouterr().out
     options = "--gt --synth --rate --storage --compressed --topic --gt-topic --frame-id"
     for option in [*options.split(), "--start-time", "--limit", "--overwrite"]:
         assert option in text
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "message"),
+    [
+        (lambda: os.kill(os.getpid(), signal.SIGINT), 130, "interrupted (Ctrl-C)"),
+        (lambda: os.kill(os.getpid(), signal.SIGTERM), 143, "terminated (SIGTERM)"),
+        ("disk full", 1, "No space left on device"),
+    ],
+)
+def test_interrupted_or_failed_write_leaves_no_bag(
+    tmp_path, capsys, monkeypatch, action, code, message
+):
+    write_frames(tmp_path / "img", 4)
+    original, calls = bagio.serialize, []
+
+    def serialize(msg):
+        calls.append(1)
+        if len(calls) == 3:
+            if action == "disk full":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            action()
+        return original(msg)
+
+    monkeypatch.setattr(bagio, "serialize", serialize)
+    bag = tmp_path / "bag"
+    rc = main([str(tmp_path / "img"), "-o", str(bag), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == code and len(err.splitlines()) == 1 and message in err, err
+    assert not bag.exists()
+
+
+def test_output_is_never_replaced_through_a_symlink_or_into_a_locked_folder(tmp_path, capsys):
+    write_frames(tmp_path / "img", 1)
+    real = tmp_path / "real"
+    assert main([str(tmp_path / "img"), "-o", str(real), "--no-progress"]) == 0
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    assert main([str(tmp_path / "img"), "-o", str(link), "--overwrite", "--no-progress"]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert (real / "metadata.yaml").is_file()
+    assert main([str(tmp_path / "img"), "-o", str(tmp_path / "new/bag"), "--no-progress"]) == 0
+    not_a_folder = tmp_path / "img" / "frame_000.png" / "bag"
+    assert main([str(tmp_path / "img"), "-o", str(not_a_folder), "--no-progress"]) == 2
+    assert "not a writable folder" in capsys.readouterr().err
