@@ -118,25 +118,35 @@ def test_feature_cache_is_reused_resumed_and_invalidated(tmp_path):
 # --- config + CLI errors -----------------------------------------------------------------------
 
 
-def test_config_overrides_and_errors(tmp_path):
+def test_config_overrides_apply():
     cfg = load_config(TINY_CONFIG, ["stage1.epochs=7", "data.root=/x", "model.eval_labels=[0,1]"])
-    assert cfg.stage1.epochs == 7 and cfg.model.eval_labels == [0, 1]
-    with pytest.raises(ConfigError, match="unknown config key 'stage1.epoch'"):
-        load_config(TINY_CONFIG, ["stage1.epoch=3"])
-    with pytest.raises(ConfigError, match="stage1.batch_size must be a positive integer"):
-        load_config(TINY_CONFIG, ["stage1.batch_size=0"])
-    with pytest.raises(ConfigError, match="data.long_side must be a positive multiple of 14"):
-        load_config(TINY_CONFIG, ["data.long_side=100"])
-    with pytest.raises(ConfigError, match="decide.scorers must be a non-empty list out of"):
-        load_config(TINY_CONFIG, ["decide.scorers=[pixood,nope]"])
-    with pytest.raises(ConfigError, match="data.kind must be one of cityscapes, synth, folder"):
-        load_config(TINY_CONFIG, ["data.kind=lidar"])
-    with pytest.raises(ConfigError, match="stage1.lr must be a non-negative number, got 'fast'"):
-        load_config(TINY_CONFIG, ["stage1.lr=fast"])
-    with pytest.raises(ConfigError, match="unknown config key 'condense.Kay'"):
-        load_config(TINY_CONFIG, ["condense.Kay=3"])
-    with pytest.raises(ConfigError, match="condense.shuffle must be true or false"):
-        load_config(TINY_CONFIG, ["condense.shuffle=3"])
+    assert cfg.stage1.epochs == 7 and cfg.model.eval_labels == [0, 1] and cfg.data.root == "/x"
+    assert cfg.condense.trainer["K"] == 16  # the file's value; the rest of the section stays
+    assert cfg.condense.cache_batch_size == 4 and cfg.data.splits["ood"] == "ood_val"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stage1.epoch=3", "unknown config key 'stage1.epoch'"),
+        ("stage1.batch_size=0", "stage1.batch_size must be a positive integer"),
+        ("data.long_side=100", "data.long_side must be a positive multiple of 14"),
+        ("decide.scorers=[pixood,nope]", "decide.scorers must be a non-empty list out of"),
+        ("data.kind=lidar", "data.kind must be one of cityscapes, synth, folder"),
+        ("stage1.lr=fast", "stage1.lr must be a non-negative number, got 'fast'"),
+        ("condense.Kay=3", "unknown config key 'condense.Kay'"),
+        ("condense.shuffle=3", "condense.shuffle must be true or false"),
+        ("condense.init_tau=500.0", "condense: init_tau must be in"),
+        ("stage1=3", "stage1 must be a mapping"),
+        ("stage1.epochs", "not of the form key.path=value"),
+    ],
+)
+def test_config_mistakes_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TINY_CONFIG, [override])
+
+
+def test_unreadable_config_file_is_a_config_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("stage1: [unclosed\n")
     with pytest.raises(ConfigError, match="cannot parse config file"):
