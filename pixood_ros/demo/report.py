@@ -7,10 +7,10 @@ the recording (`pixood_ros.demo.outputs`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from pixood_ros import durable
 from pixood_ros.bag import report as bag_report
 from pixood_ros.tables import fmt
 
@@ -116,8 +116,9 @@ def _model_and_data(options: Any, model: Path, info: Any) -> dict[str, Any]:
 
 
 def write_report(rep: dict[str, Any], out_dir: Path) -> None:
-    (out_dir / "report.json").write_text(json.dumps(rep, indent=2, allow_nan=False) + "\n")
-    (out_dir / "report.md").write_text(markdown(rep))
+    """report.json and report.md, each complete or untouched; a symlink there is replaced."""
+    durable.write_json(out_dir / "report.json", rep)
+    durable.write_text(out_dir / "report.md", markdown(rep))
 
 
 def markdown(rep: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from pixood_ros import durable
 from pixood_ros.cli import (
     OneLineParser,
     UserError,
@@ -288,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
     print(text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        durable.write_text(args.json, text + "\n")
     return 0
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros import durable
 from pixood_ros.cli import UserError
 
 from .anomalies import available_photos
@@ -100,6 +101,8 @@ def _validate(splits: Mapping[str, int], width: int, height: int, seed: int) -> 
 def _write_png(path: Path, array: np.ndarray) -> None:
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if path.is_symlink():  # replaced, not written through
+        path.unlink()
     if not cv2.imwrite(str(path), array):
         raise OSError(f"could not write {path}")
 
@@ -157,9 +160,10 @@ def write_dataset(
         raise SynthError(f"workers must be >= 1, got {workers}")
     root = Path(root)
     _prepare_root(root, overwrite)
+    durable.remove_stale_temporaries(root)  # a killed run's half-written meta.json
     meta_path = root / "meta.json"
     # written first (complete=false) so an interrupted run is still recognised as ours
-    meta_path.write_text(json.dumps(_meta(splits, width, height, seed, False), indent=2) + "\n")
+    durable.write_json(meta_path, _meta(splits, width, height, seed, False))
     jobs = []
     for split in SPLITS:
         for top in FOLDERS:
@@ -177,5 +181,5 @@ def write_dataset(
                 for _ in pool.map(_render_and_write, jobs, chunksize=4):
                     bar.update(1)
     meta = _meta(splits, width, height, seed, True)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    durable.write_json(meta_path, meta)
     return meta

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pixood_ros import durable
 from pixood_ros.synth import (
     ANOMALY_SPLITS,
     CLASS_NAMES,
@@ -256,6 +257,25 @@ def test_cli_protects_foreign_folder_and_reuses_own(tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert main([str(a_file), *small]) == 2
+
+
+def test_outputs_replace_symlinks_and_stale_temporaries(tmp_path):
+    """meta.json and frame files replace a symlink instead of writing through it; a killed run's
+    temporary meta.json is removed."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    root = tmp_path / "data"
+    frame = root / "leftImg8bit" / "val" / "synth" / "val_000000_leftImg8bit.png"
+    frame.parent.mkdir(parents=True)
+    frame.symlink_to(victim)
+    (root / "meta.json").symlink_to(victim)
+    stale = root / f"{durable.TEMP_PREFIX}99_meta.json"
+    stale.write_text("{")
+    write_dataset(root, {"val": 1}, width=W, height=H, progress=False, overwrite=True)
+    assert victim.read_text() == "keep me" and not stale.exists()
+    assert not frame.is_symlink() and cv2.imread(str(frame)).shape == (H, W, 3)
+    meta = json.loads((root / "meta.json").read_text())
+    assert not (root / "meta.json").is_symlink() and meta["complete"] is True
 
 
 def test_workers_give_identical_output(tmp_path):
