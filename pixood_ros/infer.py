@@ -54,6 +54,7 @@ PROG = "pixood-infer"
 DEFAULT_FPS = 10.0
 SCORE_PNG_SCALE = 65535
 MIN_VIDEO_WIDTH = 16
+MAX_VIDEO_FPS = 1000.0  # MPEG-4 time bases end near 65535; no camera comes close to this
 SUMMARY = "summary.json"
 NAMING = (
     "Output files are named after the input file's stem (street.jpg -> anomaly/street.png, "
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(options: InferOptions) -> None:
+    if options.fps is not None and options.fps > MAX_VIDEO_FPS:
+        raise UserError(f"--fps must be at most {MAX_VIDEO_FPS:g}, got {options.fps:g}")
     if options.max_width < MIN_VIDEO_WIDTH:
         raise UserError(f"--max-width must be at least {MIN_VIDEO_WIDTH}, got {options.max_width}")
     if options.output.exists() and not options.output.is_dir():
@@ -259,7 +262,8 @@ def _process(
     progress: _Progress,
 ) -> None:
     """Segment and write every frame, recording each one in `progress` once its files exist."""
-    fps = options.fps or source.native_rate or DEFAULT_FPS
+    native = source.native_rate if (source.native_rate or 0) <= MAX_VIDEO_FPS else None
+    fps = options.fps or native or DEFAULT_FPS
     video = VideoWriter(options.output / "overlay.mp4", fps) if options.video else None
     total = (
         source.count if options.limit is None else min(source.count or options.limit, options.limit)

@@ -117,6 +117,7 @@ def test_every_image_kind_is_read_and_unreadable_ones_are_skipped(model, tmp_pat
         (["{model}", "{folder}", "--limit", "0"], "--limit: must be >= 1"),
         (["{model}", "{folder}", "--fps", "0"], "--fps: must be > 0"),
         (["{model}", "{folder}", "--fps", "nan"], "--fps: must be a finite number"),
+        (["{model}", "{folder}", "--fps", "1e308"], "--fps must be at most 1000"),
         (["{model}", "{folder}", "--max-width", "-5"], "--max-width: must be >= 1"),
         (["{model}", "{folder}", "--threshold", "inf"], "--threshold: must be a finite"),
         (["{model}", "{empty}"], "no images"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pixood_ros.cli import (
     OneLineParser,
@@ -145,6 +146,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Output paths the run could not write to are refused before any work is done."""
+    folder = Path(args.output) if args.command == "predict" else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UserError(f"-o/--output exists and is not a directory: {folder}")
+    for option in ("json", "markdown") if args.command == "evaluate" else ():
+        path = getattr(args, option)
+        if path is not None and Path(path).is_dir():
+            raise UserError(f"--{option} {path} is a directory; give a file name")
+
+
 def _predict(args: argparse.Namespace) -> int:
     layout, images = find_inputs(args.input_root, args.subsets)
     segmenter = Segmenter(args.model, providers=args.providers, warmup=False)
@@ -186,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     try:
         return _predict(args) if args.command == "predict" else _evaluate(args)
     except UserError:

@@ -145,7 +145,8 @@ def evaluate_folder(
     gt_root, submission_root = Path(gt_root), Path(submission_root)
     layout = detect_layout(gt_root, "ground-truth folder")
     if not submission_root.is_dir():
-        raise LayoutError(f"submission folder not found: {submission_root}")
+        problem = "is not a directory" if submission_root.exists() else "not found"
+        raise LayoutError(f"submission folder {problem}: {submission_root}")
     if layout == BRAVO:
         unknown = [s for s in subsets or () if s not in SUBSETS]
         if unknown:

@@ -127,8 +127,10 @@ def to_json(evaluation: Evaluation) -> dict:
 
 
 def write_json(evaluation: Evaluation, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     durable.write_json(path, to_json(evaluation))
 
 
 def write_markdown(evaluation: Evaluation, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     durable.write_text(path, format_markdown(evaluation))

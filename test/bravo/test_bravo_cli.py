@@ -286,6 +286,9 @@ def test_user_mistakes_exit_2_with_one_line(work, tmp_path, capsys):
         (["predict", str(model), str(synth), "-o", out, "--subsets", "train"], "no images of"),
         (["evaluate", str(tmp_path / "nope"), str(root / "scorer")], "folder not found"),
         (["evaluate", str(synth), str(tmp_path / "nosub")], "submission folder not found"),
+        (["evaluate", str(synth), str(model)], "submission folder is not a directory"),
+        (["evaluate", str(synth), str(root / "scorer"), "--json", str(tmp_path)], "a directory"),
+        (["predict", str(model), str(synth), "-o", str(model)], "exists and is not a directory"),
         (["evaluate", str(synth), str(empty)], "no predictions for any subset with ground"),
         (["evaluate", str(synth), str(root / "scorer"), "--subsets", "nope"], "no ground truth"),
     ]
@@ -338,6 +341,9 @@ def test_reports_replace_symlinks_instead_of_writing_through(work, tmp_path):
     assert victim.read_text() == "keep me"
     assert not out_json.is_symlink() and json.loads(out_json.read_text())["layout"] == "synth"
     assert not out_md.is_symlink() and out_md.read_text().startswith("# BRAVO evaluation")
+    in_new_folder = tmp_path / "new" / "r.md"  # a missing folder is created
+    args = ["evaluate", str(synth), str(root / "scorer"), "--markdown", str(in_new_folder)]
+    assert main([*args, "--no-progress"]) == 0 and in_new_folder.is_file()
 
 
 def test_help_explains_every_option(capsys):
