@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -21,6 +22,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+_QUALIFIED_ERROR = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 _MAX_LINE = 1000  # a line, not a page: cut only what no one reads (huge library messages)
 
 
@@ -39,7 +41,11 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    line = lines[-1] if "Traceback (most recent call last)" in text else lines[0]
+    if "Traceback (most recent call last)" in text:
+        # `pkg.module.SomeError: message`: the user needs the message
+        line = _QUALIFIED_ERROR.sub("", lines[-1], count=1)
+    else:
+        line = lines[0]
     if len(line) > _MAX_LINE:
         line = line[: _MAX_LINE - 3] + "..."
     return line

@@ -63,7 +63,8 @@ def test_model_choice_mistakes_exit_2(tmp_path, capsys):
 
 
 def test_pixood_stages_split_distances_and_decision_and_reproduce_forward():
-    from test_model import _image, _tiny_pixood_model
+    from torch_fixtures import random_image as _image
+    from torch_fixtures import tiny_pixood_model as _tiny_pixood_model
 
     from pixood_training.speed.stages import time_stages
 

@@ -9,15 +9,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch_fixtures import random_image as _image
+from torch_fixtures import tiny_pixood_model as _tiny_pixood_model
 
 from pixood_training.checkpoint import CheckpointError, load_model, save_model
 from pixood_training.model import tiny_model
 from pixood_training.scorers import KMeansScorer, MaxLogitScorer
-
-
-def _image(h: int, w: int, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, generator=generator)
 
 
 @pytest.fixture(scope="module")
@@ -57,26 +54,6 @@ def test_combination_and_eval_labels(eval_labels, size):
         expected = _reference(model, image, eval_labels)
     for got, want in zip(outputs, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
-
-
-def _tiny_pixood_model(eval_labels=(0, 1)):
-    """Tiny model with a fitted PixOOD scorer (random prototypes, decision fitted on its own
-    patches): the scorer whose forward scores only the needed classes."""
-    from pixood_training.condensation import PrototypeDistance
-    from pixood_training.decision import fit_decision
-    from pixood_training.scorers.pixood import PixOODScorer
-
-    model = tiny_model(seed=7, eval_labels=list(eval_labels))
-    with torch.no_grad():
-        features, logits = model.features_and_logits(model.preprocess(_image(140, 196, seed=8)))
-    e = model.last_block(features).permute(0, 2, 3, 1).reshape(-1, 32)
-    flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, 19)
-    prototypes = e[torch.randperm(e.shape[0], generator=torch.Generator().manual_seed(0))[:57]]
-    prototypes = prototypes.reshape(19, 3, 32)
-    dists = PrototypeDistance(prototypes)(e)
-    decision = fit_decision(flat_logits.argmax(1), flat_logits, dists, 19, grid_size=120)
-    model.scorer = PixOODScorer(prototypes, decision)
-    return model.eval()
 
 
 @pytest.mark.parametrize("eval_labels", [(0, 1), (3,)])
