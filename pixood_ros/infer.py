@@ -6,9 +6,9 @@ at `--threshold`, the semantic map in the model's palette, and optionally a came
 mask video; plus `summary.json`. No ROS needed: this is the quickest way to look at what a model
 does.
 
-A failed write (full disk, read-only folder) or Ctrl-C stops the run with one line and a non-zero
-exit code (1, or 130 for Ctrl-C); summary.json then says `"partial": true` and lists only the
-frames whose files were all written.
+A failed write (full disk, read-only folder), Ctrl-C or SIGTERM stops the run with one line and a
+non-zero exit code (1; 130 for Ctrl-C and SIGTERM); summary.json then says `"partial": true` and
+lists only the frames whose files were all written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import contextlib
 import itertools
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -372,7 +374,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_parsed(PROG, build_parser(), argv, _run)
+    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
+        return run_parsed(PROG, build_parser(), argv, _run)
+    # SIGTERM (kill, systemd, docker stop) ends the run like Ctrl-C: partial summary, exit 130
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run_parsed(PROG, build_parser(), argv, _run)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -276,3 +279,33 @@ def test_outputs_replace_symlinks_instead_of_writing_through(model, image_folder
     assert not (out / "summary.json").is_symlink()
     assert json.loads((out / "summary.json").read_text())["partial"] is False
     assert not stale.exists()
+
+
+SLOW_WRITES = """
+import sys, time
+from pixood_ros import infer
+write = infer.FrameFiles.write
+def slow(self, name, result):
+    if name != "img_0":
+        print("waiting before", name, flush=True)
+        time.sleep(30)
+    write(self, name, result)
+infer.FrameFiles.write = slow
+sys.exit(infer.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_ends_like_ctrl_c(model, image_folder, tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, "-c", SLOW_WRITES, str(model), str(image_folder), "-o", str(out), "-q"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "waiting before img_1"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.splitlines() == [
+        "pixood-infer: error: interrupted; stopped after 1 complete frame(s), partial summary "
+        f"in {out / 'summary.json'}"
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True and [f["name"] for f in summary["per_frame"]] == ["img_0"]
