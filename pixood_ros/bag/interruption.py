@@ -3,8 +3,9 @@
 While a command runs, SIGINT raises `KeyboardInterrupt` and SIGTERM raises `Terminated` (a
 `KeyboardInterrupt` too) in the main thread, so both stop the frame loop where the evaluator keeps
 what it computed and writes a partial report. Inside a `deferred()` block (one frame's messages
-going into the output bag, closing it) a signal waits for the block to end, so the bag is never
-cut inside a frame and closes readable. The previous handlers are restored afterwards (the demo
+going into the output bag, closing it, writing the report) a signal waits for the block to end,
+so the bag is never cut inside a frame and the report is written; a second signal does not
+wait. The previous handlers are restored afterwards (the demo
 runs bag-eval's `main` inside its own process).
 """
 
@@ -36,15 +37,15 @@ def _interruption(signum: int) -> KeyboardInterrupt:
 
 
 def _handler(signum: int, _frame: Any) -> None:
-    if _State.depth:
+    if _State.depth and _State.pending is None:
         _State.pending = signum
         return
-    raise _interruption(signum)
+    raise _interruption(signum)  # outside deferred blocks, or a second signal: stop now
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """A signal arriving inside the block is raised when the block ends (not inside it)."""
+    """A signal arriving inside the block is raised when the block ends (a second one at once)."""
     _State.depth += 1
     try:
         yield

@@ -193,10 +193,11 @@ def evaluate(options: EvalOptions) -> EvalResult:
         with metrics:
             outputs = _Outputs(options.outputs, options.out_dir, bag, topic)
             run = _replay(options, bag, topic, labels, engine, metrics, outputs)
-            problem = outputs.close()
-            if problem is not None and run.error is None:
-                run.stop(problem, EXIT_FAILED)
-            return _finish(options, bag, topic, labels, engine, metrics, run, outputs)
+            with interruption.deferred():  # the frames are done: Ctrl-C waits for the report
+                problem = outputs.close()
+                if problem is not None and run.error is None:
+                    run.stop(problem, EXIT_FAILED)
+                return _finish(options, bag, topic, labels, engine, metrics, run, outputs)
     finally:
         bag.close()
 

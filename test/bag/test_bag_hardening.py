@@ -102,6 +102,18 @@ def test_signal_inside_a_frame_write_waits_for_the_frame(tmp_path, capsys, monke
     assert {len(messages[topic]) for topic in types} == {2}
 
 
+def test_signal_after_the_last_frame_waits_for_the_report(
+    tmp_path, capsys, monkeypatch, model, bag
+):
+    fail_on_call(monkeypatch, report, "write_plots", 1, send(signal.SIGTERM))
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON)
+    assert rc == 143 and "terminated (SIGTERM)" in one_line(err)
+    rep = load_report(out)
+    assert rep["partial"] is False and rep["frames"]["evaluated"] == FRAMES
+    assert temporaries(out) == []
+
+
 def test_full_disk_in_the_loop_and_at_close(tmp_path, capsys, monkeypatch, model, bag):
     full = OSError(errno.ENOSPC, "No space left on device")
     fail_on_call(monkeypatch, OutputBag, "write", 3, raise_(full))
