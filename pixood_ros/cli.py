@@ -20,7 +20,8 @@ from typing import Any, NoReturn, TypeVar
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 _QUALIFIED_ERROR = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception): ")
 _MAX_LINE = 1000  # a line, not a page: cut only what no one reads (huge library messages)

@@ -17,9 +17,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pixood_ros.cli import EXIT_INTERRUPTED, fail
+from pixood_ros.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, fail
 
-EXIT_TERMINATED = 128 + signal.SIGTERM  # the shell's code for a process ended by SIGTERM
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pixood_ros.bag import make_bag
-from pixood_ros.cli import EXIT_FAILED, EXIT_INTERRUPTED, fail, run_command
+from pixood_ros.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, fail, run_command
 from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.demo.options import (
     MAX_AUTO_RATE_HZ,
@@ -126,7 +126,7 @@ def _call(step: str, command: Callable[[list[str] | None], int], argv: list[str]
         code = command(argv)
     except SystemExit as exc:  # argparse-style errors of the called command
         code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
-    if code == EXIT_INTERRUPTED:  # the command caught Ctrl-C: the demo stops the node and ends
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):  # a caught Ctrl-C / SIGTERM: stop the node, end
         raise KeyboardInterrupt
     if code:
         raise StepFailed(f"{step} failed (exit code {code}, see the message above)")
