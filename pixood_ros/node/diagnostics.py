@@ -51,9 +51,15 @@ def model_status(
 
 
 def camera_status(
-    node_name: str, lifecycle: str, channel: CameraChannel, topic: str, snap: StatsSnapshot
+    node_name: str,
+    lifecycle: str,
+    channel: CameraChannel,
+    topic: str,
+    snap: StatsSnapshot,
+    drop_warn_ratio: float,
 ) -> DiagnosticStatus:
-    """Rates, latencies and frame counts of one camera; WARN/ERROR when it is not served."""
+    """Rates, latencies and frame counts of one camera; WARN/ERROR when it is not served, WARN
+    when more than `drop_warn_ratio` of its frames in the report's period were not served."""
     status = DiagnosticStatus(name=f"{node_name}: {channel.label}", hardware_id=topic)
     values = {
         "input_topic": topic,
@@ -67,18 +73,20 @@ def camera_status(
         "frames_received": str(snap.received),
         "frames_processed": str(snap.processed),
         "frames_dropped": str(snap.dropped),
+        "frames_lost_before_node": str(snap.lost),
+        "drop_ratio": f"{snap.period.unserved_ratio:.3f}" if snap.period else "n/a",
         "bad_frames": str(snap.bad_total),
         "processing_errors": str(snap.errors),
     }
     for kind in BAD_IMAGE_KINDS:
         values[f"bad_frames_{kind}"] = str(snap.bad_by_kind.get(kind, 0))
     status.values = _key_values(values)
-    status.level, status.message = _camera_level(lifecycle, channel, topic, snap)
+    status.level, status.message = _camera_level(lifecycle, channel, topic, snap, drop_warn_ratio)
     return status
 
 
 def _camera_level(
-    lifecycle: str, channel: CameraChannel, topic: str, snap: StatsSnapshot
+    lifecycle: str, channel: CameraChannel, topic: str, snap: StatsSnapshot, drop_warn_ratio: float
 ) -> tuple[bytes, str]:
     if lifecycle != "active":
         return DiagnosticStatus.OK, f"node {lifecycle}"
@@ -90,6 +98,14 @@ def _camera_level(
         return (
             DiagnosticStatus.WARN,
             f"{snap.bad_in_window} bad frame(s) in the last {snap.window_s:.0f} s",
+        )
+    if snap.period is not None and snap.period.unserved_ratio > drop_warn_ratio:
+        period = snap.period
+        return (
+            DiagnosticStatus.WARN,
+            f"{period.unserved_ratio:.0%} of the frames in the last {period.seconds:.1f} s not "
+            f"served: {period.dropped} dropped by the node (too slow), {period.lost} lost "
+            f"before it",
         )
     if snap.received == 0:
         return DiagnosticStatus.WARN, f"no images on {topic} yet"

@@ -5,12 +5,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from pixood_ros.cli import EXIT_OK, EXIT_USAGE, OneLineParser, argv_or_sys, fail
+from pixood_ros.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    OneLineParser,
+    UserError,
+    argv_or_sys,
+    fail,
+    one_line,
+)
 from pixood_ros.node.parameters import describe_parameters
 
 PROG = "pixood_node"
+# How often the spin loop looks for a stop signal while no callback is due.
+SIGNAL_POLL_S = 0.1
 
 DESCRIPTION = """\
 PixOOD anomaly segmentation node (ROS 2 lifecycle node).
@@ -33,13 +48,71 @@ def _parser() -> argparse.ArgumentParser:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the node until Ctrl-C; 2 when autostart cannot configure (e.g. missing model).
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM end the node the same way, with exit code 0.
 
-    Ctrl-C (and `ros2 launch` stopping the node) is the normal end of a node: exit code 0."""
+    While the node configures (a TensorRT build takes minutes) a signal interrupts at once
+    (KeyboardInterrupt). Otherwise it only sets a flag that the spin loop reads between
+    callbacks, so the node shuts down (worker stopped, 'finalized' published, log sent) while ROS
+    is still up. rclpy's own handlers shut ROS down first, and every step after that logged an
+    error ("Unable to start transition 7", "Failed to publish log message to rosout")."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.interrupted = False  # a signal cut the start-up short (lifecycle maybe mid-way)
+        self._interruptible = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        first = not self.requested.is_set()
+        self.requested.set()
+        if first and self._interruptible:  # a second signal must not break the clean-up
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block that a signal interrupts at once (it may already have come)."""
+        if self.requested.is_set():
+            self.interrupted = True
+            raise KeyboardInterrupt
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def spin(self, executor: Any, ros_ok: Callable[[], bool]) -> None:
+        """Run `executor` until a signal comes (or ROS is shut down by someone else)."""
+        while not self.requested.is_set() and ros_ok():
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the node until Ctrl-C or SIGTERM (exit code 0: `ros2 launch` stops nodes that way);
+    2, after one line, for a bad start-up parameter or when autostart cannot configure."""
     argv = argv_or_sys(argv)
+    with StopSignals() as stop:
+        try:
+            return _run_node(argv, stop)
+        except KeyboardInterrupt:  # while configuring
+            return EXIT_OK
+
+
+def _run_node(argv: list[str], stop: StopSignals) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
 
     non_ros = remove_ros_args([PROG, *argv])[1:]
@@ -49,20 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     from pixood_ros.node.pixood_node import PixoodNode
 
     keep_frame_buffers()
-    rclpy.init(args=[PROG, *argv])
     node = None
     try:
-        node = PixoodNode()
-        if node.get_parameter("autostart").value and not node.autostart():
-            return fail(PROG, "could not configure/activate (see the log above)", EXIT_USAGE)
+        rclpy.init(args=[PROG, *argv], signal_handler_options=SignalHandlerOptions.NO)
+        with stop.interruptible():
+            node = PixoodNode()
+            if node.get_parameter("autostart").value and not node.autostart():
+                return fail(PROG, "could not configure/activate (see the log above)", EXIT_USAGE)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        stop.spin(executor, rclpy.ok)
+    except UserError as error:
+        return fail(PROG, one_line(error), EXIT_USAGE)
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:
-            if node.lifecycle_state in ("active", "inactive"):
+            # After an interrupted start-up the lifecycle may be mid-transition: only destroy.
+            active = node.lifecycle_state in ("active", "inactive")
+            if active and rclpy.ok() and not stop.interrupted:
                 node.trigger_shutdown()
             node.destroy_node()
         if rclpy.ok():

@@ -17,9 +17,10 @@ Per frame the worker renders and publishes only the outputs that have a subscrib
 Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
 `python -m pixood_ros.speed.node_vs_engine` measures what is left of the ROS overhead.
 
-The parts: `parameters` (the table and its validation), `channels` (one camera's topics and
-QoS), `inputs` (the subscriptions), `mailbox` and `worker` (the hand-over to the worker thread),
-`stats` and `diagnostics` (what the node reports).
+The parts: `parameters` (the table and its validation), `declaration` (start-up values
+checked), `channels` (one camera's topics and QoS), `inputs` (the subscriptions), `mailbox` and
+`worker` (the hand-over to the worker thread), `stats`, `stamp_gaps` and `diagnostics` (what the
+node reports), `main` (the process: start-up, signals, shutdown).
 """
 
 from __future__ import annotations
@@ -40,16 +41,11 @@ from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage, message_to_rgb
 from pixood_ros.node.channels import CameraChannel, camera_channels, output_qos_profile
+from pixood_ros.node.declaration import declare_parameters
 from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
 from pixood_ros.node.inputs import CameraInputs
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.parameters import (
-    RUN_TIME_PARAMETERS,
-    Settings,
-    SettingsError,
-    declare_parameters,
-    read_settings,
-)
+from pixood_ros.node.parameters import RUN_TIME_PARAMETERS, Settings, SettingsError, read_settings
 from pixood_ros.node.worker import FrameWorker
 
 SegmenterFactory = Callable[[Settings], Any]
@@ -273,7 +269,8 @@ class PixoodNode(LifecycleNode):
 
     def _on_frame(self, channel: CameraChannel, msg: Any) -> None:
         received = time.monotonic()
-        channel.stats.frame_received(received)
+        stamp = msg.header.stamp
+        channel.stats.frame_received(received, stamp.sec * 1_000_000_000 + stamp.nanosec)
         if self._mailbox.put(channel.index, (msg, received)):
             channel.stats.frame_dropped()
 
@@ -342,11 +339,13 @@ class PixoodNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
     def diagnostic_status(self) -> list[DiagnosticStatus]:
-        """One status for the model and one per camera."""
+        """One status for the model and one per camera (each call starts a new drop-ratio
+        period)."""
         name, lifecycle = self.get_name(), self._lifecycle_label
         statuses = [model_status(name, lifecycle, self.segmenter, self.settings, self._threshold)]
+        ratio = self.settings.drop_warn_ratio if self.settings else 1.0
         for channel in self.channels:
             topic = self._inputs.topic(channel)
-            snap = channel.stats.snapshot()
-            statuses.append(camera_status(name, lifecycle, channel, topic, snap))
+            snap = channel.stats.report()
+            statuses.append(camera_status(name, lifecycle, channel, topic, snap, ratio))
         return statuses

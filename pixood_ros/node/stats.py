@@ -1,4 +1,5 @@
-"""Per-camera pipeline statistics for /diagnostics: rates, latencies, drops, bad frames by kind.
+"""Per-camera pipeline statistics for /diagnostics: rates, latencies, frames dropped by the node
+and lost before it (`stamp_gaps`), bad frames by kind.
 
 Kept free of ROS types so the arithmetic is unit-testable; the node turns a `StatsSnapshot`
 into a diagnostic_msgs/DiagnosticStatus. Memory is bounded: only events of the last `window`
@@ -7,12 +8,15 @@ seconds are kept (and never more than `max_events`), totals are plain counters.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from pixood_ros.node.stamp_gaps import StampGapEstimator
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,24 @@ class StatsSnapshot:
     bad_in_window: int = 0
     errors: int = 0
     last_error: str = ""
+    lost: int = 0  # frames lost before the node (estimated from header stamp gaps)
+    period: Period | None = None  # since the previous report (see `PipelineStats.report`)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Frame counts between two diagnostics reports."""
+
+    seconds: float
+    received: int
+    dropped: int
+    lost: int
+
+    @property
+    def unserved_ratio(self) -> float:
+        """(dropped + lost) / (received + lost): the share of the camera's frames not served."""
+        sent = self.received + self.lost
+        return (self.dropped + self.lost) / sent if sent else 0.0
 
 
 class PipelineStats:
@@ -58,12 +80,16 @@ class PipelineStats:
             self._bad_kinds: Counter[str] = Counter()
             self._errors = 0
             self._last_error = ""
+            self._gaps = StampGapEstimator()
+            self._last_report = (0, 0, 0, time.monotonic())  # received, dropped, lost, when
 
-    def frame_received(self, now: float | None = None) -> None:
+    def frame_received(self, now: float | None = None, stamp_ns: int = 0) -> None:
+        """A frame arrived; `stamp_ns` is its header stamp (0: unstamped)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             self._received += 1
             self._inputs.append(now)
+            self._gaps.add(stamp_ns)
 
     def frame_dropped(self, count: int = 1) -> None:
         with self._lock:
@@ -118,4 +144,17 @@ class PipelineStats:
                 bad_in_window=len(self._bad),
                 errors=self._errors,
                 last_error=self._last_error,
+                lost=self._gaps.lost,
             )
+
+    def report(self, now: float | None = None) -> StatsSnapshot:
+        """A snapshot with the counts since the previous report (for the drop-ratio warning)."""
+        now = time.monotonic() if now is None else now
+        snap = self.snapshot(now)
+        with self._lock:
+            received, dropped, lost, at = self._last_report
+            self._last_report = (snap.received, snap.dropped, snap.lost, now)
+        period = Period(
+            now - at, snap.received - received, snap.dropped - dropped, snap.lost - lost
+        )
+        return dataclasses.replace(snap, period=period)
