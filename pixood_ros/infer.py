@@ -7,8 +7,8 @@ mask video; plus `summary.json`. No ROS needed: this is the quickest way to look
 does.
 
 A failed write (full disk, read-only folder), Ctrl-C or SIGTERM stops the run with one line and a
-non-zero exit code (1; 130 for Ctrl-C and SIGTERM); summary.json then says `"partial": true` and
-lists only the frames whose files were all written.
+non-zero exit code (1; 130 for Ctrl-C, 143 for SIGTERM); summary.json then says `"partial": true`
+and lists only the frames whose files were all written.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import contextlib
 import itertools
 import logging
 import math
-import signal
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,9 +31,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros import durable
+from pixood_ros.bag import interruption
 from pixood_ros.cli import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     OneLineParser,
     UserError,
     fail,
@@ -240,7 +238,7 @@ class _Progress:
 
 
 def _stop_reason(cause: BaseException) -> str:
-    return "interrupted" if isinstance(cause, KeyboardInterrupt) else one_line(cause)
+    return interruption.describe(cause) if isinstance(cause, KeyboardInterrupt) else one_line(cause)
 
 
 class InferStopped(Exception):
@@ -252,7 +250,7 @@ class InferStopped(Exception):
         reason = _stop_reason(cause)
         super().__init__(f"{reason}; stopped after {frames} complete frame(s), {where}")
         interrupted = isinstance(cause, KeyboardInterrupt)
-        self.exit_code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+        self.exit_code = interruption.exit_code(cause) if interrupted else EXIT_FAILED
 
 
 def _process(
@@ -283,13 +281,16 @@ def _process(
             start = time.perf_counter()
             result = segmenter(frame.rgb)
             progress.infer_seconds += time.perf_counter() - start
-            files.write(name, result)
-            if video is not None:
-                video.write(
-                    side_by_side(frame.rgb, result.anomaly_score, result.semantic, palette,
-                                 options.threshold, options.max_width)
-                )  # fmt: skip
-            progress.per_frame.append(_frame_summary(name, result.anomaly_score, options.threshold))
+            with interruption.deferred():  # a signal waits until the frame is recorded
+                files.write(name, result)
+                if video is not None:
+                    video.write(
+                        side_by_side(frame.rgb, result.anomaly_score, result.semantic, palette,
+                                     options.threshold, options.max_width)
+                    )  # fmt: skip
+                progress.per_frame.append(
+                    _frame_summary(name, result.anomaly_score, options.threshold)
+                )
     finally:
         frames.close()
         if video is not None:
@@ -373,15 +374,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Ctrl-C and SIGTERM end a run like the bag tools' (`pixood_ros.bag.interruption`): partial
+    summary.json, one line, exit 130 / 143."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if threading.current_thread() is not threading.main_thread():  # signals: main thread only
-        return run_parsed(PROG, build_parser(), argv, _run)
-    # SIGTERM (kill, systemd, docker stop) ends the run like Ctrl-C: partial summary, exit 130
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        return run_parsed(PROG, build_parser(), argv, _run)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return run_parsed(
+        PROG,
+        build_parser(),
+        argv,
+        lambda args: interruption.interruptible(PROG, lambda: _run(args)),
+    )
 
 
 if __name__ == "__main__":

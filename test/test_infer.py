@@ -232,11 +232,12 @@ def test_ctrl_c_exits_130_with_a_partial_summary(
     assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [
-        f"pixood-infer: error: interrupted; stopped after 2 complete frame(s), partial summary "
+        f"pixood-infer: error: interrupted (Ctrl-C); stopped after 2 complete frame(s), partial "
+        f"summary "
         f"in {out / 'summary.json'}"
     ]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["partial"] is True and summary["error"] == "interrupted"
+    assert summary["partial"] is True and summary["error"] == "interrupted (Ctrl-C)"
     assert [f["name"] for f in summary["per_frame"]] == ["img_0", "img_1"]
     assert _written_frames(out) == {"img_0", "img_1"}
 
@@ -281,30 +282,41 @@ def test_outputs_replace_symlinks_instead_of_writing_through(model, image_folder
     assert not stale.exists()
 
 
-SLOW_WRITES = """
+SLOW_SECOND_FRAME = """
 import sys, time
 from pixood_ros import infer
-write = infer.FrameFiles.write
-def slow(self, name, result):
-    if name != "img_0":
-        print("waiting before", name, flush=True)
+segment, calls = infer.Segmenter.__call__, []
+def slow(self, rgb):
+    calls.append(rgb.shape[:2] == (24, 40))  # not the warm-up frames
+    if sum(calls) == 2 and calls[-1]:
+        print("waiting before frame 2", flush=True)
         time.sleep(30)
-    write(self, name, result)
-infer.FrameFiles.write = slow
+    return segment(self, rgb)
+infer.Segmenter.__call__ = slow
 sys.exit(infer.main(sys.argv[1:]))
 """
 
 
-def test_sigterm_ends_like_ctrl_c(model, image_folder, tmp_path):
+def test_sigterm_ends_like_ctrl_c_with_exit_143(model, image_folder, tmp_path):
     out = tmp_path / "out"
-    argv = [sys.executable, "-c", SLOW_WRITES, str(model), str(image_folder), "-o", str(out), "-q"]
+    argv = [
+        sys.executable,
+        "-c",
+        SLOW_SECOND_FRAME,
+        str(model),
+        str(image_folder),
+        "-o",
+        str(out),
+        "-q",
+    ]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout.readline().strip() == "waiting before img_1"
+        assert proc.stdout.readline().strip() == "waiting before frame 2"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 143
     assert err.splitlines() == [
-        "pixood-infer: error: interrupted; stopped after 1 complete frame(s), partial summary "
+        "pixood-infer: error: terminated (SIGTERM); stopped after 1 complete frame(s), partial "
+        "summary "
         f"in {out / 'summary.json'}"
     ]
     summary = json.loads((out / "summary.json").read_text())
