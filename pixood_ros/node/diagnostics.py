@@ -1,6 +1,9 @@
 """What the node reports about itself: the /diagnostics statuses (one for the model, one per
 camera) and the throttle that keeps repeated bad-input warnings from flooding the log.
 
+A camera is WARN when the share of its frames not served in the last diagnostics period,
+(dropped by the node + lost before it) / (received + lost), exceeds `drop_warn_ratio`.
+
 Pure functions of the node's state, so the node only gathers the figures and publishes.
 """
 

@@ -51,6 +51,11 @@ from pixood_ros.node.worker import FrameWorker
 SegmenterFactory = Callable[[Settings], Any]
 
 
+def _stamp_ns(header: Any) -> int:
+    """The header stamp in nanoseconds (0: the publisher did not stamp the frame)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
 def default_segmenter_factory(settings: Settings) -> Segmenter:
     """The real engine, configured from the node's parameters."""
     return Segmenter(
@@ -269,8 +274,7 @@ class PixoodNode(LifecycleNode):
 
     def _on_frame(self, channel: CameraChannel, msg: Any) -> None:
         received = time.monotonic()
-        stamp = msg.header.stamp
-        channel.stats.frame_received(received, stamp.sec * 1_000_000_000 + stamp.nanosec)
+        channel.stats.frame_received(received, _stamp_ns(msg.header))
         if self._mailbox.put(channel.index, (msg, received)):
             channel.stats.frame_dropped()
 
@@ -308,11 +312,10 @@ class PixoodNode(LifecycleNode):
         channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
 
     def _age_of(self, header: Any) -> float | None:
-        stamp = header.stamp
-        if stamp.sec == 0 and stamp.nanosec == 0:
+        stamp = _stamp_ns(header)
+        if stamp == 0:
             return None  # publisher did not stamp the frame
-        now = self.get_clock().now().nanoseconds
-        return (now - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e9
+        return (self.get_clock().now().nanoseconds - stamp) / 1e9
 
     def _log_throttled(self, channel: CameraChannel, kind: str, message: str) -> None:
         """First occurrence of a kind per camera is logged, then once per period."""

@@ -14,9 +14,10 @@ Robust to:
 - stamps that go backwards or repeat (a bag played in a loop, sim time reset): not counted, the
   next interval starts from the new stamp; unstamped frames (0) are ignored;
 - a pause far longer than the period (`MAX_GAP_PERIODS`, a paused player or sim clock jump);
-- camera rate changes: a faster camera shrinks the period at once; a slower one looks like a
-  run of equal gaps, so a gap is counted only when `SETTLE` more intervals show the old period
-  is still there: a run of `SETTLE` + 1 similar gaps and no normal interval is a new period.
+- camera rate changes: a faster camera is no loss (its intervals are below the period, which
+  follows once they are a tenth of the window); a slower one looks like a run of equal gaps, so
+  a gap is counted only when `SETTLE` more intervals show the old period is still there: a run
+  of `SETTLE` + 1 similar gaps without a normal interval is a new period, not a loss.
 Without ROS types, so the arithmetic is unit-tested on its own.
 """
 

@@ -180,6 +180,24 @@ def test_diagnostics_report_rates_latency_and_provider(graph_factory, model_path
     assert statuses["pixood_node: camera"].level == b"\x00"  # OK
 
 
+def test_frames_lost_before_the_node_are_reported_and_warned(graph_factory, model_path):
+    """Frames missing from the camera's stamp sequence never reached the node: /diagnostics
+    counts them, and 2 lost of 20 sent (ratio 0.1) only warns once the limit is lower."""
+    graph = active_graph(graph_factory, model_path, drop_warn_ratio=0.05)
+    graph.node.diagnostic_status()  # a fresh period
+    period = 33_333_333
+    kept = [index for index in range(20) if index not in (10, 11)]
+    for index in kept:
+        stamp = 10**18 + index * period
+        graph.publish(make_image_msg(rng_image(4, 4, index), "rgb8", stamp))
+        graph.wait_outputs(stamp)
+    camera = graph.node.diagnostic_status()[1]
+    values = {kv.key: kv.value for kv in camera.values}
+    assert values["frames_lost_before_node"] == "2" and values["frames_dropped"] == "0"
+    assert values["drop_ratio"] == "0.100"
+    assert camera.level == b"\x01" and "2 lost before it" in camera.message  # WARN
+
+
 def test_threshold_is_dynamic_and_range_checked(graph_factory, model_path):
     graph = active_graph(graph_factory, model_path)
     rgb = np.zeros((2, 2, 3), np.uint8)
@@ -337,6 +355,9 @@ def test_overload_keeps_latency_and_memory_bounded(graph_factory, model_path):
     arrivals = [(s, t) for topic, s, t in graph.arrivals if topic.endswith("anomaly_score")]
     assert 5 <= len(arrivals) <= 3.0 / delay + 2, len(arrivals)
     assert snap.dropped >= len(published) // 2, (snap.dropped, len(published))
+    # Every frame sent was received or counted as lost on the way (the last gaps may still wait
+    # for the intervals that confirm them).
+    assert len(published) - 4 <= snap.received + snap.lost <= len(published), (snap, published)
     assert graph.node._mailbox.pending() == 0
     # Each answer belongs to a recent frame: at most ~two inferences plus transport old.
     ages = [arrival - sent_at[stamp] for stamp, arrival in arrivals]
