@@ -30,8 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pixood_ros import durable
-from pixood_ros.bag import interruption
+from pixood_ros import durable, interruption
 from pixood_ros.cli import (
     EXIT_FAILED,
     OneLineParser,
@@ -374,7 +373,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Ctrl-C and SIGTERM end a run like the bag tools' (`pixood_ros.bag.interruption`): partial
+    """Ctrl-C and SIGTERM end a run like the bag tools' (`pixood_ros.interruption`): partial
     summary.json, one line, exit 130 / 143."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run_parsed(

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from pixood_ros.bag import bagio, ros_names
-from pixood_ros.bag.interruption import interruptible
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
@@ -32,6 +31,7 @@ from pixood_ros.cli import (
     run_parsed,
     unit_interval,
 )
+from pixood_ros.interruption import interruptible
 from pixood_ros.tables import fmt
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pixood_ros.bag import interruption, report
+from pixood_ros import interruption
+from pixood_ros.bag import report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.errors import BagDamaged
 from pixood_ros.bag.ground_truth import camera_topic, resolve_gt_topics

@@ -19,7 +19,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pixood_ros.bag import bagio, ros_names
-from pixood_ros.bag.interruption import interruptible
 from pixood_ros.cli import (
     OneLineParser,
     UserError,
@@ -30,6 +29,7 @@ from pixood_ros.cli import (
     run_parsed,
 )
 from pixood_ros.frames import Source, SourceError, folder_or_video_source, synth_source
+from pixood_ros.interruption import interruptible
 
 DEFAULT_TOPIC = "/camera/image_raw"
 DEFAULT_GT_TOPIC = "/camera/anomaly_gt"

@@ -22,8 +22,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pixood_ros import image_conversion
-from pixood_ros.bag import interruption, report
+from pixood_ros import image_conversion, interruption
+from pixood_ros.bag import report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
 from pixood_ros.bag.errors import BagDamaged

@@ -18,9 +18,9 @@ import numpy as np
 
 from pixood_ros.bag import bagio
 from pixood_ros.bag.bagio import BagMessage
-from pixood_ros.bag.interruption import deferred
 from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.image_conversion import array_to_image
+from pixood_ros.interruption import deferred
 from pixood_ros.render.outputs import ENCODINGS, anomaly_mask
 
 OUTPUT_NAMES = tuple(ENCODINGS)

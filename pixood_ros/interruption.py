@@ -1,7 +1,8 @@
-"""Ctrl-C and SIGTERM as clean interruptions of a bag tool's run.
+"""Ctrl-C and SIGTERM as clean interruptions of a long run (pixood-bag-eval, pixood-make-bag,
+pixood-infer).
 
 While a command runs, SIGINT raises `KeyboardInterrupt` and SIGTERM raises `Terminated` (a
-`KeyboardInterrupt` too) in the main thread, so both stop the frame loop where the evaluator keeps
+`KeyboardInterrupt` too) in the main thread, so both stop the frame loop where the tool keeps
 what it computed and writes a partial report. Inside a `deferred()` block (one frame's messages
 going into the output bag, closing it, writing the report) a signal waits for the block to end,
 so the bag is never cut inside a frame and the report is written; a second signal does not
