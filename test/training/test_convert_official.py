@@ -5,9 +5,12 @@ are built by official_release.py (in the official structure, docs/method.md §7)
 
 from __future__ import annotations
 
+import collections
 import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,10 +30,11 @@ from scipy.stats import multivariate_normal
 from torch import nn
 
 from pixood_training.checkpoint import load_model, read_model_config
+from pixood_training.convert_official.archive import load_official_checkpoint
 from pixood_training.convert_official.build import build_decision
 from pixood_training.convert_official.cli import main as convert_main
 from pixood_training.convert_official.official import OfficialPixOOD
-from pixood_training.convert_official.unpickler import UnsafePickleError, load_official_checkpoint
+from pixood_training.convert_official.unpickler import UnsafePickleError
 
 
 @pytest.fixture(scope="module")
@@ -183,25 +187,89 @@ class _Exploit:
         return (self.func, (self.arg,))
 
 
-@pytest.mark.parametrize(
-    ("which", "func", "named"),
-    [("pixood_ckpt", os.system, "posix.system"), ("backbone_ckpt", eval, "builtins.eval")],
-)
-def test_malicious_pickle_is_refused_without_running_it(
-    release, tmp_path, capsys, which, func, named
-):
+def _touch(marker):
+    return _Exploit(os.system, f"touch {marker}")
+
+
+# (payload, torch.save options, the global named in the refusal)
+PAYLOADS = {
+    "os.system, zip": (_touch, {}, "posix.system"),
+    "os.system, legacy format": (_touch, {"_use_new_zipfile_serialization": False}, "posix.system"),
+    "os.system, protocol 0": (_touch, {"pickle_protocol": 0}, "posix.system"),
+    "os.system, protocol 2 legacy": (
+        _touch,
+        {"pickle_protocol": 2, "_use_new_zipfile_serialization": False},
+        "posix.system",
+    ),
+    "builtins.eval": (
+        lambda m: _Exploit(eval, f"open({str(m)!r}, 'w').close()"),
+        {},
+        "builtins.eval",
+    ),
+    "subprocess.Popen": (lambda m: _Exploit(subprocess.Popen, ["touch", str(m)]), {}, "Popen"),
+    "a foreign class": (lambda m: collections.UserDict(), {}, "collections.UserDict"),
+    "numpy object array": (lambda m: np.array([_touch(m), 1], dtype=object), {}, "posix.system"),
+}
+
+
+@pytest.mark.parametrize("which", ["pixood_ckpt", "backbone_ckpt"])
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_malicious_pickle_is_refused_without_running_it(release, tmp_path, capsys, which, payload):
     files, _ = release
+    make, save_options, named = PAYLOADS[payload]
     marker = tmp_path / "pwned"
-    payload = f"touch {marker}" if func is os.system else f"open({str(marker)!r}, 'w').close()"
-    bad = dict(files)
-    bad[which] = tmp_path / "evil.pth"
-    entry = {"state_dict": {}, "custom_data": {"knn_model": [_Exploit(func, payload)]}}
-    torch.save(entry, bad[which])
+    bad = {**files, which: tmp_path / "evil.pth"}
+    entry = {"state_dict": {}, "custom_data": {"knn_model": [make(marker)]}}
+    torch.save(entry, bad[which], **save_options)
     with pytest.raises(UnsafePickleError, match=named.replace(".", r"\.")):
         load_official_checkpoint(bad[which])
     assert convert_main(convert_argv(bad, tmp_path / "out")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err and "refusing" in err
+    assert not marker.exists() and not (tmp_path / "out" / "model.safetensors").exists()
+
+
+_TORCHSCRIPT_MARKER: list[Path] = []  # where the archive's code writes when it runs
+
+
+@torch.library.custom_op("pixood_test::touch_marker", mutates_args=())
+def _touch_marker(x: torch.Tensor) -> torch.Tensor:
+    """An operator the TorchScript archive calls while it loads (stands for any code in it)."""
+    _TORCHSCRIPT_MARKER[-1].touch()
+    return x.clone()
+
+
+class _ScriptedOnLoad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.zeros(1)
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, bool]:
+        return (self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+        self.weight = torch.ops.pixood_test.touch_marker(state[0])
+        self.training = state[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight
+
+
+@pytest.mark.parametrize("which", ["pixood_ckpt", "backbone_ckpt"])
+def test_torchscript_archive_is_refused_before_its_code_runs(release, tmp_path, capsys, which):
+    files, _ = release
+    marker = tmp_path / "pwned"
+    _TORCHSCRIPT_MARKER.append(marker)
+    archive = tmp_path / "evil.pth"
+    torch.jit.script(_ScriptedOnLoad()).save(str(archive))
+    torch.jit.load(str(archive))  # the payload is live: loading it runs its code
+    assert marker.exists()
+    marker.unlink()
+    assert convert_main(convert_argv({**files, which: archive}, tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TorchScript" in err and "refusing" in err, err
     assert not marker.exists() and not (tmp_path / "out" / "model.safetensors").exists()
 
 

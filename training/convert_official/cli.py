@@ -33,8 +33,9 @@ Convert the official PixOOD release (Vojir et al., ECCV 2024) into a pixood_ros 
 directory (model_config.json + model.safetensors), which `pixood-export DIR` then turns into the
 ONNX model file.
 
-The official .pth files are pickles. They are read with a restricted unpickler that needs no
-official source code and runs none: it accepts only tensors, numpy arrays, plain containers and
+The official .pth files are pickles. A file holding TorchScript code is refused before anything
+is loaded; the rest is read with a restricted unpickler that needs no official source code and
+runs none: it accepts only tensors, numpy arrays, plain containers and
 the official classes (turned into inert data holders) and refuses any other class with an error
 naming it, so a damaged or malicious file cannot execute code.
 

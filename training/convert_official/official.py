@@ -25,7 +25,8 @@ import torch
 from pixood_ros.cli import UserError, one_line
 
 from ..documents import read_document
-from .unpickler import OfficialObject, UnsafePickleError, load_official_checkpoint
+from .archive import load_official_checkpoint
+from .unpickler import OfficialObject, UnsafePickleError
 
 DECODER_KEYS = ("decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias")
 COMPILE_PREFIX = "_orig_mod."

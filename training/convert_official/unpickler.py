@@ -3,10 +3,11 @@
 The official ``.pth`` files are full pickles: besides tensors they hold instances of the project's
 own classes (``helpers.kmeans.OnlineKMeans``, ``DiffKMeansMultiClassv2``), a ``SimpleNamespace``,
 scipy ``interp1d`` objects and numpy arrays. A plain ``torch.load(weights_only=False)`` would
-import and run whatever a downloaded file names, so instead ``torch.load`` gets this module as its
-``pickle_module``: every global the file refers to is looked up in an allowlist, the official
-classes become inert attribute containers (``OfficialObject``), and anything else is refused with
-an ``UnsafePickleError`` naming the ``module.name``. The allowlist only holds constructors of
+import and run whatever a downloaded file names, so instead the archive reader (``archive.py``)
+and, for torch's legacy format, ``torch.load`` use this module's ``Unpickler``: every global the
+file refers to is looked up in an allowlist, the official classes become inert attribute
+containers (``OfficialObject``), and anything else is refused with an ``UnsafePickleError`` naming
+the ``module.name``. The allowlist only holds constructors of
 plain data (tensors, storages, numpy arrays/dtypes/scalars, containers); none of them can run code
 named by the file.
 
@@ -22,7 +23,6 @@ import codecs
 import collections
 import pickle
 import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,6 @@ __all__ = [
     "UnsafePickleError",
     "Unpickler",
     "load",
-    "load_official_checkpoint",
 ]
 
 
@@ -216,18 +215,3 @@ class Unpickler(pickle.Unpickler):
 def load(file: Any, **kwargs: Any) -> Any:
     """``pickle.load`` with the restricted ``Unpickler`` (used by torch's legacy format)."""
     return Unpickler(file, **kwargs).load()
-
-
-def loads(data: bytes, **kwargs: Any) -> Any:
-    import io
-
-    return Unpickler(io.BytesIO(data), **kwargs).load()
-
-
-def load_official_checkpoint(path: str | Path) -> Any:
-    """Read an official ``.pth`` with the restricted unpickler (tensors mapped to CPU)."""
-    import sys
-
-    return torch.load(
-        Path(path), map_location="cpu", weights_only=False, pickle_module=sys.modules[__name__]
-    )
