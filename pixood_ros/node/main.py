@@ -112,10 +112,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run_node(argv: list[str], stop: StopSignals) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.impl.implementation_singleton import rclpy_implementation
     from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
 
-    non_ros = remove_ros_args([PROG, *argv])[1:]
+    try:  # a malformed -p rule, a missing or broken params file
+        non_ros = remove_ros_args([PROG, *argv])[1:]
+    except rclpy_implementation.RCLInvalidROSArgsError as error:
+        return fail(PROG, str(error).split(", at /")[0], EXIT_USAGE)  # cut rcl's source paths
     _parser().parse_args(non_ros)  # --help, or exit 2 on unknown options
 
     from pixood_ros.node.memory import keep_frame_buffers
