@@ -161,6 +161,19 @@ class _Outputs:
         return described
 
 
+@dataclass
+class _Session:
+    """What one evaluation works with, from opening the bag to writing the report."""
+
+    options: EvalOptions
+    bag: BagInput
+    topic: str
+    labels: _Labels
+    engine: Any
+    metrics: EvalMetrics
+    outputs: _Outputs
+
+
 def _load_engine(options: EvalOptions) -> Any:
     from pixood_ros.engine import ModelError, Segmenter
 
@@ -192,28 +205,22 @@ def evaluate(options: EvalOptions) -> EvalResult:
         )
         with metrics:
             outputs = _Outputs(options.outputs, options.out_dir, bag, topic)
-            run = _replay(options, bag, topic, labels, engine, metrics, outputs)
+            session = _Session(options, bag, topic, labels, engine, metrics, outputs)
+            run = _replay(session)
             with interruption.deferred():  # the frames are done: Ctrl-C waits for the report
                 problem = outputs.close()
                 if problem is not None and run.error is None:
                     run.stop(problem, EXIT_FAILED)
-                return _finish(options, bag, topic, labels, engine, metrics, run, outputs)
+                return _finish(session, run)
     finally:
         bag.close()
 
 
-def _replay(
-    options: EvalOptions,
-    bag: BagInput,
-    topic: str,
-    labels: _Labels,
-    engine: Any,
-    metrics: EvalMetrics,
-    outputs: _Outputs,
-) -> _Run:
+def _replay(s: _Session) -> _Run:
     """Every frame through the engine, into the outputs and the metrics; a failure part-way
     (damaged bag, engine crash, full disk) or Ctrl-C / SIGTERM stops the run with what was
     evaluated so far."""
+    options, bag, topic, labels = s.options, s.bag, s.topic, s.labels
     run = _Run(partial=bag.salvaged)
     total = bag.message_counts().get(topic, 0)
     if options.max_frames is not None:
@@ -228,7 +235,7 @@ def _replay(
     try:
         for frame, found in frames:
             bar.update()
-            _evaluate_frame(run, frame, found, labels, engine, metrics, outputs, options.threshold)
+            _evaluate_frame(s, run, frame, found)
     except BagDamaged as exc:
         run.stop(str(exc), EXIT_USAGE)
     except KeyboardInterrupt as exc:
@@ -243,14 +250,7 @@ def _replay(
 
 
 def _evaluate_frame(
-    run: _Run,
-    frame: BagMessage,
-    found: dict[str, BagMessage | None],
-    labels: _Labels,
-    engine: Any,
-    metrics: EvalMetrics,
-    outputs: _Outputs,
-    threshold: float,
+    s: _Session, run: _Run, frame: BagMessage, found: dict[str, BagMessage | None]
 ) -> None:
     from pixood_ros.engine import InputError
 
@@ -265,46 +265,38 @@ def _evaluate_frame(
         return
     t0 = time.perf_counter()
     try:
-        result = engine(rgb)
+        result = s.engine(rgb)
     except InputError as exc:
         run.fail(index, frame.stamp_ns, f"engine refused the frame ({exc})")
         return
     elapsed = time.perf_counter() - t0
     run.engine_s += elapsed
     run.latencies_ms.append(elapsed * 1e3)
-    outputs.write(frame, rgb, result, threshold)
-    metrics.add_scores(result.anomaly_score)
+    s.outputs.write(frame, rgb, result, s.options.threshold)
+    s.metrics.add_scores(result.anomaly_score)
     try:
-        labels.score(metrics, run, index, found, result)
+        s.labels.score(s.metrics, run, index, found, result)
     except (ValueError, SourceError, image_conversion.BadImage) as exc:
         run.fail(index, frame.stamp_ns, f"ground truth unusable ({one_line(exc)})")
         return
     run.evaluated += 1
 
 
-def _finish(
-    options: EvalOptions,
-    bag: BagInput,
-    topic: str,
-    labels: _Labels,
-    engine: Any,
-    metrics: EvalMetrics,
-    run: _Run,
-    outputs: _Outputs,
-) -> EvalResult:
+def _finish(s: _Session, run: _Run) -> EvalResult:
     """Judge the run, write report.json / report.md and the plots."""
-    if run.error is None and bag.salvaged:
+    if run.error is None and s.bag.salvaged:
         run.error, run.exit_code = (
-            f"bag could not be opened normally ({bag.open_error})",
+            f"bag could not be opened normally ({s.bag.open_error})",
             EXIT_USAGE,
         )
     if run.error is None:
-        run.error, run.exit_code = _judge(run, labels.ood_topic or labels.folder, metrics)
-    rep = _build_report(options, bag, topic, labels, engine, metrics, run)
-    rep["outputs"] = outputs.describe()
-    rep["plots"] = report.write_plots(metrics, options.out_dir)
-    report.write_json(rep, options.out_dir)
-    report.write_markdown(rep, options.out_dir)
+        has_gt = s.labels.ood_topic or s.labels.folder
+        run.error, run.exit_code = _judge(run, has_gt, s.metrics)
+    rep = _build_report(s, run)
+    rep["outputs"] = s.outputs.describe()
+    rep["plots"] = report.write_plots(s.metrics, s.options.out_dir)
+    report.write_json(rep, s.options.out_dir)
+    report.write_markdown(rep, s.options.out_dir)
     return EvalResult(rep, run.exit_code, run.error, run.failed)
 
 
@@ -338,16 +330,8 @@ def _ground_truth_text(options: EvalOptions, labels: _Labels) -> str:
     return "; ".join(sources)
 
 
-def _build_report(
-    options: EvalOptions,
-    bag: BagInput,
-    topic: str,
-    labels: _Labels,
-    engine: Any,
-    metrics: EvalMetrics,
-    run: _Run,
-) -> dict[str, Any]:
-    info = engine.info
+def _build_report(s: _Session, run: _Run) -> dict[str, Any]:
+    options, bag, topic, engine, info = s.options, s.bag, s.topic, s.engine, s.engine.info
     if run.first_stamp is not None and run.last_stamp is not None and run.read > 1:
         recorded_rate = (run.read - 1) / max((run.last_stamp - run.first_stamp) / 1e9, 1e-9)
     else:
@@ -370,7 +354,7 @@ def _build_report(
             "salvaged": bag.salvaged,
             "topic": topic,
             "msgtype": bag.topic_types()[topic],
-            "ground_truth": _ground_truth_text(options, labels),
+            "ground_truth": _ground_truth_text(options, s.labels),
             "stamp_tolerance_ns": options.gt.tolerance_ns,
             "recorded_rate_hz": recorded_rate,
         },
@@ -388,6 +372,6 @@ def _build_report(
             "engine_latency_ms": report.latency_summary(run.latencies_ms),
             "wall_s": run.wall_s,
         },
-        "metrics": metrics.summary(list(info.class_names)),
+        "metrics": s.metrics.summary(list(info.class_names)),
         "failed_frames": run.failed,
     }
