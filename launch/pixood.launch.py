@@ -13,7 +13,7 @@ from __future__ import annotations
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from pixood_ros.node.launch_arguments import common_arguments, flag, flag_value, share_path
@@ -60,14 +60,9 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time": flag_value("use_sim_time"),
             },
         ],
-        # Both remappings are given; input_transport decides which topic is subscribed.
-        remappings=[
-            ("image", LaunchConfiguration("image")),
-            (
-                "image/compressed",
-                PythonExpression(["'", LaunchConfiguration("image"), "/compressed'"]),
-            ),
-        ],
+        # The base topic is enough: with input_transport compressed the node listens on
+        # <image>/compressed, and on <dirname of image>/camera_info for the camera info.
+        remappings=[("image", LaunchConfiguration("image"))],
     )
     rviz = Node(
         package="rviz2",

@@ -48,12 +48,9 @@ def _nodes(context, *args, **kwargs) -> list[Node]:
 
 
 def _remappings(local: str, camera: str, suffix: str) -> list[tuple[str, str]]:
-    """The node's `<local>image` (and its compressed twin) onto camera's /<camera>/<suffix>;
-    both are given, the parameter input_transport decides which one is subscribed."""
-    return [
-        (f"{local}image", f"/{camera}/{suffix}"),
-        (f"{local}image/compressed", f"/{camera}/{suffix}/compressed"),
-    ]
+    """The node's base topic `<local>image` onto the camera's /<camera>/<suffix> (the node
+    derives <suffix>/compressed and the camera_info sibling from it)."""
+    return [(f"{local}image", f"/{camera}/{suffix}")]
 
 
 def _pixood_node(parameters: list, remappings: list, namespace: str | None = None) -> Node:

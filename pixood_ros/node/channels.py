@@ -15,6 +15,7 @@ from typing import Any
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from pixood_ros.node.stats import PipelineStats
+from pixood_ros.node.topics import Resolver, camera_topics
 from pixood_ros.render.outputs import OutputImages
 
 
@@ -40,13 +41,16 @@ def _volatile(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
     )
 
 
-def camera_channels(cameras: tuple[str, ...], transport: str) -> list[CameraChannel]:
-    """One channel per camera name, or one nameless channel on 'image' without names."""
-    suffix = "image/compressed" if transport == "compressed" else "image"
-    return [
-        CameraChannel(index, name, f"{name}/{suffix}" if name else suffix)
-        for index, name in enumerate(cameras or ("",))
-    ]
+def camera_channels(
+    cameras: tuple[str, ...], transport: str, resolve: Resolver
+) -> list[CameraChannel]:
+    """One channel per camera name (base topic 'N/image'), or one nameless channel on 'image'
+    without names; `resolve` is the node's `resolve_topic_name` (see `topics`)."""
+    channels = []
+    for index, name in enumerate(cameras or ("",)):
+        topics = camera_topics(resolve, f"{name}/image" if name else "image", transport)
+        channels.append(CameraChannel(index, name, topics.image, topics.camera_info))
+    return channels
 
 
 @dataclass
@@ -55,7 +59,8 @@ class CameraChannel:
 
     index: int
     name: str  # "" for the single-camera layout
-    input_topic: str
+    input_topic: str  # fully qualified
+    camera_info_topic: str = ""
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     stats: PipelineStats = field(default_factory=PipelineStats)

@@ -1,6 +1,9 @@
 """What the node reports about itself: the /diagnostics statuses (one for the model, one per
 camera) and the throttle that keeps repeated bad-input warnings from flooding the log.
 
+Status names and hardware ids start with the node's fully qualified name (`/front/pixood_node:
+model`, `/front/pixood_node: camera`), so nodes in different namespaces never share one.
+
 A camera is WARN when the share of its frames not served in the last diagnostics period,
 (dropped by the node + lost before it) / (received + lost), exceeds `drop_warn_ratio`.
 
@@ -30,12 +33,13 @@ BAD_INPUT_LOG_PERIOD_S = 10.0
 def model_status(
     node_name: str, lifecycle: str, segmenter: Any, settings: Settings | None, threshold: float
 ) -> DiagnosticStatus:
-    """Model file, execution provider (WARN when it is not the requested one), scorer."""
-    status = DiagnosticStatus(name=f"{node_name}: model")
+    """Model file, execution provider (WARN when it is not the requested one), scorer.
+    `node_name` is the node's fully qualified name."""
+    status = DiagnosticStatus(name=f"{node_name}: model", hardware_id=node_name)
     provider = getattr(segmenter, "active_provider", "none")
-    status.hardware_id = str(settings.model_path) if settings else ""
     values = {"lifecycle_state": lifecycle, "execution_provider": provider}
     if settings is not None:
+        values["model_path"] = str(settings.model_path)
         values["requested_providers"] = ", ".join(settings.providers) or "default"
         values["threshold"] = f"{threshold:.3f}"
     info = getattr(segmenter, "info", None)
@@ -57,13 +61,15 @@ def camera_status(
     node_name: str,
     lifecycle: str,
     channel: CameraChannel,
-    topic: str,
     snap: StatsSnapshot,
     drop_warn_ratio: float,
 ) -> DiagnosticStatus:
     """Rates, latencies and frame counts of one camera; WARN/ERROR when it is not served, WARN
     when more than `drop_warn_ratio` of its frames in the report's period were not served."""
-    status = DiagnosticStatus(name=f"{node_name}: {channel.label}", hardware_id=topic)
+    status = DiagnosticStatus(
+        name=f"{node_name}: {channel.label}", hardware_id=f"{node_name}/{channel.label}"
+    )
+    topic = channel.input_topic
     values = {
         "input_topic": topic,
         "subscribed": str(channel.subscription is not None).lower(),

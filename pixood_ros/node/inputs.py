@@ -27,10 +27,6 @@ class CameraInputs:
         self._on_frame = on_frame
         self._group = MutuallyExclusiveCallbackGroup()
 
-    def topic(self, channel: CameraChannel) -> str:
-        """The input topic as ROS resolves it (namespace and remappings applied)."""
-        return self._node.resolve_topic_name(channel.input_topic)
-
     def subscribe(self, channel: CameraChannel, settings: Settings) -> None:
         if channel.subscription is not None:
             return
@@ -59,14 +55,14 @@ class CameraInputs:
             wanted = channel.has_output_subscribers()
             if wanted and channel.subscription is None:
                 self.subscribe(channel, settings)
-                log.info(f"output subscribed: listening on {self.topic(channel)}")
+                log.info(f"output subscribed: listening on {channel.input_topic}")
             elif not wanted and channel.subscription is not None:
                 self.unsubscribe(channel)
-                log.info(f"no output subscribers: stopped listening on {self.topic(channel)}")
+                log.info(f"no output subscribers: stopped listening on {channel.input_topic}")
 
     def _on_incompatible_qos(self, channel: CameraChannel, info: Any) -> None:
         self._node.get_logger().warning(
-            f"a publisher on {self.topic(channel)} has incompatible QoS "
+            f"a publisher on {channel.input_topic} has incompatible QoS "
             f"(policy {info.last_policy_kind}); with input_qos=reliable only reliable "
             "publishers connect, use input_qos=sensor_data for best-effort cameras"
         )

@@ -197,7 +197,7 @@ class PixoodNode(LifecycleNode):
                 self._inputs.subscribe(channel, self.settings)
         self._lifecycle_label = "active"
         self.get_logger().info(
-            "active: listening on " + ", ".join(self._inputs.topic(c) for c in self.channels)
+            "active: listening on " + ", ".join(c.input_topic for c in self.channels)
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -235,7 +235,9 @@ class PixoodNode(LifecycleNode):
     def _create_channels(self, settings: Settings) -> None:
         qos = output_qos_profile(settings.output_queue_depth)
         events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_output_qos)
-        self.channels = camera_channels(settings.cameras, settings.input_transport)
+        self.channels = camera_channels(
+            settings.cameras, settings.input_transport, self.resolve_topic_name
+        )
         for channel in self.channels:
             for output in settings.outputs:
                 channel.publishers[output] = self.create_lifecycle_publisher(
@@ -344,11 +346,10 @@ class PixoodNode(LifecycleNode):
     def diagnostic_status(self) -> list[DiagnosticStatus]:
         """One status for the model and one per camera (each call starts a new drop-ratio
         period)."""
-        name, lifecycle = self.get_name(), self._lifecycle_label
+        name, lifecycle = self.get_fully_qualified_name(), self._lifecycle_label
         statuses = [model_status(name, lifecycle, self.segmenter, self.settings, self._threshold)]
         ratio = self.settings.drop_warn_ratio if self.settings else 1.0
         for channel in self.channels:
-            topic = self._inputs.topic(channel)
             snap = channel.stats.report()
-            statuses.append(camera_status(name, lifecycle, channel, topic, snap, ratio))
+            statuses.append(camera_status(name, lifecycle, channel, snap, ratio))
         return statuses

@@ -169,15 +169,15 @@ def test_diagnostics_report_rates_latency_and_provider(graph_factory, model_path
     graph.diagnostics.clear()
     assert graph.wait_for(lambda: len(graph.diagnostics) >= 1, 5.0)
     statuses = {s.name: s for s in graph.diagnostics[-1].status}
-    model = {kv.key: kv.value for kv in statuses["pixood_node: model"].values}
+    model = {kv.key: kv.value for kv in statuses["/pixood_node: model"].values}
     assert model["execution_provider"] == "CPUExecutionProvider"
     assert model["lifecycle_state"] == "active"
-    camera = {kv.key: kv.value for kv in statuses["pixood_node: camera"].values}
+    camera = {kv.key: kv.value for kv in statuses["/pixood_node: camera"].values}
     assert camera["frames_processed"] == "5" and camera["frames_dropped"] == "0"
     assert float(camera["input_rate_hz"]) > 0 and float(camera["output_rate_hz"]) > 0
     assert 0 <= float(camera["processing_latency_ms_mean"]) < 5000
     assert 0 <= float(camera["end_to_end_latency_ms_max"]) < 5000
-    assert statuses["pixood_node: camera"].level == b"\x00"  # OK
+    assert statuses["/pixood_node: camera"].level == b"\x00"  # OK
 
 
 def test_frames_lost_before_the_node_are_reported_and_warned(graph_factory, model_path):

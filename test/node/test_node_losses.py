@@ -99,11 +99,11 @@ def _stats_with(received: int, dropped: int, lost_every: int = 0) -> PipelineSta
 
 
 def _status(stats: PipelineStats, drop_warn_ratio: float, now: float = 104.0) -> DiagnosticStatus:
-    channel = CameraChannel(0, "", "image")
+    channel = CameraChannel(0, "", "/image")
     channel.subscription = object()  # subscribed
     stats.frame_published(0.01, 0.02, now=now)
     snap = stats.report(now=now)
-    return camera_status("pixood_node", "active", channel, "/image", snap, drop_warn_ratio)
+    return camera_status("/pixood_node", "active", channel, snap, drop_warn_ratio)
 
 
 def _values(status: DiagnosticStatus) -> dict[str, str]:

@@ -77,7 +77,7 @@ def test_node_as_a_separate_process(graph_factory, model_path, segmenter):
             for array in reversed(graph.diagnostics):  # the newest report decides
                 for status in array.status:
                     values = {kv.key: kv.value for kv in status.values}
-                    if status.name == "pixood_proc: camera":
+                    if status.name == "/pixood_proc: camera":
                         return values["bad_frames_unsupported_encoding"] == "1"
             return False
 
