@@ -17,6 +17,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from pixood_ros.node.launch_arguments import common_arguments, flag, flag_value, share_path
+from pixood_ros.node.parameters import INPUT_QOS_CHOICES
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -30,9 +31,10 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument(
             "input_qos",
-            default_value="sensor_data",
-            choices=["sensor_data", "reliable"],
-            description="Input QoS: sensor_data (best effort, works with every camera) or reliable",
+            default_value="auto",
+            choices=list(INPUT_QOS_CHOICES),
+            description="Input QoS: auto (follow the camera's publisher), sensor_data (best "
+            "effort) or reliable",
         ),
         DeclareLaunchArgument(
             "namespace", default_value="", description="Namespace of the node (e.g. camera name)"

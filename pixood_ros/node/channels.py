@@ -27,6 +27,18 @@ def input_qos_profile(kind: str, depth: int) -> QoSProfile:
     return _volatile(depth, reliability)
 
 
+def auto_input_qos(publishers: list[ReliabilityPolicy]) -> str | None:
+    """input_qos auto: 'reliable' when every publisher is reliable, 'sensor_data' (best effort,
+    serves both kinds) otherwise; None while there is no publisher to follow.
+
+    A reliable publisher is worth following: best-effort readers of large frames (1080p raw)
+    lose most of them even on one machine, and /diagnostics cannot see that loss."""
+    if not publishers:
+        return None
+    reliable = all(p == ReliabilityPolicy.RELIABLE for p in publishers)
+    return "reliable" if reliable else "sensor_data"
+
+
 def output_qos_profile(depth: int) -> QoSProfile:
     """Reliable outputs: compatible with reliable and best-effort subscribers (rviz, bag)."""
     return _volatile(depth, ReliabilityPolicy.RELIABLE)
@@ -63,6 +75,8 @@ class CameraChannel:
     camera_info_topic: str = ""
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
+    subscription_qos: str = ""  # the input_qos kind of the subscription (auto decides one)
+    waiting_for_publisher: bool = False  # input_qos auto and no publisher to follow yet
     stats: PipelineStats = field(default_factory=PipelineStats)
     outputs: OutputImages = field(default_factory=OutputImages)
 

@@ -73,6 +73,7 @@ def camera_status(
     values = {
         "input_topic": topic,
         "subscribed": str(channel.subscription is not None).lower(),
+        "input_qos": channel.subscription_qos or "n/a",
         "input_rate_hz": f"{snap.input_rate_hz:.2f}",
         "output_rate_hz": f"{snap.output_rate_hz:.2f}",
         "processing_latency_ms_mean": _fmt_ms(snap.processing_ms_mean),
@@ -99,6 +100,8 @@ def _camera_level(
 ) -> tuple[bytes, str]:
     if lifecycle != "active":
         return DiagnosticStatus.OK, f"node {lifecycle}"
+    if channel.waiting_for_publisher:
+        return DiagnosticStatus.WARN, f"no publisher on {topic} yet (input_qos auto waits)"
     if channel.subscription is None:
         return DiagnosticStatus.OK, "idle: no output subscribers"
     if snap.errors and snap.processed == 0:

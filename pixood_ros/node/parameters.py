@@ -31,7 +31,7 @@ PACKAGE = "pixood_ros"
 DEFAULT_MODEL_PATH = "checkpoints/pixood_demo.onnx"
 OUTPUTS = NODE_OUTPUTS
 INPUT_TRANSPORTS = ("raw", "compressed")
-INPUT_QOS_CHOICES = ("sensor_data", "reliable")
+INPUT_QOS_CHOICES = ("auto", "sensor_data", "reliable")
 _INT32_MAX = 2**31 - 1
 
 
@@ -135,9 +135,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "input_qos",
-        "sensor_data",
-        "Input QoS: sensor_data = best effort (matches every camera driver and bag player); "
-        "reliable = only reliable publishers, lossless on a slow link.",
+        "auto",
+        "Input QoS: auto = follow the publishers (reliable when every publisher is reliable, "
+        "else best effort; decided when the first publisher appears: large frames over best "
+        "effort are mostly lost even on one machine); sensor_data = best effort (matches every "
+        "camera driver and bag player); reliable = only reliable publishers.",
         choices=INPUT_QOS_CHOICES,
     ),
     ParamSpec(

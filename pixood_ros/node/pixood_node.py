@@ -90,7 +90,7 @@ class PixoodNode(LifecycleNode):
         self._worker: FrameWorker | None = None
         self._diagnostics_pub = None
         self._diagnostics_timer = None
-        self._lazy_timer = None
+        self._input_timer = None
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._inputs = CameraInputs(self, self._on_frame)
         self._lifecycle_label = "unconfigured"
@@ -185,16 +185,12 @@ class PixoodNode(LifecycleNode):
         self._worker = FrameWorker(self._mailbox, self._handle_frame)
         self._worker.start()
         assert self.settings is not None
-        if self.settings.lazy_subscription:
-            self._lazy_timer = self.create_timer(
-                self.settings.lazy_check_period,
-                self._update_lazy_subscriptions,
-                callback_group=self._timer_group,
+        period = self._inputs.check_period(self.settings)
+        if period is not None:
+            self._input_timer = self.create_timer(
+                period, self._update_inputs, callback_group=self._timer_group
             )
-            self._update_lazy_subscriptions()
-        else:
-            for channel in self.channels:
-                self._inputs.subscribe(channel, self.settings)
+        self._update_inputs()
         self._lifecycle_label = "active"
         self.get_logger().info(
             "active: listening on " + ", ".join(c.input_topic for c in self.channels)
@@ -244,14 +240,14 @@ class PixoodNode(LifecycleNode):
                     Image, channel.output_topic(output), qos, event_callbacks=events
                 )
 
-    def _update_lazy_subscriptions(self) -> None:
+    def _update_inputs(self) -> None:
         if self.settings is not None:
-            self._inputs.follow_outputs(self.channels, self.settings)
+            self._inputs.update(self.channels, self.settings)
 
     def _stop_inputs(self) -> None:
-        if self._lazy_timer is not None:
-            self.destroy_timer(self._lazy_timer)
-            self._lazy_timer = None
+        if self._input_timer is not None:
+            self.destroy_timer(self._input_timer)
+            self._input_timer = None
         for channel in self.channels:
             self._inputs.unsubscribe(channel)
         if self._worker is not None:

@@ -52,7 +52,7 @@ def ros_context():
         (
             "input_qos",
             "best_effort",
-            "input_qos is 'best_effort'; use one of sensor_data, reliable",
+            "input_qos is 'best_effort'; use one of auto, sensor_data, reliable",
         ),
         ("cameras", "front", "cameras is 'front', not a list of strings; write e.g. cameras:=["),
         ("autostart", "yes", "autostart is 'yes', not true or false"),
