@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from pixood_ros import durable
 from pixood_ros.cli import UserError
 
 from .documents import read_document
@@ -31,15 +32,17 @@ class CheckpointError(UserError, ValueError):
 
 
 def save_model(model: PixOODModel, ckpt_dir: str | Path) -> Path:
-    """Write model_config.json + model.safetensors into ckpt_dir (created if needed)."""
+    """Write model_config.json + model.safetensors into ckpt_dir (created if needed), each
+    complete or absent (``pixood_ros.durable``)."""
     from safetensors.torch import save_file
 
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     config = {"format_version": FORMAT_VERSION, **model.get_config()}
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(ckpt_dir / WEIGHTS_FILE), metadata={"format_version": "1"})
-    (ckpt_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    with durable.replacing(ckpt_dir / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format_version": "1"})
+    durable.write_text(ckpt_dir / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     return ckpt_dir
 
 

@@ -15,11 +15,19 @@ from pixood_ros.cli import one_line
 def read_document(
     path: Path, parse: Callable[[str], Any], what: str, error: type[Exception]
 ) -> Any:
-    """``parse`` of the text of ``path``. A missing, unreadable or malformed file raises ``error``
-    with one line: ``<what> not found: <path>`` or ``cannot parse <what> <path>: <reason>``."""
+    """``parse`` of the UTF-8 text of ``path``. A missing, unreadable, binary or malformed file
+    (or a directory) raises ``error`` with one line naming ``<what>`` and ``path``."""
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory, not a file")
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
-        return parse(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not a UTF-8 text file ({one_line(exc)})") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {one_line(exc)}") from None
+    try:
+        return parse(text)
+    except (ValueError, yaml.YAMLError) as exc:
         raise error(f"cannot parse {what} {path}: {one_line(exc)}") from None

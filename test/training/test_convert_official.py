@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,30 @@ class _ScriptedOnLoad(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight
+
+
+@pytest.mark.parametrize(
+    ("extra", "compression", "message"),
+    [
+        ("extra/notes.txt", zipfile.ZIP_STORED, "unexpected entry"),
+        (None, zipfile.ZIP_DEFLATED, "compressed entry"),
+    ],
+)
+def test_archive_entries_torch_save_does_not_write_are_refused(
+    release, tmp_path, extra, compression, message
+):
+    files, _ = release
+    odd = tmp_path / "odd.pth"
+    with (
+        zipfile.ZipFile(files["backbone_ckpt"]) as source,
+        zipfile.ZipFile(odd, "w", compression=compression) as target,
+    ):
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        if extra:
+            target.writestr(f"{source.namelist()[0].split('/')[0]}/{extra}", b"")
+    with pytest.raises(UnsafePickleError, match=message):
+        load_official_checkpoint(odd)
 
 
 @pytest.mark.parametrize("which", ["pixood_ckpt", "backbone_ckpt"])

@@ -105,6 +105,7 @@ def test_cli_exports_fp16_with_parity_table_and_report(exported, tmp_path, capsy
     ("argv", "message"),
     [
         (["{missing}"], "checkpoint directory not found"),
+        (["{file}"], "model.onnx is a file; pixood-export takes a checkpoint directory"),
         (["{empty}"], "checkpoint config not found"),
         (["{empty}", "--check-sizes", "12by4"], "HEIGHTxWIDTH"),
         (["{empty}", "--opset", "13"], "--opset must be at least 18"),
@@ -112,15 +113,16 @@ def test_cli_exports_fp16_with_parity_table_and_report(exported, tmp_path, capsy
 )
 def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()
-    argv = [a.format(missing=tmp_path / "absent", empty=tmp_path / "empty") for a in argv]
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")  # a model file where a folder belongs
+    places = {"missing": tmp_path / "absent", "empty": tmp_path / "empty"}
+    argv = [a.format(file=tmp_path / "model.onnx", **places) for a in argv]
     try:
         code = export_main(argv)
     except SystemExit as exit_:  # argparse rejects malformed options itself
         code = exit_.code
     assert code == 2
     err = capsys.readouterr().err
-    assert message in err
-    assert "Traceback" not in err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_output_has_no_third_party_info_lines(exported, tmp_path):

@@ -19,6 +19,7 @@ from pixood_training.data.feature_cache import FeatureCache, build_feature_cache
 from pixood_training.data.patch_labels import majority_patch_labels
 from pixood_training.train.cli import main
 from pixood_training.train.config import ConfigError, load_config
+from pixood_training.train.experiment import Experiment
 
 # --- patch labels + feature cache -------------------------------------------------------------
 
@@ -153,6 +154,25 @@ def test_unreadable_config_file_is_a_config_error(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(256)) * 4, "is not a UTF-8 text file"),
+        (b"\0" * 64, "cannot parse config file"),
+        (None, "is a directory, not a file"),
+    ],
+)
+def test_binary_config_file_exits_2_with_one_line(tmp_path, capsys, content, message):
+    config = tmp_path / "config.yaml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    argv = ["stage1", "--config", str(config), "--out", str(tmp_path / "exp"), "--no-progress"]
+    err = _one_line_error(capsys, argv)
+    assert message in err and str(config) in err
+
+
 def _one_line_error(capsys, argv: list[str], progress_before: bool = False) -> str:
     """Exit code 2 and exactly one error line (after the run's own log lines, for errors that
     only show once a stage reads the data), no traceback."""
@@ -194,6 +214,54 @@ def test_cli_broken_data_file_names_it(tmp_path, capsys, workers):
     out = ["--out", str(tmp_path / "exp"), "--no-progress", f"data.num_workers={workers}"]
     err = _one_line_error(capsys, [*argv, *out], progress_before=True)
     assert victim.name in err and "[40]" in err
+
+
+class _TouchOnLoad:
+    """Unpickling this runs ``touch marker`` (what a hostile state.pt would do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile_experiment(tmp_path: Path, *, record: bool) -> tuple[list[str], Experiment, Path]:
+    """A stage1 command, its experiment, and a stage1/state.pt that runs code when unpickled
+    (with a state.json naming this config when `record`)."""
+    root = synth_set(tmp_path / "synth", {"train": 1, "val": 1, "ood_val": 1}, 112, 56, seed=1)
+    overrides = [f"data.root={root}"]
+    exp = Experiment(tmp_path / "exp", load_config(TINY_CONFIG, overrides))
+    marker = tmp_path / "pwned"
+    exp.path("stage1").mkdir(parents=True)
+    torch.save({"epoch": _TouchOnLoad(marker)}, exp.path("stage1", "state.pt"))
+    if record:
+        record_text = json.dumps({"config_hash": exp.stage_hash("stage1")})
+        exp.path("stage1", "state.json").write_text(record_text)
+    argv = ["stage1", "--config", str(TINY_CONFIG), *overrides, "--out", str(exp.dir)]
+    return [*argv, "--no-progress"], exp, marker
+
+
+def test_hostile_resume_state_is_refused_without_running_it(tmp_path, capsys):
+    argv, _, marker = _hostile_experiment(tmp_path, record=True)
+    err = _one_line_error(capsys, argv, progress_before=True)
+    assert "cannot read" in err and "state.pt" in err and "posix.system" in err, err
+    assert "--force" in err and "weights_only" not in err
+    assert not marker.exists()
+
+
+def test_resume_state_is_opened_only_after_its_config_hash_matches(tmp_path, monkeypatch):
+    _, exp, marker = _hostile_experiment(tmp_path, record=False)
+
+    def never(*args, **kwargs):
+        raise AssertionError("state.pt opened before its config hash was checked")
+
+    monkeypatch.setattr(torch, "load", never)
+    assert exp.load_state("stage1") is None  # no state.json: not ours
+    exp.path("stage1", "state.json").write_text(json.dumps({"config_hash": "0" * 64}))
+    assert exp.load_state("stage1") is None  # another config's
+    assert not marker.exists()
+    assert "ignoring resume state" in (exp.dir / "train.log").read_text()
 
 
 # --- end to end --------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ checkpoint and resumed from it ends with exactly the prototypes of an uninterrup
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+
+from pixood_ros import durable
 
 from .config import CondensationConfig
 from .prototypes import PrototypeModel
@@ -52,7 +53,7 @@ class CondensationTrainer:
 
     trainer = CondensationTrainer(config, dim=1024)
     if resume_file.exists():
-        trainer.load_state_dict(torch.load(resume_file))
+        trainer.load(resume_file)
     result = trainer.fit(batches, on_checkpoint=lambda t: t.save(resume_file))
     """
 
@@ -286,12 +287,10 @@ class CondensationTrainer:
         self._loss_batches = int(state["loss_batches"])
 
     def save(self, path: str | Path) -> None:
-        """Write the state atomically (temporary file + rename): a kill -9 mid-write leaves the
-        previous checkpoint intact."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write the state durably (temporary file + fsync + rename): a kill -9 or power cut
+        mid-write leaves the previous checkpoint intact."""
+        with durable.replacing(path) as tmp:
+            torch.save(self.state_dict(), tmp)
 
     def load(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))

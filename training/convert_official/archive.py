@@ -97,6 +97,9 @@ def _archive_prefix(names: list[str], path: Path) -> str:
 def _read_archive(handle: BinaryIO, path: Path) -> Any:
     with zipfile.ZipFile(handle) as archive:
         prefix = _archive_prefix(archive.namelist(), path)
+        packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+        if packed:  # torch.save stores entries uncompressed (and so cannot hold a zip bomb)
+            raise UnsafePickleError(f"refusing {path}: compressed entry {packed[0]}")
         if f"{prefix}byteorder" in archive.namelist():
             order = archive.read(f"{prefix}byteorder").decode("ascii", "replace")
             if order != sys.byteorder:

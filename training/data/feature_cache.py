@@ -17,8 +17,9 @@ stays bounded by one batch no matter how large the data set is. ``key.json`` hol
 everything the contents depend on (backbone name and weights, blocks, decoder weights, input size,
 the data list with file sizes and mtimes, batch size, patch-label threshold); a cache whose key
 differs is wiped and rebuilt, one whose key matches is reused (missing batches are filled in, so an
-interrupted extraction resumes). Files are written to a temporary name and renamed, the labels file
-last, so a batch counts as present only when all three files are complete.
+interrupted extraction resumes). Files are written to a temporary name, fsynced and renamed
+(``pixood_ros.durable``), the labels file last, so a batch counts as present only when all three
+files are complete.
 
 Extraction can be spread over torchrun ranks: batch ``i`` is computed by rank ``i % world_size``,
 every rank writes its own batch files and rank 0 writes the key.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from pixood_ros import durable
 
 from .patch_labels import majority_patch_labels
 
@@ -132,9 +134,9 @@ class FeatureCache:
             "complete": complete,
             "inputs": self.key_inputs,
         }
-        tmp = self._key_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, self._key_path())
+        durable.write_text(
+            self._key_path(), json.dumps(record, indent=1, sort_keys=True, default=str)
+        )
 
     def mark_complete(self) -> None:
         self._write_key(self.num_batches, complete=True)
@@ -150,10 +152,8 @@ class FeatureCache:
             "labels": labels.detach().to(torch.uint8).cpu().numpy(),
         }
         for quantity, path in self._paths(index).items():  # labels last = completeness marker
-            tmp = path.with_name(path.name + ".tmp")
-            with open(tmp, "wb") as handle:
+            with durable.replacing(path) as tmp, open(tmp, "wb") as handle:
                 np.save(handle, np.ascontiguousarray(arrays[quantity]))
-            os.replace(tmp, path)
 
     # -- reading -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -161,7 +161,7 @@ class FeatureCache:
 
     def batch(self, index: int) -> CachedBatch:
         paths = self._paths(index)
-        loaded = {q: np.load(p, mmap_mode="r") for q, p in paths.items()}
+        loaded = {q: np.load(p, mmap_mode="r", allow_pickle=False) for q, p in paths.items()}
         return CachedBatch(
             features=torch.from_numpy(np.array(loaded["features"])),
             logits=torch.from_numpy(np.array(loaded["logits"])),

@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def export(args: argparse.Namespace) -> int:
     """Load, export, check parity; exit 1 when the file does not reproduce PyTorch."""
+    if args.ckpt_dir.exists() and not args.ckpt_dir.is_dir():
+        raise UserError(
+            f"{args.ckpt_dir} is a file; pixood-export takes a checkpoint directory (the folder "
+            "pixood-train writes under EXP/checkpoints/<scorer>, or pixood-convert-official's)"
+        )
     if not args.ckpt_dir.is_dir():
         raise UserError(f"checkpoint directory not found: {args.ckpt_dir}")
     output = args.output or args.ckpt_dir / "model.onnx"

@@ -18,7 +18,7 @@ from ..data.feature_cache import FeatureCache, build_feature_cache
 from ..models.preprocess import normalize
 from . import parts
 from .distributed import DistContext
-from .experiment import Experiment, atomic_torch_save, maybe_test_kill
+from .experiment import Experiment, maybe_test_kill, save_torch
 
 STAGE = "condense"
 
@@ -73,27 +73,26 @@ def run_condense(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     if ctx.is_main:  # the loop itself is cheap next to feature extraction: rank 0 only
         trainer = CondensationTrainer(ccfg, dim=backbone.embed_dim, device=ctx.device)
-        state_path = exp.path(STAGE, "state.pt")
-        if state_path.is_file():
+        state = exp.load_state(STAGE)
+        if state is not None:
             try:
-                trainer.load(state_path)
+                trainer.load_state_dict(state)
                 exp.log(f"{STAGE}: resuming at epoch {trainer.epoch}, it {trainer.iteration}")
             except (ValueError, KeyError, RuntimeError) as exc:
                 exp.log(f"{STAGE}: ignoring resume state ({exc})")
                 trainer = CondensationTrainer(ccfg, dim=backbone.embed_dim, device=ctx.device)
 
         def checkpoint(t: CondensationTrainer) -> None:
-            t.save(state_path)
+            exp.save_state(STAGE, t.state_dict())
             maybe_test_kill(STAGE, t.iteration)
 
-        state_path.parent.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(
             CachedPatches(cache),
             on_checkpoint=checkpoint,
             checkpoint_every=cfg.condense.checkpoint_every or 0,
             progress=cfg.progress,
         )
-        atomic_torch_save(
+        save_torch(
             {"prototypes": result.prototypes, "tau": result.tau, "weights": result.weights},
             exp.path(STAGE, "prototypes.pt"),
         )

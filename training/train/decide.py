@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pixood_ros import durable
 from pixood_ros.metrics import ExactPixelMetricAccumulator, PixelMetricAccumulator
 from pixood_ros.metrics.region import restrict_labels
 
@@ -34,7 +35,7 @@ from . import parts
 from .condense import training_cache
 from .config import TrainConfig
 from .distributed import DistContext
-from .experiment import Experiment, maybe_test_kill
+from .experiment import Experiment, load_torch, maybe_test_kill
 
 STAGE = "decide"
 Statistics = dict[str, torch.Tensor]  # collect_training_statistics: labels, logits, dists, ...
@@ -43,7 +44,7 @@ EXACT_METRIC_PIXELS = 50_000_000  # above this, streaming (binned) metrics keep 
 
 
 def _load_prototypes(exp: Experiment) -> list[torch.Tensor]:
-    return torch.load(exp.path("condense", "prototypes.pt"), weights_only=True)["prototypes"]
+    return load_torch(exp.path("condense", "prototypes.pt"))["prototypes"]
 
 
 @torch.no_grad()
@@ -192,14 +193,17 @@ def evaluate_anomaly(model: PixOODModel, dataset, cfg: TrainConfig, device, desc
 
 
 def _save_checkpoint(model: PixOODModel, target) -> None:
-    """save_model into a temporary directory, then swap it in (never half a checkpoint)."""
+    """save_model (fsynced files) into a temporary directory, then swap it in and flush the
+    rename (never half a checkpoint)."""
     tmp = target.with_name(f".{target.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     save_model(model, tmp)
+    durable.fsync_dir(tmp)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
+    durable.fsync_dir(target.parent)
 
 
 def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:

@@ -14,15 +14,22 @@ Layout (one directory per experiment, ``--out``)::
 
 A stage is complete when its ``done.json`` exists with the hash of the config sections it depends
 on; a changed config makes it (and every later stage) run again, ``--force`` redoes it anyway.
-Everything is written to a temporary file and renamed, so a ``kill -9`` leaves either the old or
-the new file, never half of one.
+Everything is written to a temporary file, fsynced and renamed (``pixood_ros.durable``), so a
+``kill -9`` or a power cut leaves either the old or the new file, never half of one.
+
+``<stage>/state.pt`` holds tensors and plain values only and is read with
+``torch.load(weights_only=True)``, so a file placed in the folder cannot run code; its
+``state.json`` (the config hash) is compared first, and a state.pt without a matching record is
+never opened.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
+import re
 import signal
 import sys
 import time
@@ -31,6 +38,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from pixood_ros import durable
+from pixood_ros.cli import UserError, one_line
 
 from .config import TrainConfig, dump_config, section_hash
 
@@ -42,6 +52,7 @@ STAGE_SECTIONS = {
     "decide": ["seed", "model", "data", "pretrain", "stage1", "condense", "decide"],
 }
 STAGES = list(STAGE_SECTIONS)  # "pretrain" only runs when the config enables it (demo only)
+STATE_FILE, STATE_RECORD = "state.pt", "state.json"
 
 
 def active_stages(config: TrainConfig) -> list[str]:
@@ -54,31 +65,40 @@ def active_stages(config: TrainConfig) -> list[str]:
 KILL_ENV = "PIXOOD_TRAIN_TEST_KILL"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+class ExperimentFileError(UserError):
+    """A file in the experiment folder cannot be read (damaged, or not written by pixood-train)."""
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` that leaves the old file or the new one, never half of one (fsynced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with durable.replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def load_torch(path: Path) -> Any:
+    """A ``.pt`` file this tool wrote: tensors and plain values only (``weights_only=True``), so
+    a file someone put in the folder cannot run code; a damaged or foreign one is one line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a global the file names
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it names {named.group(1)})" if named else ""
+        reason = f"refusing to load it: it holds more than tensors and plain values{what}"
+    except Exception as exc:  # torch raises several types for damaged files
+        reason = one_line(exc)
+    raise ExperimentFileError(
+        f"cannot read {path}: {reason}; it was not written by pixood-train or is damaged "
+        "(delete it or rerun with --force)"
+    )
 
 
 def rng_state() -> dict[str, Any]:
+    """Every random generator's state as tensors and plain values (loadable with weights_only)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -88,7 +108,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -110,6 +131,8 @@ class Experiment:
         self.is_main = is_main
         if is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
+            for folder in (self.dir, *(self.dir / stage for stage in STAGES)):
+                durable.remove_stale_temporaries(folder)  # of a killed run
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -126,7 +149,7 @@ class Experiment:
 
     def write_config(self) -> None:
         if self.is_main:
-            atomic_write_text(self.path("config.yaml"), dump_config(self.config))
+            durable.write_text(self.path("config.yaml"), dump_config(self.config))
 
     # -- metrics --------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
@@ -140,7 +163,7 @@ class Experiment:
             return
         metrics = self.metrics()
         metrics[stage] = values
-        atomic_write_text(self.path("metrics.json"), json.dumps(metrics, indent=2, sort_keys=True))
+        durable.write_text(self.path("metrics.json"), json.dumps(metrics, indent=2, sort_keys=True))
 
     # -- stage state ----------------------------------------------------------------------
     def stage_hash(self, stage: str) -> str:
@@ -156,29 +179,49 @@ class Experiment:
     def mark_done(self, stage: str, summary: dict[str, Any]) -> None:
         if self.is_main:
             record = {"config_hash": self.stage_hash(stage), "finished": time.time(), **summary}
-            atomic_write_text(self.path(stage, "done.json"), json.dumps(record, indent=2))
+            self.path(stage).mkdir(parents=True, exist_ok=True)
+            durable.write_text(self.path(stage, "done.json"), json.dumps(record, indent=2))
 
     def clear_stage(self, stage: str) -> None:
         """Forget a stage's result and resume state (``--force`` or a changed config)."""
         if not self.is_main:
             return
-        for name in ("done.json", "state.pt"):
+        for name in ("done.json", STATE_FILE, STATE_RECORD):
             target = self.path(stage, name)
             if target.exists():
                 target.unlink()
 
-    def load_state(self, stage: str) -> dict[str, Any] | None:
-        """Resume state of an interrupted stage, if it was written with the same config."""
-        path = self.path(stage, "state.pt")
+    def resume_file(self, stage: str) -> Path | None:
+        """``<stage>/state.pt`` if its record says it was written with this config, else None
+        (checked before the file is opened)."""
+        path = self.path(stage, STATE_FILE)
         if not path.is_file():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("config_hash") != self.stage_hash(stage):
-            self.log(f"{stage}: ignoring resume state written with a different config")
+        try:
+            record = json.loads(self.path(stage, STATE_RECORD).read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            record = None
+        if not isinstance(record, dict) or record.get("config_hash") != self.stage_hash(stage):
+            self.log(f"{stage}: ignoring resume state not written with this config")
+            return None
+        return path
+
+    def load_state(self, stage: str) -> dict[str, Any] | None:
+        """Resume state of an interrupted stage, if it was written with the same config."""
+        path = self.resume_file(stage)
+        if path is None:
+            return None
+        state = load_torch(path)
+        if not isinstance(state, dict) or state.get("config_hash") != self.stage_hash(stage):
+            self.log(f"{stage}: ignoring resume state not written with this config")
             return None
         return state
 
     def save_state(self, stage: str, state: dict[str, Any]) -> None:
+        """Tensors and plain values only (``torch.load(weights_only=True)`` reads them back).
+        ``state.json`` is written after ``state.pt``: a kill between the two leaves the previous
+        record, and the hash inside state.pt is compared again once it is loaded."""
         if self.is_main:
-            record = {**state, "config_hash": self.stage_hash(stage)}
-            atomic_torch_save(record, self.path(stage, "state.pt"))
+            record = {"config_hash": self.stage_hash(stage)}
+            save_torch({**state, **record}, self.path(stage, STATE_FILE))
+            durable.write_json(self.path(stage, STATE_RECORD), record)

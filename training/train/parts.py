@@ -22,7 +22,7 @@ from ..model import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 from ..models.backbone import BackboneWeightsError, DinoV2Backbone, build_backbone
 from ..models.decoder import MLPDecoder
 from .config import ConfigError, TrainConfig
-from .experiment import Experiment, atomic_torch_save
+from .experiment import Experiment, load_torch, save_torch
 
 
 def class_names(config: TrainConfig) -> list[str]:
@@ -88,14 +88,14 @@ def stage1_backbone(exp: Experiment) -> DinoV2Backbone:
         path = exp.path("pretrain", "backbone.pt")
         if not path.is_file():
             raise ConfigError(f"{path} is missing: run `pixood-train pretrain` first")
-        backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        backbone.vit.load_state_dict(load_torch(path))
         backbone.freeze()
     elif config.model.backbone_weights is None:
         path = exp.path("stage1", "backbone.pt")
         if path.is_file():
-            backbone.vit.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            backbone.vit.load_state_dict(load_torch(path))
         elif exp.is_main:
-            atomic_torch_save(backbone.vit.state_dict(), path)
+            save_torch(backbone.vit.state_dict(), path)
     return backbone.eval()
 
 
@@ -107,7 +107,7 @@ def new_decoder(config: TrainConfig, backbone: DinoV2Backbone) -> MLPDecoder:
 def load_best_decoder(exp: Experiment, backbone: DinoV2Backbone) -> MLPDecoder:
     decoder = new_decoder(exp.config, backbone)
     path = exp.path("stage1", "decoder_best.pt")
-    decoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    decoder.load_state_dict(load_torch(path))
     return decoder.eval()
 
 

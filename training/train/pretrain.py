@@ -36,7 +36,7 @@ from ..models.preprocess import normalize
 from . import parts
 from .config import TrainConfig
 from .distributed import DistContext
-from .experiment import Experiment, atomic_torch_save, maybe_test_kill, rng_state, set_rng_state
+from .experiment import Experiment, maybe_test_kill, rng_state, save_torch, set_rng_state
 from .stage1 import upsampled_cross_entropy
 
 STAGE = "pretrain"
@@ -202,7 +202,7 @@ def run_pretrain(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         maybe_test_kill(STAGE, epoch + 1)
     set_trainable(backbone, False)
     if ctx.is_main:
-        atomic_torch_save(backbone.vit.state_dict(), exp.path(STAGE, BACKBONE_FILE))
+        save_torch(backbone.vit.state_dict(), exp.path(STAGE, BACKBONE_FILE))
     summary = {"epochs": pre.epochs, "history": history}
     exp.update_metrics(STAGE, summary)
     exp.mark_done(STAGE, {"epochs": pre.epochs})

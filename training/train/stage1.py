@@ -24,7 +24,7 @@ from ..models.preprocess import normalize
 from . import parts
 from .config import TrainConfig
 from .distributed import DistContext
-from .experiment import Experiment, atomic_torch_save, maybe_test_kill, rng_state, set_rng_state
+from .experiment import Experiment, maybe_test_kill, rng_state, save_torch, set_rng_state
 
 STAGE = "stage1"
 
@@ -177,7 +177,7 @@ def run_stage1(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         "history": history,
     }
     if ctx.is_main:
-        atomic_torch_save(best_state, exp.path(STAGE, "decoder_best.pt"))
+        save_torch(best_state, exp.path(STAGE, "decoder_best.pt"))
     exp.update_metrics(STAGE, summary)
     exp.mark_done(STAGE, {"best_epoch": best_epoch, "val_miou": final["miou"]})
     exp.log(f"{STAGE}: done, best epoch {best_epoch}, val mIoU {final['miou']:.4f}")
