@@ -27,16 +27,6 @@ def test_auto_follows_the_publishers():
     assert auto_input_qos([RELIABLE, BEST_EFFORT]) == "sensor_data"  # serves both
 
 
-def _subscription_reliability(graph) -> ReliabilityPolicy:
-    infos = [
-        i
-        for i in graph.tester.get_subscriptions_info_by_topic("/image")
-        if i.node_name == "pixood_node"
-    ]
-    assert len(infos) == 1
-    return infos[0].qos_profile.reliability
-
-
 # A camera driver in its own process: 6 reliable 1920x1080 rgb8 frames at 5 Hz, sent once the
 # node's subscription matched (the loss the issue reports needs a second process: within one
 # participant best effort loses nothing).
@@ -83,16 +73,21 @@ def test_a_best_effort_publisher_joining_turns_the_input_best_effort(graph_facto
     graph = graph_factory(PixoodNode, params, subscribe_outputs=False)
     assert graph.node.autostart()
     graph.wait_connected()
-    assert _subscription_reliability(graph) == RELIABLE
     channel = graph.node.channels[0]
-    best_effort = QoSProfile(depth=5, reliability=BEST_EFFORT)
-    other = graph.tester.create_publisher(Image, "/image", best_effort)
-    assert graph.wait_until(lambda: _subscription_reliability(graph) == BEST_EFFORT, 5.0)
-    assert graph.wait_until(lambda: other.get_subscription_count() == 1, 5.0)
-    small = make_image_msg(rng_image(4, 4, 1), "rgb8", 5_000)
-    assert graph.wait_until(
-        lambda: other.publish(small) or channel.stats.snapshot().received > 0, 5.0
+    assert channel.subscription_qos == "reliable"
+    other = graph.tester.create_publisher(
+        Image, "/image", QoSProfile(depth=5, reliability=BEST_EFFORT)
     )
+    assert graph.wait_until(lambda: channel.subscription_qos == "sensor_data", 5.0)
+    graph.wait_connected()
+    # Both publishers reach the node now.
+    for publish in (other.publish, graph.publish):
+        before = channel.stats.snapshot().received
+        frame = make_image_msg(rng_image(4, 4, 1), "rgb8", 5_000 + before)
+        assert graph.wait_until(
+            lambda p=publish, f=frame, n=before: p(f) or channel.stats.snapshot().received > n,
+            5.0,
+        )
 
 
 def test_auto_waits_for_a_publisher_and_says_so(graph_factory, model_path):
@@ -105,4 +100,4 @@ def test_auto_waits_for_a_publisher_and_says_so(graph_factory, model_path):
     assert camera.level == b"\x01" and "no publisher on /image yet" in camera.message
     publisher = graph.tester.create_publisher(Image, "/image", QoSProfile(depth=1))
     assert graph.wait_until(lambda: channel.subscription is not None, 5.0)
-    assert channel.subscription_qos == "reliable" and publisher.get_subscription_count() == 1
+    assert channel.subscription_qos == "reliable" and publisher.get_subscription_count() >= 1
