@@ -75,6 +75,9 @@ class CameraChannel:
     camera_info_topic: str = ""
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
+    camera_info_sub: Any = None
+    camera_info: Any = None  # the newest sensor_msgs/CameraInfo of the camera, if any came
+    camera_info_pub: Any = None
     subscription_qos: str = ""  # the input_qos kind of the subscription (auto decides one)
     waiting_for_publisher: bool = False  # input_qos auto and no publisher to follow yet
     stats: PipelineStats = field(default_factory=PipelineStats)
@@ -88,7 +91,8 @@ class CameraChannel:
         return self.name or "camera"
 
     def has_output_subscribers(self) -> bool:
-        return any(pub.get_subscription_count() > 0 for pub in self.publishers.values())
+        publishers = [*self.publishers.values(), self.camera_info_pub]
+        return any(pub is not None and pub.get_subscription_count() > 0 for pub in publishers)
 
     def publish_outputs(self, rgb: Any, header: Any, threshold: float, alpha: float) -> None:
         """Render and publish the outputs that have a subscriber right now.
@@ -105,3 +109,14 @@ class CameraChannel:
         messages = [self.outputs.message(name, rgb, header, threshold, alpha) for _, name in wanted]
         for (publisher, _), message in zip(wanted, messages, strict=True):
             publisher.publish(message)
+        self._publish_camera_info(header)
+
+    def _publish_camera_info(self, header: Any) -> None:
+        """The camera's calibration with the output frame's header (stamp, frame_id), so that
+        consumers pair it with the outputs as they would with the camera image; nothing until
+        the camera published one."""
+        info, publisher = self.camera_info, self.camera_info_pub
+        if info is None or publisher is None or publisher.get_subscription_count() == 0:
+            return
+        info.header = header
+        publisher.publish(info)

@@ -74,6 +74,8 @@ def camera_status(
         "input_topic": topic,
         "subscribed": str(channel.subscription is not None).lower(),
         "input_qos": channel.subscription_qos or "n/a",
+        "camera_info_topic": channel.camera_info_topic,
+        "camera_info_received": str(channel.camera_info is not None).lower(),
         "input_rate_hz": f"{snap.input_rate_hz:.2f}",
         "output_rate_hz": f"{snap.output_rate_hz:.2f}",
         "processing_latency_ms_mean": _fmt_ms(snap.processing_ms_mean),

@@ -1,5 +1,6 @@
-"""The node's camera subscriptions: every camera's input topic subscribed while the node is
-active, or (`lazy_subscription`) only while one of that camera's outputs has a subscriber.
+"""The node's camera subscriptions: every camera's input topic (and its camera_info) subscribed
+while the node is active, or (`lazy_subscription`) only while one of that camera's outputs has a
+subscriber.
 
 With `input_qos` auto a camera is subscribed once its first publisher appears, with that
 publisher's reliability (see `channels.auto_input_qos`); a best-effort publisher appearing
@@ -18,12 +19,15 @@ from typing import Any
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from pixood_ros.node.channels import CameraChannel, auto_input_qos, input_qos_profile
 from pixood_ros.node.parameters import Settings
 
 AUTO = "auto"
+# camera_info is small: best effort takes it from reliable and best-effort publishers alike.
+CAMERA_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Seconds between looks at the input publishers with input_qos auto (without lazy subscription).
 PUBLISHER_CHECK_S = 0.1
 
@@ -65,12 +69,20 @@ class CameraInputs:
             event_callbacks=events,
         )
         channel.subscription_qos = kind
+        channel.camera_info_sub = self._node.create_subscription(
+            CameraInfo,
+            channel.camera_info_topic,
+            lambda msg, c=channel: setattr(c, "camera_info", msg),
+            CAMERA_INFO_QOS,
+            callback_group=self._group,
+        )
 
     def unsubscribe(self, channel: CameraChannel) -> None:
         channel.waiting_for_publisher = False
         if channel.subscription is not None:
             self._node.destroy_subscription(channel.subscription)
-            channel.subscription = None
+            self._node.destroy_subscription(channel.camera_info_sub)
+            channel.subscription = channel.camera_info_sub = None
             channel.subscription_qos = ""
 
     def check_period(self, settings: Settings) -> float | None:

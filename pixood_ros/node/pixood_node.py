@@ -35,7 +35,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
@@ -239,6 +239,9 @@ class PixoodNode(LifecycleNode):
                 channel.publishers[output] = self.create_lifecycle_publisher(
                     Image, channel.output_topic(output), qos, event_callbacks=events
                 )
+            channel.camera_info_pub = self.create_lifecycle_publisher(
+                CameraInfo, channel.output_topic("camera_info"), qos, event_callbacks=events
+            )
 
     def _update_inputs(self) -> None:
         if self.settings is not None:
@@ -262,7 +265,7 @@ class PixoodNode(LifecycleNode):
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
         for channel in self.channels:
-            for publisher in channel.publishers.values():
+            for publisher in [*channel.publishers.values(), channel.camera_info_pub]:
                 self.destroy_lifecycle_publisher(publisher)
         self.channels = []
         self.segmenter = None

@@ -1,16 +1,18 @@
 """Input topic names follow the `image` remap the way image_transport users expect (the
-compressed topic and the camera_info sibling), over real rclpy nodes and a real graph."""
+compressed topic and the camera_info sibling), and camera_info is passed through with the
+outputs, over real rclpy nodes and a real graph."""
 
 from __future__ import annotations
 
 import functools
 import os
+import time
 
 import cv2
 import pytest
 import rclpy
-from sensor_msgs.msg import CompressedImage
-from test_node_graph import make_compressed_msg, rng_image
+from sensor_msgs.msg import CameraInfo, CompressedImage
+from test_node_graph import make_compressed_msg, make_image_msg, reliable, rng_image, stamp_ns
 
 from pixood_ros.node.pixood_node import PixoodNode
 from pixood_ros.node.topics import camera_topics
@@ -113,3 +115,40 @@ def test_compressed_input_follows_the_image_remap(graph_factory, model_path, cam
     graph.wait_connected()
     graph.publish(make_compressed_msg(_jpeg(1), "jpeg", 77), "cam/image_raw/compressed")
     graph.wait_outputs(77, prefix=prefix)
+
+
+def test_camera_info_is_passed_through_with_each_output_header(graph_factory, model_path):
+    """~/camera_info: the camera's calibration re-stamped with each output frame's header, only
+    once the camera published one (read from the sibling of the remapped image topic)."""
+    node = functools.partial(PixoodNode, cli_args=["--ros-args", "-r", "image:=/cam/image_raw"])
+    graph = graph_factory(
+        node, {"model_path": str(model_path), **CPU}, input_topics=("cam/image_raw",)
+    )
+    infos: list[CameraInfo] = []
+    graph.tester.create_subscription(
+        CameraInfo, "/pixood_node/camera_info", infos.append, reliable()
+    )
+    assert graph.node.autostart()
+    graph.wait_connected()
+    channel = graph.node.channels[0]
+    assert channel.camera_info_topic == "/cam/camera_info"
+    assert graph.wait_until(lambda: channel.camera_info_pub.get_subscription_count() == 1)
+    graph.publish(make_image_msg(rng_image(4, 6, 0), "rgb8", 10, "optical"), "cam/image_raw")
+    graph.wait_outputs(10)
+    time.sleep(0.2)
+    assert infos == []  # no camera_info from the camera yet: nothing to pass on
+
+    calibration = CameraInfo(height=4, width=6, distortion_model="plumb_bob")
+    calibration.header.frame_id = "calibration_frame"
+    calibration.k = [5.0, 0.0, 3.0, 0.0, 5.0, 2.0, 0.0, 0.0, 1.0]
+    info_pub = graph.tester.create_publisher(CameraInfo, "/cam/camera_info", reliable(1))
+    assert graph.wait_until(lambda: info_pub.get_subscription_count() == 1)
+    info_pub.publish(calibration)
+    assert graph.wait_until(lambda: channel.camera_info is not None)
+    for stamp in (20, 30):
+        graph.publish(make_image_msg(rng_image(4, 6, 0), "rgb8", stamp, "optical"), "cam/image_raw")
+        score = graph.wait_outputs(stamp)["anomaly_score"]
+        assert graph.wait_until(lambda s=stamp: any(stamp_ns(i.header) == s for i in infos))
+        info = next(i for i in infos if stamp_ns(i.header) == stamp)
+        assert info.header == score.header and info.header.frame_id == "optical"
+        assert list(info.k) == list(calibration.k) and (info.height, info.width) == (4, 6)
