@@ -3,6 +3,7 @@ end to end on a tiny synthetic set, and resuming after kill -9 to the same resul
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -14,12 +15,13 @@ from PIL import Image
 from train_runs import TINY_CONFIG, synth_set
 from train_runs import train as _train
 
+from pixood_ros import durable
 from pixood_training.data import FolderDataset
 from pixood_training.data.feature_cache import FeatureCache, build_feature_cache
 from pixood_training.data.patch_labels import majority_patch_labels
 from pixood_training.train.cli import main
 from pixood_training.train.config import ConfigError, load_config
-from pixood_training.train.experiment import Experiment
+from pixood_training.train.experiment import Experiment, load_torch, save_torch
 
 # --- patch labels + feature cache -------------------------------------------------------------
 
@@ -262,6 +264,28 @@ def test_resume_state_is_opened_only_after_its_config_hash_matches(tmp_path, mon
     assert exp.load_state("stage1") is None  # another config's
     assert not marker.exists()
     assert "ignoring resume state" in (exp.dir / "train.log").read_text()
+
+
+def test_failed_save_keeps_the_previous_file_and_stale_temporaries_go(tmp_path, monkeypatch):
+    """A full disk mid-save leaves the last complete file; a killed run's temporary files are
+    removed when the experiment is opened again."""
+    exp = Experiment(tmp_path / "exp", load_config(TINY_CONFIG))
+    best = exp.path("stage1", "decoder_best.pt")
+    save_torch({"w": torch.ones(2)}, best)
+
+    def full_disk(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        save_torch({"w": torch.zeros(2)}, best)
+    assert torch.equal(load_torch(best)["w"], torch.ones(2))
+    assert [p.name for p in best.parent.iterdir()] == ["decoder_best.pt"]
+    stale = exp.path("stage1", f"{durable.TEMP_PREFIX}999_state.pt")
+    stale.write_bytes(b"half")
+    Experiment(exp.dir, exp.config)
+    assert not stale.exists() and best.is_file()
 
 
 # --- end to end --------------------------------------------------------------------------------

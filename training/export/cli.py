@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pixood_ros import durable
 from pixood_ros.cli import EXIT_FAILED, OneLineParser, UserError, run_command
 
 from ..options import add_sizes
@@ -161,7 +162,7 @@ def _write_report(path: Path, output: Path, fp16: bool, report: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [asdict(row) | {"passed": row.passed} for row in report.parity]
     record = {"model": str(output), "fp16": fp16, "metadata": report.metadata, "parity": rows}
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    durable.write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

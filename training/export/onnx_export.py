@@ -15,6 +15,7 @@ from typing import Any
 import onnx
 import torch
 
+from pixood_ros import durable
 from pixood_ros.contract import MODEL_OUTPUTS
 
 from .fp16 import with_half_precision_backbone
@@ -87,22 +88,29 @@ def name_dims(proto: onnx.ModelProto) -> None:
 
 
 def save_model(proto: onnx.ModelProto, path: str | Path) -> None:
-    """Check and save; large models (ViT-L+) go to external data next to the file."""
+    """Check and save, complete or absent (``pixood_ros.durable``); large models (ViT-L+) go to
+    external data next to the file, written and flushed before the model file appears."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     large = proto.ByteSize() > EXTERNAL_DATA_BYTES
-    if large:
-        onnx.save_model(
-            proto,
-            str(path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=path.name + ".data",
-        )
-        onnx.checker.check_model(str(path), full_check=True)
-    else:
+    if not large:
         onnx.checker.check_model(proto, full_check=True)
-        onnx.save_model(proto, str(path))
+    with durable.replacing(path) as tmp:
+        if large:
+            data = path.with_name(path.name + ".data")
+            data.unlink(missing_ok=True)  # onnx appends to an existing data file
+            onnx.save_model(
+                proto,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data.name,
+            )
+            durable.fsync_file(data)
+        else:
+            onnx.save_model(proto, str(tmp))
+    if large:
+        onnx.checker.check_model(str(path), full_check=True)
 
 
 def export_model(

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pixood_ros import durable
 from pixood_ros.cli import OneLineParser, UserError, count, positive_int, run_command
 
 from ..options import add_sizes
@@ -231,7 +232,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if device == "cuda":
         report["gpu"] = torch.cuda.get_device_name()
     report.update(_timings(args, model, device))
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    durable.write_text(args.json, json.dumps(report, indent=2) + "\n")
     print_tables(report)
     print(f"\nreport written to {args.json}")
 
