@@ -26,18 +26,28 @@ from pixood_ros.node.channels import CameraChannel
 from pixood_ros.node.parameters import Settings
 from pixood_ros.node.stats import StatsSnapshot
 
+DISABLED = "disabled through ~/enable: frames are not processed"
 # A bad-input kind is logged at its first occurrence and then at most once per this period.
 BAD_INPUT_LOG_PERIOD_S = 10.0
 
 
 def model_status(
-    node_name: str, lifecycle: str, segmenter: Any, settings: Settings | None, threshold: float
+    node_name: str,
+    lifecycle: str,
+    segmenter: Any,
+    settings: Settings | None,
+    threshold: float,
+    enabled: bool = True,
 ) -> DiagnosticStatus:
     """Model file, execution provider (WARN when it is not the requested one), scorer.
     `node_name` is the node's fully qualified name."""
     status = DiagnosticStatus(name=f"{node_name}: model", hardware_id=node_name)
     provider = getattr(segmenter, "active_provider", "none")
-    values = {"lifecycle_state": lifecycle, "execution_provider": provider}
+    values = {
+        "lifecycle_state": lifecycle,
+        "processing": "enabled" if enabled else "disabled",
+        "execution_provider": provider,
+    }
     if settings is not None:
         values["model_path"] = str(settings.model_path)
         values["requested_providers"] = ", ".join(settings.providers) or "default"
@@ -54,6 +64,8 @@ def model_status(
         status.message = f"running on {provider}, not the requested {settings.providers[0]}"
     else:
         status.level, status.message = DiagnosticStatus.OK, f"running on {provider}"
+    if not enabled:
+        status.message = f"{DISABLED}; {status.message}"
     return status
 
 
@@ -63,6 +75,7 @@ def camera_status(
     channel: CameraChannel,
     snap: StatsSnapshot,
     drop_warn_ratio: float,
+    enabled: bool = True,
 ) -> DiagnosticStatus:
     """Rates, latencies and frame counts of one camera; WARN/ERROR when it is not served, WARN
     when more than `drop_warn_ratio` of its frames in the report's period were not served."""
@@ -93,7 +106,12 @@ def camera_status(
     for kind in BAD_IMAGE_KINDS:
         values[f"bad_frames_{kind}"] = str(snap.bad_by_kind.get(kind, 0))
     status.values = _key_values(values)
-    status.level, status.message = _camera_level(lifecycle, channel, topic, snap, drop_warn_ratio)
+    if enabled:
+        status.level, status.message = _camera_level(
+            lifecycle, channel, topic, snap, drop_warn_ratio
+        )
+    else:
+        status.level, status.message = DiagnosticStatus.OK, DISABLED
     return status
 
 

@@ -18,9 +18,11 @@ Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
 `python -m pixood_ros.speed.node_vs_engine` measures what is left of the ROS overhead.
 
 The parts: `parameters` (the table and its validation), `declaration` (start-up values
-checked), `channels` (one camera's topics and QoS), `inputs` (the subscriptions), `mailbox` and
-`worker` (the hand-over to the worker thread), `stats`, `stamp_gaps` and `diagnostics` (what the
-node reports), `main` (the process: start-up, signals, shutdown).
+checked), `topics` (input names as image_transport derives them), `channels` (one camera's
+topics and QoS), `inputs` (the subscriptions), `mailbox` and `worker` (the hand-over to the
+worker thread), `switch` (the `~/enable` service), `class_info` (the model's classes for
+consumers), `stats`, `stamp_gaps` and `diagnostics` (what the node reports), `main` (the
+process: start-up, signals, shutdown).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
 from pixood_ros.node.inputs import CameraInputs
 from pixood_ros.node.mailbox import LatestFrameMailbox
 from pixood_ros.node.parameters import RUN_TIME_PARAMETERS, Settings, SettingsError, read_settings
+from pixood_ros.node.switch import ProcessingSwitch
 from pixood_ros.node.worker import FrameWorker
 
 SegmenterFactory = Callable[[Settings], Any]
@@ -93,6 +96,7 @@ class PixoodNode(LifecycleNode):
         self._input_timer = None
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._inputs = CameraInputs(self, self._on_frame)
+        self._switch = ProcessingSwitch(self, on_disable=self._mailbox.clear)
         self._lifecycle_label = "unconfigured"
         self._log_throttle = LogThrottle()
         self._read_run_time_parameters()
@@ -276,6 +280,8 @@ class PixoodNode(LifecycleNode):
     def _on_frame(self, channel: CameraChannel, msg: Any) -> None:
         received = time.monotonic()
         channel.stats.frame_received(received, _stamp_ns(msg.header))
+        if not self._switch.enabled:
+            return
         if self._mailbox.put(channel.index, (msg, received)):
             channel.stats.frame_dropped()
 
@@ -309,6 +315,8 @@ class PixoodNode(LifecycleNode):
             channel.stats.processing_error(str(error))
             self._log_throttled(channel, "inference", f"inference failed: {error}")
             return
+        if not self._switch.enabled:
+            return  # disabled while this frame was in the model
         channel.publish_outputs(rgb, msg.header, self._threshold, self._overlay_alpha)
         channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
 
@@ -346,9 +354,12 @@ class PixoodNode(LifecycleNode):
         """One status for the model and one per camera (each call starts a new drop-ratio
         period)."""
         name, lifecycle = self.get_fully_qualified_name(), self._lifecycle_label
-        statuses = [model_status(name, lifecycle, self.segmenter, self.settings, self._threshold)]
+        enabled = self._switch.enabled
+        statuses = [
+            model_status(name, lifecycle, self.segmenter, self.settings, self._threshold, enabled)
+        ]
         ratio = self.settings.drop_warn_ratio if self.settings else 1.0
         for channel in self.channels:
             snap = channel.stats.report()
-            statuses.append(camera_status(name, lifecycle, channel, snap, ratio))
+            statuses.append(camera_status(name, lifecycle, channel, snap, ratio, enabled))
         return statuses

@@ -1,12 +1,15 @@
 """ROS conventions a robot integrator relies on, over a real rclpy graph: diagnostics that name
-the node by its fully qualified name."""
+the node by its fully qualified name, the `~/enable` switch."""
 
 from __future__ import annotations
 
 import functools
+import time
 
 import pytest
 from rclpy.parameter import Parameter
+from std_srvs.srv import SetBool
+from test_node_graph import make_image_msg, rng_image
 
 from pixood_ros.node.pixood_node import PixoodNode
 
@@ -42,3 +45,41 @@ def test_nodes_in_two_namespaces_publish_distinct_diagnostics(graph_factory, mod
         rear.trigger_shutdown()
         graph.executor.remove_node(rear)
         rear.destroy_node()
+
+
+def _call(graph, client, request, timeout: float = 5.0):
+    assert client.wait_for_service(timeout_sec=timeout)
+    future = client.call_async(request)
+    assert graph.wait_until(future.done, timeout)
+    return future.result()
+
+
+def test_enable_service_pauses_and_resumes_processing(graph_factory, model_path):
+    params = {"model_path": str(model_path), **CPU}
+    graph = graph_factory(PixoodNode, params)
+    assert graph.node.autostart()
+    graph.wait_connected()
+    client = graph.tester.create_client(SetBool, "/pixood_node/enable")
+    stats = graph.node.channels[0].stats
+    graph.publish(make_image_msg(rng_image(4, 4, 0), "rgb8", 100))
+    graph.wait_outputs(100)
+
+    response = _call(graph, client, SetBool.Request(data=False))
+    assert response.success and response.message == "processing disabled"
+    for count, stamp in enumerate((101, 102, 103), start=2):
+        graph.publish(make_image_msg(rng_image(4, 4, 0), "rgb8", stamp))
+        assert graph.wait_until(lambda n=count: stats.snapshot().received == n, 5.0)
+    time.sleep(0.3)
+    assert stats.snapshot().processed == 1  # nothing run through the model
+    assert not any(101 <= s <= 103 for r in graph.received.values() for s in r)
+    model, camera = graph.node.diagnostic_status()
+    assert {kv.key: kv.value for kv in model.values}["processing"] == "disabled"
+    assert "disabled" in model.message and "disabled" in camera.message
+
+    response = _call(graph, client, SetBool.Request(data=True))
+    assert response.success and response.message == "processing enabled"
+    graph.publish(make_image_msg(rng_image(4, 4, 0), "rgb8", 104))
+    graph.wait_outputs(104)
+    model, camera = graph.node.diagnostic_status()
+    assert {kv.key: kv.value for kv in model.values}["processing"] == "enabled"
+    assert "disabled" not in camera.message
