@@ -30,9 +30,11 @@ SIGNAL_POLL_S = 0.1
 DESCRIPTION = """\
 PixOOD anomaly segmentation node (ROS 2 lifecycle node).
 
-Subscribes 'image' (sensor_msgs/Image) or 'image/compressed' (input_transport:=compressed) and
-publishes ~/anomaly_score (32FC1), ~/anomaly_mask (mono8), ~/semantic (mono8),
-~/confidence (32FC1) and ~/overlay (bgr8) with the input header, plus /diagnostics.
+Subscribes 'image' (sensor_msgs/Image) or '<image>/compressed' (input_transport:=compressed)
+and its sibling 'camera_info'; publishes ~/anomaly_score (32FC1), ~/anomaly_mask (mono8),
+~/semantic (mono8), ~/confidence (32FC1) and ~/overlay (bgr8) with the input header,
+~/camera_info (the camera's, re-stamped), the latched ~/class_info (JSON) and /diagnostics;
+~/enable (std_srvs/SetBool) pauses and resumes processing.
 Parameters and remappings go after --ros-args, e.g.
   pixood_node --ros-args -p model_path:=model.onnx -r image:=/camera/image_raw
   pixood_node --ros-args --params-file config/pixood.yaml

@@ -43,6 +43,7 @@ from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage, message_to_rgb
 from pixood_ros.node.channels import CameraChannel, camera_channels, output_qos_profile
+from pixood_ros.node.class_info import ClassInfo
 from pixood_ros.node.declaration import declare_parameters
 from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
 from pixood_ros.node.inputs import CameraInputs
@@ -97,6 +98,7 @@ class PixoodNode(LifecycleNode):
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._inputs = CameraInputs(self, self._on_frame)
         self._switch = ProcessingSwitch(self, on_disable=self._mailbox.clear)
+        self._class_info = ClassInfo(self)
         self._lifecycle_label = "unconfigured"
         self._log_throttle = LogThrottle()
         self._read_run_time_parameters()
@@ -165,6 +167,8 @@ class PixoodNode(LifecycleNode):
         self.settings, self.segmenter = settings, segmenter
         self._read_run_time_parameters()
         self._create_channels(settings)
+        if getattr(segmenter, "info", None) is not None:
+            self._class_info.announce(segmenter.info)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
             settings.diagnostics_period,
@@ -262,6 +266,7 @@ class PixoodNode(LifecycleNode):
             self._worker = None
 
     def _release(self) -> None:
+        self._class_info.withdraw()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None

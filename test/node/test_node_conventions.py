@@ -1,13 +1,18 @@
 """ROS conventions a robot integrator relies on, over a real rclpy graph: diagnostics that name
-the node by its fully qualified name, the `~/enable` switch."""
+the node by its fully qualified name, the `~/enable` switch, the model's classes published."""
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 
 import pytest
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from test_node_graph import make_image_msg, rng_image
 
@@ -83,3 +88,44 @@ def test_enable_service_pauses_and_resumes_processing(graph_factory, model_path)
     model, camera = graph.node.diagnostic_status()
     assert {kv.key: kv.value for kv in model.values}["processing"] == "enabled"
     assert "disabled" not in camera.message
+
+
+def test_class_names_parameter_and_latched_class_info(graph_factory, model_path, segmenter):
+    """After configure: the read-only parameter class_names, and ~/class_info (latched JSON)
+    reaching a subscriber that starts later."""
+    graph = graph_factory(PixoodNode, {"model_path": str(model_path), **CPU})
+    info = segmenter.info
+    assert not graph.node.has_parameter("class_names")  # nothing is known before configure
+    assert graph.node.autostart()
+
+    get = graph.tester.create_client(GetParameters, "/pixood_node/get_parameters")
+    values = _call(graph, get, GetParameters.Request(names=["class_names"])).values
+    assert list(values[0].string_array_value) == list(info.class_names)
+    describe = graph.tester.create_client(DescribeParameters, "/pixood_node/describe_parameters")
+    descriptor = _call(graph, describe, DescribeParameters.Request(names=["class_names"]))
+    assert descriptor.descriptors[0].read_only
+    set_ = graph.tester.create_client(SetParameters, "/pixood_node/set_parameters")
+    attempt = Parameter("class_names", value=["x"]).to_parameter_msg()
+    result = _call(graph, set_, SetParameters.Request(parameters=[attempt])).results[0]
+    assert not result.successful
+
+    received: list[String] = []
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    graph.tester.create_subscription(String, "/pixood_node/class_info", received.append, latched)
+    assert graph.wait_until(lambda: len(received) == 1, 5.0)
+    assert json.loads(received[0].data) == {
+        "class_names": list(info.class_names),
+        "palette": [list(c) for c in info.palette],
+        "eval_labels": list(info.eval_labels),
+        "scorer": info.scorer,
+    }
+
+    # A second configure (after cleanup) sets the read-only parameter again and re-publishes.
+    assert graph.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert graph.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    received.clear()
+    assert graph.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert graph.node.get_parameter("class_names").value == list(info.class_names)
+    assert graph.wait_until(lambda: len(received) == 1, 5.0)
