@@ -48,6 +48,45 @@ def test_package_xml_is_ament_python_format_3():
     assert needed <= deps, f"package.xml lacks {sorted(needed - deps)}"
 
 
+def _exec_depends() -> set[str]:
+    root = ET.parse(ROOT / "package.xml").getroot()
+    return {e.text for e in root.findall("exec_depend")}
+
+
+def test_package_xml_lists_what_the_runtime_imports():
+    """Every ROS package and rosdep-keyed library the runtime imports is an exec_depend, so
+    `rosdep install` brings it; rviz2 is not (a headless robot does not need it)."""
+    deps = _exec_depends()
+    imports = _imported_top_level_modules(ROOT / "pixood_ros")
+    ros_packages = {
+        name
+        for name in imports
+        if name.endswith(("_msgs", "_srvs", "_interfaces")) or name in ("rclpy", "launch", "launch_ros")
+    }
+    assert ros_packages <= deps, f"package.xml lacks {sorted(ros_packages - deps)}"
+    rosdep_keys = {
+        "numpy": "python3-numpy",
+        "cv2": "python3-opencv",
+        "yaml": "python3-yaml",
+        "tqdm": "python3-tqdm",
+        "matplotlib": "python3-matplotlib",
+        "skimage": "python3-skimage",
+    }
+    wanted = {key for module, key in rosdep_keys.items() if module in imports}
+    assert {"std_srvs", "python3-matplotlib"} <= deps
+    assert wanted <= deps, f"package.xml lacks {sorted(wanted - deps)}"
+    assert "rviz2" not in deps
+
+
+def test_license_file_matches_the_declared_license():
+    declared = ET.parse(ROOT / "package.xml").getroot().findtext("license")
+    setup_text = (ROOT / "setup.py").read_text()
+    assert declared == "Apache-2.0" and 'license="Apache-2.0"' in setup_text
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
 def test_ament_resource_marker_and_versions_agree():
     assert (ROOT / "resource" / "pixood_ros").is_file()
     import pixood_ros
