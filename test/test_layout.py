@@ -58,10 +58,11 @@ def test_package_xml_lists_what_the_runtime_imports():
     `rosdep install` brings it; rviz2 is not (a headless robot does not need it)."""
     deps = _exec_depends()
     imports = _imported_top_level_modules(ROOT / "pixood_ros")
+    ros_suffixes = ("_msgs", "_srvs", "_interfaces")
     ros_packages = {
         name
         for name in imports
-        if name.endswith(("_msgs", "_srvs", "_interfaces")) or name in ("rclpy", "launch", "launch_ros")
+        if name.endswith(ros_suffixes) or name in ("rclpy", "launch", "launch_ros")
     }
     assert ros_packages <= deps, f"package.xml lacks {sorted(ros_packages - deps)}"
     rosdep_keys = {
