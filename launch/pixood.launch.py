@@ -10,14 +10,17 @@ its lifecycle from a lifecycle manager instead.
 
 from __future__ import annotations
 
+import tempfile
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from pixood_ros.node.launch_arguments import common_arguments, flag, flag_value, share_path
 from pixood_ros.node.parameters import INPUT_QOS_CHOICES
+from pixood_ros.node.rviz_config import launched_topics, rviz_config
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -43,7 +46,12 @@ def generate_launch_description() -> LaunchDescription:
             "node_name", default_value="pixood_node", description="Name of the node"
         ),
         flag("autostart", "true", "Configure and activate the lifecycle node right away"),
-        flag("rviz", "false", "Also start rviz2 showing camera, overlay and mask"),
+        flag(
+            "rviz",
+            "false",
+            "Also start rviz2 (installed separately) showing camera, overlay and mask on this "
+            "launch's topics",
+        ),
     ]
     node = Node(
         package="pixood_ros",
@@ -66,11 +74,28 @@ def generate_launch_description() -> LaunchDescription:
         # <image>/compressed, and on <dirname of image>/camera_info for the camera info.
         remappings=[("image", LaunchConfiguration("image"))],
     )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        arguments=["-d", share_path("config/pixood.rviz")],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-        parameters=[{"use_sim_time": flag_value("use_sim_time")}],
-    )
+    rviz = OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz")))
     return LaunchDescription([*arguments, node, rviz])
+
+
+def _rviz(context, *args, **kwargs) -> list[Node]:
+    """rviz2 with config/pixood.rviz pointed at this launch's topics (namespace, node name,
+    image remap and transport), written to a temporary file."""
+    camera, prefix = launched_topics(
+        LaunchConfiguration("namespace").perform(context),
+        LaunchConfiguration("node_name").perform(context),
+        LaunchConfiguration("image").perform(context),
+        LaunchConfiguration("transport").perform(context),
+    )
+    with open(share_path("config/pixood.rviz")) as stream:
+        layout = rviz_config(stream.read(), camera, prefix)
+    with tempfile.NamedTemporaryFile("w", prefix="pixood_", suffix=".rviz", delete=False) as out:
+        out.write(layout)
+    return [
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            arguments=["-d", out.name],
+            parameters=[{"use_sim_time": flag_value("use_sim_time")}],
+        )
+    ]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from pixood_ros.node.parameters import DEFAULT_MODEL_PATH, PARAMETER_NAMES, PARAMETERS
+from pixood_ros.node.rviz_config import launched_topics, rviz_config
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -175,6 +176,51 @@ def test_rviz_layout_shows_camera_overlay_and_mask():
         if d["Class"] == "rviz_default_plugins/Image"
     }
     assert {"/camera/image_raw", "/pixood_node/overlay", "/pixood_node/anomaly_mask"} <= topics
+
+
+@pytest.mark.parametrize(
+    ("namespace", "image", "transport", "camera", "prefix"),
+    [
+        ("", "/camera/image_raw", "raw", "/camera/image_raw", "/pixood_node"),
+        ("front", "/cam/image_raw", "raw", "/cam/image_raw", "/front/pixood_node"),
+        ("/front/", "camera/image_raw", "raw", "/front/camera/image_raw", "/front/pixood_node"),
+        ("", "/cam/image", "compressed", "/cam/image/compressed", "/pixood_node"),
+    ],
+)
+def test_rviz_layout_follows_the_launch_topics(namespace, image, transport, camera, prefix):
+    """rviz:=true shows this launch's camera and outputs, not the defaults."""
+    topics = launched_topics(namespace, "pixood_node", image, transport)
+    assert topics == (camera, prefix)
+    original = yaml.safe_load(RVIZ_FILE.read_text())
+    layout = yaml.safe_load(rviz_config(RVIZ_FILE.read_text(), *topics))
+    shown = {
+        d["Name"]: d["Topic"]["Value"]
+        for d in layout["Visualization Manager"]["Displays"]
+        if d["Class"] == "rviz_default_plugins/Image"
+    }
+    assert shown == {
+        "Camera": camera,
+        "Anomaly overlay": f"{prefix}/overlay",
+        "Anomaly mask": f"{prefix}/anomaly_mask",
+        "Anomaly score": f"{prefix}/anomaly_score",
+    }
+    for display in (
+        *layout["Visualization Manager"]["Displays"],
+        *original["Visualization Manager"]["Displays"],
+    ):
+        display.pop("Topic", None)
+    assert layout == original  # nothing else changed
+
+
+def test_single_camera_launch_starts_rviz_only_on_request_with_its_topics():
+    tree = _launch_tree(ROOT / "launch" / "pixood.launch.py")
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    opaque = [c for c in calls if getattr(c.func, "id", None) == "OpaqueFunction"]
+    assert len(opaque) == 1
+    keywords = {k.arg: k.value for k in opaque[0].keywords}
+    assert ast.unparse(keywords["condition"]) == "IfCondition(LaunchConfiguration('rviz'))"
+    called = {getattr(c.func, "id", None) for c in calls}
+    assert {"launched_topics", "rviz_config"} <= called
 
 
 def _launch_available() -> bool:
