@@ -42,6 +42,7 @@ EXTRAS = {
         "ros-kilted-std-msgs",
         "ros-kilted-diagnostic-msgs",
         "ros-kilted-lifecycle-msgs",
+        "ros-kilted-std-srvs",
     ],
     "dev": [
         "pytest>=8",
@@ -59,7 +60,7 @@ def data_files() -> list[tuple[str, list[str]]]:
     share = f"share/{PACKAGE}"
     return [
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
-        (share, ["package.xml"]),
+        (share, ["package.xml", "LICENSE"]),
         (f"{share}/launch", sorted(glob("launch/*.launch.py"))),
         (f"{share}/config", sorted(glob("config/*.yaml") + glob("config/*.rviz"))),
         (f"{share}/config/train", sorted(glob("config/train/*.yaml"))),
