@@ -7,6 +7,7 @@ Its outputs are simple, deterministic functions of the input image:
 - anomaly_score = R / 255                       (float32, [0, 1])
 - semantic      = (G // 8) mod num_classes      (uint8)
 - confidence    = 1 - anomaly_score             (float32, [0, 1])
+- unknown_score = B / 255                       (float32, only with `unknown_score=True`)
 
 `make_foreign_model` writes a valid ONNX file that is *not* a PixOOD model (other I/O names),
 for error-path tests. `export_tiny_model` exports a real, tiny randomly initialised PixOOD model
@@ -68,11 +69,13 @@ def make_handmade_model(
     format_version: str = "1",
     metadata_overrides: Mapping[str, str] | None = None,
     drop_metadata: Iterable[str] = (),
+    unknown_score: bool = False,
 ) -> Path:
     """Write the handmade contract model to `path` and return the path.
 
     `metadata_overrides` replaces/adds metadata entries and `drop_metadata` removes some, so
     error paths (missing keys, unsupported format version) can be tested with the same graph.
+    `unknown_score` adds the optional output the unknown anomaly modes read (B / 255).
     """
     num_classes = len(CITYSCAPES_CLASSES if class_names is None else class_names)
     dims = [1, "H", "W"]
@@ -119,6 +122,15 @@ def make_handmade_model(
         helper.make_node("Mod", ["green_q", "num_classes"], ["class_id"]),
         helper.make_node("Cast", ["class_id"], ["semantic"], to=TensorProto.UINT8),
     ]
+    if unknown_score:
+        outputs.append(helper.make_tensor_value_info("unknown_score", TensorProto.FLOAT, dims))
+        nodes += [
+            const("blue_end", [3], TensorProto.INT64),
+            helper.make_node("Slice", ["image", "blue_start", "blue_end", "channel_axis"], ["b"]),
+            helper.make_node("Squeeze", ["b", "channel_axis"], ["blue_hw"]),
+            helper.make_node("Cast", ["blue_hw"], ["blue_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["blue_f", "inv_255"], ["unknown_score"]),
+        ]
     graph = helper.make_graph(nodes, "pixood_handmade", [image], outputs)
     model = helper.make_model(
         graph,

@@ -7,6 +7,12 @@ scores are combined the same way for every scorer (scorers/base.py):
     semantic   = argmax_c logits                 nearest-upsampled (official ``pred_y``)
     confidence = S_semantic                      nearest-upsampled (official ``pred_score``)
     anomaly    = 1 - max_{c in eval_labels} S_c   S bilinearly upsampled, align_corners=False
+    unknown    = 1 - max_{all c} S_c              max on the patch grid, then bilinearly upsampled
+
+``forward`` gives the first three (the model-file contract); ``forward_with_unknown`` adds the
+fourth, the optional ``unknown_score`` output the exporter writes (pixood_ros.anomaly_modes: "no
+known class explains the pixel"). It scores every class once and takes the other three from
+those scores, so they are the same values as ``forward``'s.
 
 Only the eval-label channels are upsampled bilinearly (docs/architecture.md §6: upsampling all 19
 maps to full resolution dominates CPU time); semantic and confidence are gathered with integer
@@ -144,6 +150,24 @@ class PixOODModel(nn.Module):
         classes = self.needed_classes(logits)
         scores = self.scorer.scores_at(e, logits, classes)
         return self.combine(classes, scores, height, width)
+
+    def forward_with_unknown(
+        self, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``forward``'s three outputs plus ``unknown`` = 1 - max over all classes of S (f32
+        [1,H,W]): what the exported model file carries (training/export)."""
+        height, width = image.shape[1], image.shape[2]
+        logits, e = self.patch_logits_and_features(self.preprocess(image))
+        all_scores = self.scorer.class_scores(e, logits)
+        classes = self.needed_classes(logits)
+        outputs = self.combine(classes, all_scores.gather(1, classes), height, width)
+        top = F.interpolate(
+            all_scores.amax(dim=1, keepdim=True),
+            size=(height, width),
+            mode="bilinear",
+            align_corners=False,
+        )
+        return (*outputs, (1.0 - top[:, 0]).clamp(0.0, 1.0))
 
     def combine(
         self, classes: torch.Tensor, scores: torch.Tensor, height: Any, width: Any

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pixood_ros.anomaly_modes import supported_modes
 from pixood_ros.engine.errors import ModelError
 
 SUPPORTED_FORMAT_VERSIONS = ("1",)
@@ -27,7 +28,8 @@ REQUIRED_KEYS = (
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a model file says about itself."""
+    """What a model file says about itself. `anomaly_modes`: the modes of
+    `pixood_ros.anomaly_modes` it serves (the unknown ones need its `unknown_score` output)."""
 
     class_names: tuple[str, ...]
     palette: tuple[tuple[int, int, int], ...]
@@ -36,6 +38,7 @@ class ModelInfo:
     network_long_side: int
     format_version: str
     config_hash: str
+    anomaly_modes: tuple[str, ...] = supported_modes(has_unknown_score=False)
 
     @property
     def num_classes(self) -> int:
@@ -49,8 +52,11 @@ def _json_value(meta: Mapping[str, str], key: str, where: str):
         raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc})") from None
 
 
-def parse_model_info(meta: Mapping[str, str], where: str) -> ModelInfo:
-    """Validate the metadata dict of a model; `where` (the file name) prefixes every error."""
+def parse_model_info(
+    meta: Mapping[str, str], where: str, has_unknown_score: bool = False
+) -> ModelInfo:
+    """Validate the metadata dict of a model; `where` (the file name) prefixes every error.
+    `has_unknown_score`: the graph has the optional `unknown_score` output."""
     missing = [key for key in REQUIRED_KEYS if key not in meta]
     if missing:
         raise ModelError(
@@ -122,4 +128,5 @@ def parse_model_info(meta: Mapping[str, str], where: str) -> ModelInfo:
         network_long_side=long_side,
         format_version=version,
         config_hash=meta["config_hash"],
+        anomaly_modes=supported_modes(has_unknown_score),
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.cli import one_line
 from pixood_ros.contract import MODEL_INPUT, MODEL_OUTPUTS
 from pixood_ros.engine.errors import InputError, ModelError
@@ -47,6 +48,7 @@ OUTPUT_TYPES = {
     "anomaly_score": ("tensor(float)",),
     "semantic": ("tensor(uint8)", "tensor(int64)"),
     "confidence": ("tensor(float)",),
+    UNKNOWN_SCORE_OUTPUT: ("tensor(float)",),
 }
 DEFAULT_WARMUP_SIZE = (480, 640)
 WARMUP_RUNS = 2
@@ -54,19 +56,25 @@ WARMUP_RUNS = 2
 
 @dataclass
 class SegmentationResult:
-    """Per-pixel outputs at input resolution (HxW)."""
+    """Per-pixel outputs at input resolution (HxW). `anomaly_score` is the model's raw
+    eval-label score; `pixood_ros.anomaly_modes.anomaly_map` turns a result into the score of
+    the chosen anomaly mode."""
 
     anomaly_score: np.ndarray  # float32 in [0, 1], 1 = anomalous
     semantic: np.ndarray  # uint8 class ids
     confidence: np.ndarray  # float32 in [0, 1]
+    # float32 in [0, 1]: 1 - max over all classes; None when the model file lacks the output
+    unknown_score: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, height: int, width: int) -> SegmentationResult:
-        """Preallocated buffers for `Segmenter.__call__(rgb, out=...)`."""
+    def empty(cls, height: int, width: int, unknown_score: bool = False) -> SegmentationResult:
+        """Preallocated buffers for `Segmenter.__call__(rgb, out=...)` (with `unknown_score`:
+        a buffer for that output too)."""
         return cls(
             anomaly_score=np.empty((height, width), np.float32),
             semantic=np.empty((height, width), np.uint8),
             confidence=np.empty((height, width), np.float32),
+            unknown_score=np.empty((height, width), np.float32) if unknown_score else None,
         )
 
 
@@ -74,8 +82,9 @@ def _describe(args: Sequence[ort.NodeArg]) -> str:
     return ", ".join(f"{a.name}: {a.type} {list(a.shape)}" for a in args) or "none"
 
 
-def _validate_io(session: ort.InferenceSession, where: str) -> None:
-    """Reject ONNX files whose interface is not the PixOOD model-file contract."""
+def _validate_io(session: ort.InferenceSession, where: str) -> tuple[str, ...]:
+    """Reject ONNX files whose interface is not the PixOOD model-file contract; returns the
+    outputs to read (the contract's, then `unknown_score` when the file has it)."""
     inputs = session.get_inputs()
     image = next((a for a in inputs if a.name == MODEL_INPUT), None)
     shape_ok = (
@@ -90,7 +99,8 @@ def _validate_io(session: ort.InferenceSession, where: str) -> None:
             f"found {_describe(inputs)}"
         )
     outputs = {a.name: a for a in session.get_outputs()}
-    for name in MODEL_OUTPUTS:
+    present = (*MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT) if UNKNOWN_SCORE_OUTPUT in outputs else ()
+    for name in present or MODEL_OUTPUTS:
         arg = outputs.get(name)
         if arg is None or arg.type not in OUTPUT_TYPES[name] or len(arg.shape) != 3:
             expected = " or ".join(t[7:-1] for t in OUTPUT_TYPES[name])
@@ -98,6 +108,7 @@ def _validate_io(session: ort.InferenceSession, where: str) -> None:
                 f"{where}: not a PixOOD model, expected output '{name}' {expected} [1, H, W], "
                 f"found outputs {_describe(session.get_outputs())}"
             )
+    return present or MODEL_OUTPUTS
 
 
 class Segmenter:
@@ -146,9 +157,11 @@ class Segmenter:
         if TENSORRT in chosen:
             self.trt_cache_dir = self._trt_cache_dir(trt_cache_dir, trt_fp16)
         self._session = self._open_session(chosen, trt_fp16, intra_op_threads, spin_wait, where)
-        _validate_io(self._session, where)
+        self._outputs = _validate_io(self._session, where)
         self.info: ModelInfo = parse_model_info(
-            self._session.get_modelmeta().custom_metadata_map, where
+            self._session.get_modelmeta().custom_metadata_map,
+            where,
+            has_unknown_score=UNKNOWN_SCORE_OUTPUT in self._outputs,
         )
         self._semantic_is_uint8 = {o.name: o.type for o in self._session.get_outputs()}[
             "semantic"
@@ -253,6 +266,7 @@ class Segmenter:
 
         With `out` (see `SegmentationResult.empty`) the outputs are written into those buffers,
         so a steady stream of frames allocates nothing; otherwise fresh arrays are returned.
+        `unknown_score` is filled when the model file has it (and `out` has a buffer for it).
         """
         if not isinstance(rgb, np.ndarray):
             raise InputError(f"expected a numpy array, got {type(rgb).__name__}")
@@ -264,7 +278,7 @@ class Segmenter:
         if height < 1 or width < 1:
             raise InputError(f"expected a non-empty image, got shape {tuple(rgb.shape)}")
         if out is not None:
-            for name in MODEL_OUTPUTS:
+            for name in self._bound_outputs(out):
                 buffer = getattr(out, name)
                 if buffer.shape != (height, width) or not buffer.flags.c_contiguous:
                     raise InputError(
@@ -276,7 +290,7 @@ class Segmenter:
             batch = self._contiguous_batch(rgb)
             try:
                 if out is None:
-                    values = self._session.run(list(MODEL_OUTPUTS), {MODEL_INPUT: batch})
+                    values = self._session.run(list(self._outputs), {MODEL_INPUT: batch})
                     result = SegmentationResult(*(v[0] for v in values))
                     if result.semantic.dtype != np.uint8:
                         result.semantic = result.semantic.astype(np.uint8)
@@ -287,7 +301,7 @@ class Segmenter:
                 raise ModelError(
                     f"inference failed on a {height}x{width} image: {one_line(exc)}"
                 ) from None
-        for name in MODEL_OUTPUTS:
+        for name in self._bound_outputs(result):
             shape = getattr(result, name).shape
             if shape != (height, width):
                 raise ModelError(
@@ -295,6 +309,12 @@ class Segmenter:
                     "outputs must be at input resolution"
                 )
         return result
+
+    def _bound_outputs(self, result: SegmentationResult) -> tuple[str, ...]:
+        """The outputs this call fills: the model's, less `unknown_score` without a buffer."""
+        if result.unknown_score is None:
+            return MODEL_OUTPUTS
+        return self._outputs
 
     def _contiguous_batch(self, rgb: np.ndarray) -> np.ndarray:
         """[1,H,W,3] view of the image; copies only when the caller's array is not contiguous
@@ -311,7 +331,7 @@ class Segmenter:
         binding.clear_binding_inputs()
         binding.clear_binding_outputs()
         binding.bind_cpu_input(MODEL_INPUT, batch)
-        for name in MODEL_OUTPUTS:
+        for name in self._bound_outputs(out):
             buffer = getattr(out, name)
             if name == "semantic" and not self._semantic_is_uint8:
                 binding.bind_output(name, "cpu")

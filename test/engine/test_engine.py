@@ -15,6 +15,7 @@ from model_fixtures import (
     make_handmade_model,
 )
 
+from pixood_ros.anomaly_modes import ANOMALY_MODES
 from pixood_ros.cli import UserError
 from pixood_ros.engine import InputError, ModelError, SegmentationResult, Segmenter
 from pixood_ros.engine.providers import (
@@ -68,6 +69,22 @@ def test_metadata_is_parsed_and_provider_reported(segmenter):
     assert info.config_hash == "handmade-0001"
     assert segmenter.active_provider == CPU
     assert segmenter.warmup_seconds is not None
+    assert info.anomaly_modes == ("surface", "eval_labels")  # no unknown_score output
+
+
+def test_optional_unknown_score_output_is_read_when_the_model_has_it(tmp_path):
+    path = make_handmade_model(tmp_path / "unknown.onnx", unknown_score=True)
+    segmenter = Segmenter(path, providers=["cpu"], warmup=False)
+    assert segmenter.info.anomaly_modes == ANOMALY_MODES
+    image = random_image(9, 13, seed=5)
+    expected_unknown = image[..., 2].astype(np.float32) * np.float32(1 / 255)
+    np.testing.assert_array_equal(segmenter(image).unknown_score, expected_unknown)
+    out = SegmentationResult.empty(9, 13, unknown_score=True)
+    segmenter(image, out=out)
+    np.testing.assert_array_equal(out.unknown_score, expected_unknown)
+    np.testing.assert_array_equal(out.anomaly_score, handmade_expected(image)[0])
+    plain = segmenter(image, out=SegmentationResult.empty(9, 13))  # no buffer: not read
+    assert plain.unknown_score is None
 
 
 def test_non_contiguous_views_and_preallocated_outputs(segmenter):

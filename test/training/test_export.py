@@ -11,6 +11,7 @@ import pytest
 import torch
 from model_fixtures import export_tiny_model
 
+from pixood_ros.anomaly_modes import ANOMALY_MODES
 from pixood_ros.engine import Segmenter
 from pixood_training.checkpoint import load_model, read_model_config
 from pixood_training.export.cli import main as export_main
@@ -42,14 +43,16 @@ def test_engine_reproduces_pytorch_and_reads_checkpoint_metadata(exported):
         image = parity_image(height, width, seed=index)
         result = segmenter(image)
         with torch.no_grad():
-            anomaly, semantic, confidence = (
-                t[0].numpy() for t in model(torch.from_numpy(image)[None])
+            anomaly, semantic, confidence, unknown = (
+                t[0].numpy() for t in model.forward_with_unknown(torch.from_numpy(image)[None])
             )
         assert result.anomaly_score.shape == (height, width)
         assert np.abs(result.anomaly_score - anomaly).max() <= 1e-3
         assert (result.semantic == semantic).mean() >= 0.999
         assert np.abs(result.confidence - confidence).max() <= 1e-3
+        assert np.abs(result.unknown_score - unknown).max() <= 1e-3
         assert result.anomaly_score.min() >= 0.0 and result.anomaly_score.max() <= 1.0
+    assert segmenter.info.anomaly_modes == ANOMALY_MODES  # the unknown modes too
 
 
 def test_graph_has_dynamic_image_size_and_contract_dtypes(exported):
@@ -64,6 +67,7 @@ def test_graph_has_dynamic_image_size_and_contract_dtypes(exported):
         "anomaly_score": onnx.TensorProto.FLOAT,
         "semantic": onnx.TensorProto.UINT8,
         "confidence": onnx.TensorProto.FLOAT,
+        "unknown_score": onnx.TensorProto.FLOAT,
     }
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["pixood_format_version"] == "1"
@@ -94,7 +98,7 @@ def test_cli_exports_fp16_with_parity_table_and_report(exported, tmp_path, capsy
     assert "parity ok" in printed and "50x70" in printed
     rows = json.loads(report.read_text())["parity"]
     assert [(r["height"], r["width"]) for r in rows] == [(50, 70), (33, 91)]
-    assert all(r["passed"] for r in rows)
+    assert all(r["passed"] and r["unknown_max_abs_diff"] <= r["max_anomaly_diff"] for r in rows)
     proto = onnx.load(str(output))
     initializer_types = {i.data_type for i in proto.graph.initializer}
     assert onnx.TensorProto.FLOAT16 in initializer_types

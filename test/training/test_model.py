@@ -199,3 +199,19 @@ def test_onnx_export_with_dynamic_size_matches_pytorch(tmp_path, variant):
         for name, a, b in zip(("anomaly", "semantic", "confidence"), got, expected, strict=True):
             assert a.shape == b.shape == (1, *size) and a.dtype == b.dtype, name
             assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= 1e-4, name
+
+
+@pytest.mark.parametrize("scorer", ["pixood", "msp"])
+def test_forward_with_unknown_adds_one_minus_max_over_all_classes(scorer):
+    """The three contract outputs are forward's; the fourth is 1 - max over ALL classes."""
+    model = _tiny_pixood_model((0, 1)) if scorer == "pixood" else tiny_model(seed=0)
+    image = _image(45, 67, seed=4)
+    with torch.no_grad():
+        expected = model(image)
+        *outputs, unknown = model.forward_with_unknown(image)
+        scores = model.patch_scores(model.preprocess(image))[1]
+    for got, want in zip(outputs, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    top = F.interpolate(scores.amax(1, keepdim=True), size=(45, 67), mode="bilinear")
+    torch.testing.assert_close(unknown, (1 - top[:, 0]).clamp(0, 1), rtol=0, atol=1e-6)
+    assert (unknown <= expected[0] + 1e-6).all()  # all classes explain at least the eval labels

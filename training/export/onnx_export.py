@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from pixood_ros import durable
+from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.contract import MODEL_OUTPUTS
 
 from .fp16 import with_half_precision_backbone
@@ -25,12 +26,25 @@ from .parity import ParityResult, check_parity, default_tolerances
 LOG = logging.getLogger("pixood_training.export")
 
 INPUT_NAME = "image"
-OUTPUT_NAMES = MODEL_OUTPUTS
+# The three contract outputs, then the optional one the unknown anomaly modes need.
+OUTPUT_NAMES = (*MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT)
 DEFAULT_OPSET = 18  # antialiased Resize (in-graph preprocessing) needs opset 18
 # Sample size for tracing: two different sizes, neither 0 nor 1, so torch.export keeps H and W
 # symbolic and independent instead of specialising them.
 TRACE_SIZE = (238, 322)
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf cannot hold more than 2 GB in one file
+
+
+class WithUnknownScore(torch.nn.Module):
+    """What the exporter traces: the end-to-end module's ``forward_with_unknown`` (all four
+    outputs of ``OUTPUT_NAMES``)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model.forward_with_unknown(image)
 
 
 @dataclass
@@ -54,8 +68,9 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     trace_size: tuple[int, int] = TRACE_SIZE,
 ) -> onnx.ModelProto:
-    """Export `model` (forward(image uint8 [1,H,W,3]) -> 3 outputs) to `path` and return it."""
-    model = model.eval().cpu()
+    """Export `model` (a PixOODModel: image uint8 [1,H,W,3] -> the four `OUTPUT_NAMES`) to
+    `path` and return it."""
+    model = WithUnknownScore(model.eval().cpu()).eval()
     sample = torch.zeros((1, *trace_size, 3), dtype=torch.uint8)
     height = torch.export.Dim("height", min=2, max=16384)
     width = torch.export.Dim("width", min=2, max=16384)

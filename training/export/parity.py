@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.contract import MODEL_OUTPUTS
 
-OUTPUTS = MODEL_OUTPUTS
+OUTPUTS = (*MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT)
 FP32_MAX_ANOMALY_DIFF = 1e-3
 FP32_MIN_SEMANTIC_AGREEMENT = 0.999
 FP16_MAX_ANOMALY_DIFF = 5e-2
@@ -23,7 +24,8 @@ FP16_MIN_SEMANTIC_AGREEMENT = 0.99
 
 @dataclass
 class ParityResult:
-    """One image size: worst anomaly difference, semantic agreement, and the verdict."""
+    """One image size: worst anomaly and unknown-score differences, semantic agreement, and the
+    verdict (both scores are held to the anomaly limit)."""
 
     height: int
     width: int
@@ -33,12 +35,14 @@ class ParityResult:
     max_anomaly_diff: float
     min_semantic_agreement: float
     shapes_ok: bool
+    unknown_max_abs_diff: float = float("inf")
 
     @property
     def passed(self) -> bool:
         return (
             self.shapes_ok
             and self.anomaly_max_abs_diff <= self.max_anomaly_diff
+            and self.unknown_max_abs_diff <= self.max_anomaly_diff
             and self.semantic_agreement >= self.min_semantic_agreement
         )
 
@@ -83,10 +87,11 @@ def check_parity(
     for index, (height, width) in enumerate(tqdm(sizes, desc="parity", disable=not progress)):
         image = parity_image(height, width, seed + index)
         with torch.no_grad():
-            reference = [t.detach().cpu().numpy() for t in model(torch.from_numpy(image)[None])]
-        onnx_outputs = session.run(
-            ["anomaly_score", "semantic", "confidence"], {"image": image[None]}
-        )
+            reference = [
+                t.detach().cpu().numpy()
+                for t in model.forward_with_unknown(torch.from_numpy(image)[None])
+            ]
+        onnx_outputs = session.run(list(OUTPUTS), {"image": image[None]})
         shapes_ok = all(o.shape == (1, height, width) for o in onnx_outputs) and all(
             r.shape == (1, height, width) for r in reference
         )
@@ -107,6 +112,7 @@ def check_parity(
         anomaly_diff = float(np.abs(onnx_outputs[0].astype(np.float64) - reference[0]).max())
         same_class = onnx_outputs[1].astype(np.int64) == reference[1].astype(np.int64)
         confidence_diff = np.abs(onnx_outputs[2].astype(np.float64) - reference[2])[same_class]
+        unknown_diff = float(np.abs(onnx_outputs[3].astype(np.float64) - reference[3]).max())
         results.append(
             ParityResult(
                 height=height,
@@ -119,6 +125,7 @@ def check_parity(
                 max_anomaly_diff=max_anomaly_diff,
                 min_semantic_agreement=min_semantic_agreement,
                 shapes_ok=True,
+                unknown_max_abs_diff=unknown_diff,
             )
         )
     return results
@@ -127,19 +134,20 @@ def check_parity(
 def format_parity_table(results: list[ParityResult]) -> str:
     """Plain-text table for the terminal."""
     lines = [
-        f"{'size':>11} | {'max |Δ anomaly|':>15} | {'max |Δ confidence|':>18} | "
-        f"{'semantic agree':>14} | result",
-        "-" * 80,
+        f"{'size':>11} | {'max |Δ anomaly|':>15} | {'max |Δ unknown|':>15} | "
+        f"{'max |Δ confidence|':>18} | {'semantic agree':>14} | result",
+        "-" * 98,
     ]
     for row in results:
         lines.append(
             f"{row.height:>5}x{row.width:<5} | {row.anomaly_max_abs_diff:>15.2e} | "
-            f"{row.confidence_max_abs_diff:>18.2e} | {row.semantic_agreement * 100:>13.3f}% | "
+            f"{row.unknown_max_abs_diff:>15.2e} | {row.confidence_max_abs_diff:>18.2e} | "
+            f"{row.semantic_agreement * 100:>13.3f}% | "
             + ("ok" if row.passed else "FAIL" + ("" if row.shapes_ok else " (output shapes)"))
         )
     if results:
         lines.append(
-            f"limits: max |Δ anomaly| ≤ {results[0].max_anomaly_diff:g}, semantic agreement ≥ "
-            f"{results[0].min_semantic_agreement * 100:g}%"
+            f"limits: max |Δ anomaly|, |Δ unknown| ≤ {results[0].max_anomaly_diff:g}, "
+            f"semantic agreement ≥ {results[0].min_semantic_agreement * 100:g}%"
         )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ turns these into the three model outputs the same way for every scorer:
     semantic    = argmax_c logits                      (nearest-upsampled to input size)
     anomaly     = 1 - max_{c in eval_labels} S_c        (S bilinearly upsampled to input size)
     confidence  = S_{semantic}
+    unknown     = 1 - max_{all c} S_c                   (optional model output unknown_score)
 
 Keeping the combination outside the scorers is what makes the baselines comparable with PixOOD
 (same backbone, decoder, eval labels and upsampling) and lets each be exported to ONNX alike.
