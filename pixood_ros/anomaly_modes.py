@@ -21,12 +21,14 @@ The mask of every tool is `anomaly_map(...) >= threshold`.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from pixood_ros.cli import UserError
+from pixood_ros.tables import fmt
 
 UNKNOWN = "unknown"
 SURFACE = "surface"
@@ -45,6 +47,15 @@ MODE_HELP = (
     f"'{EVAL_LABELS}' = the raw eval-label score (SMIYC obstacle track, for evaluation on "
     f"ground-truth road). Default {DEFAULT_ANOMALY_MODE}"
 )
+
+
+def anomaly_mode_parent() -> argparse.ArgumentParser:
+    """The `--anomaly-mode` option of every command that makes masks (argparse parent)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--anomaly-mode", choices=ANOMALY_MODES, default=DEFAULT_ANOMALY_MODE, help=MODE_HELP
+    )
+    return parser
 
 
 class AnomalyModeError(UserError, ValueError):
@@ -110,3 +121,53 @@ def anomaly_map(
     elif out is not score:
         np.copyto(out, score)
     return out
+
+
+class WholeFrameFigures:
+    """Per mode, over whole frames (no ground-truth region): the share of in-distribution pixels
+    flagged (OOD mask 0) and the anomaly recall (OOD mask 1) at `threshold`; 255 = void. What a
+    robot without ground truth gets from its mask, so modes can be compared honestly."""
+
+    def __init__(self, modes: Sequence[str], eval_labels: Iterable[int], threshold: float) -> None:
+        self.modes = tuple(modes)
+        self.eval_labels = tuple(eval_labels)
+        self.threshold = np.float32(threshold)
+        self.counts = {mode: np.zeros(4, np.int64) for mode in self.modes}
+
+    def add(self, result: Any, ood: np.ndarray) -> None:
+        """Count one frame; `ood` is its OOD mask at the result's size."""
+        inlier, anomaly = ood == 0, ood == 1
+        for mode in self.modes:
+            flagged = anomaly_map(result, mode, self.eval_labels) >= self.threshold
+            self.counts[mode] += (
+                np.count_nonzero(flagged & inlier),
+                np.count_nonzero(inlier),
+                np.count_nonzero(flagged & anomaly),
+                np.count_nonzero(anomaly),
+            )
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """{mode: {in_distribution_flagged, anomaly_recall (fractions; None without such
+        pixels), in_distribution_pixels, anomaly_pixels}}."""
+        return {
+            mode: {
+                "in_distribution_flagged": float(flag_id / n_id) if n_id else None,
+                "anomaly_recall": float(flag_ood / n_ood) if n_ood else None,
+                "in_distribution_pixels": int(n_id),
+                "anomaly_pixels": int(n_ood),
+            }
+            for mode, (flag_id, n_id, flag_ood, n_ood) in self.counts.items()
+        }
+
+
+def describe_figures(summary: dict[str, dict[str, float | int | None]]) -> list[str]:
+    """`WholeFrameFigures.summary()` as one terminal line per mode."""
+
+    def percent(value: float | int | None) -> str:
+        return fmt(None if value is None else 100 * value, 2) + " %"
+
+    return [
+        f"{mode}: {percent(row['in_distribution_flagged'])} of in-distribution pixels flagged, "
+        f"anomaly recall {percent(row['anomaly_recall'])} (whole frames)"
+        for mode, row in summary.items()
+    ]

@@ -1,10 +1,11 @@
 """`pixood-infer MODEL INPUT -o OUT_DIR`: run a PixOOD model over images or a video, offline.
 
 INPUT is an image folder, one image file or a video file (`pixood_ros.frames`). Per frame it
-writes the anomaly score (16-bit PNG, value = round(score * 65535), and/or float32 NPY), the mask
-at `--threshold`, the semantic map in the model's palette, and optionally a camera | heat map |
-mask video; plus `summary.json`. No ROS needed: this is the quickest way to look at what a model
-does.
+writes the anomaly score of `--anomaly-mode` (`pixood_ros.anomaly_modes`; 16-bit PNG, value =
+round(score * 65535), and/or float32 NPY), the mask at `--threshold`, the semantic map in the
+model's palette, and optionally a camera | heat map | mask video; plus `summary.json`, which with
+`--gt-dir` (OOD masks) also holds every mode's whole-frame figures. No ROS needed: this is the
+quickest way to look at what a model does.
 
 A failed write (full disk, read-only folder), Ctrl-C or SIGTERM stops the run with one line and a
 non-zero exit code (1; 130 for Ctrl-C, 143 for SIGTERM); summary.json then says `"partial": true`
@@ -31,6 +32,14 @@ import numpy as np
 from tqdm import tqdm
 
 from pixood_ros import durable, interruption
+from pixood_ros.anomaly_modes import (
+    DEFAULT_ANOMALY_MODE,
+    WholeFrameFigures,
+    anomaly_map,
+    anomaly_mode_parent,
+    check_mode,
+    describe_figures,
+)
 from pixood_ros.cli import (
     EXIT_FAILED,
     OneLineParser,
@@ -44,7 +53,7 @@ from pixood_ros.cli import (
     threshold_parent,
 )
 from pixood_ros.engine import ModelError, SegmentationResult, Segmenter
-from pixood_ros.frames import Source, SourceError, input_source
+from pixood_ros.frames import Source, SourceError, folder_or_video_source, input_source
 from pixood_ros.render.pictures import anomaly_mask, colorize_semantic, side_by_side
 from pixood_ros.render.video import VideoWriter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
@@ -70,6 +79,8 @@ class InferOptions:
     input: Path
     output: Path
     threshold: float = DEFAULT_ANOMALY_THRESHOLD
+    anomaly_mode: str = DEFAULT_ANOMALY_MODE
+    gt_dir: Path | None = None
     save: str = "png"
     video: bool = False
     fps: float | None = None
@@ -85,11 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Run a PixOOD ONNX model over an image folder, one image or a video and "
         "write anomaly scores, masks, semantic maps and an overlay video. " + NAMING,
-        parents=[threshold_parent(DEFAULT_ANOMALY_THRESHOLD)],
+        parents=[threshold_parent(DEFAULT_ANOMALY_THRESHOLD), anomaly_mode_parent()],
     )
     parser.add_argument("model", type=Path, help="PixOOD ONNX model file (from pixood-export)")
     parser.add_argument("input", type=Path, help="image folder, image file or video file")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--gt-dir",
+        type=Path,
+        default=None,
+        help="OOD masks (0 in-distribution, 1 anomaly, 255 void) named like the images: "
+        "summary.json then gives every mode's whole-frame figures at --threshold",
+    )
     parser.add_argument(
         "--save",
         choices=("png", "npy", "both", "none"),
@@ -189,9 +207,10 @@ class FrameFiles:
                 (self.out / name).mkdir(parents=True, exist_ok=True)
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def write(self, name: str, result: SegmentationResult) -> None:
-        """All files of one frame, or none: a failed write removes the frame's files."""
-        score, written = result.anomaly_score, []
+    def write(self, name: str, result: SegmentationResult, score: np.ndarray) -> None:
+        """All files of one frame (`score`: the mode's anomaly map), or none: a failed write
+        removes the frame's files."""
+        written: list[Path] = []
         try:
             if self.png:
                 levels = np.round(np.clip(score, 0, 1) * SCORE_PNG_SCALE).astype(np.uint16)
@@ -234,6 +253,7 @@ class _Progress:
     infer_seconds: float = 0.0
     video_path: Path | None = None
     video_codec: str | None = None
+    figures: WholeFrameFigures | None = None
 
 
 def _stop_reason(cause: BaseException) -> str:
@@ -273,23 +293,24 @@ def _process(
         unit="frame",
         disable=options.quiet,
     )
-    palette = segmenter.info.palette
+    palette, eval_labels = segmenter.info.palette, segmenter.info.eval_labels
     try:
         for frame in frames:
             name = names(frame.name)
             start = time.perf_counter()
             result = segmenter(frame.rgb)
             progress.infer_seconds += time.perf_counter() - start
+            score = anomaly_map(result, options.anomaly_mode, eval_labels)
             with interruption.deferred():  # a signal waits until the frame is recorded
-                files.write(name, result)
+                files.write(name, result, score)
                 if video is not None:
                     video.write(
-                        side_by_side(frame.rgb, result.anomaly_score, result.semantic, palette,
+                        side_by_side(frame.rgb, score, result.semantic, palette,
                                      options.threshold, options.max_width)
                     )  # fmt: skip
-                progress.per_frame.append(
-                    _frame_summary(name, result.anomaly_score, options.threshold)
-                )
+                if progress.figures is not None and frame.ood is not None:
+                    progress.figures.add(result, frame.ood)
+                progress.per_frame.append(_frame_summary(name, score, options.threshold))
     finally:
         frames.close()
         if video is not None:
@@ -304,6 +325,8 @@ def _summary(options: InferOptions, provider: str, progress: _Progress) -> dict[
         "input": str(options.input),
         "provider": provider,
         "threshold": options.threshold,
+        "anomaly_mode": options.anomaly_mode,
+        "whole_frame": progress.figures.summary() if progress.figures else None,
         "partial": False,
         "frames": done,
         "skipped": progress.skipped,
@@ -327,12 +350,20 @@ def run(options: InferOptions) -> dict[str, Any]:
     def names(file_name: str) -> str:
         return unique.get(file_name, Path(file_name).stem)
 
-    source = input_source(options.input, on_unreadable=skip)
+    if options.gt_dir is None:
+        source = input_source(options.input, on_unreadable=skip)
+    else:
+        source = folder_or_video_source(options.input, options.gt_dir, None)
     unique = output_names(source.file_names or [])
 
     segmenter = Segmenter(
         options.model, providers=options.providers, trt_cache_dir=options.trt_cache_dir
     )
+    info = segmenter.info
+    check_mode(options.anomaly_mode, info.anomaly_modes, options.model.name)
+    if options.gt_dir is not None:
+        figures = WholeFrameFigures(info.anomaly_modes, info.eval_labels, options.threshold)
+        progress.figures = figures
     files = FrameFiles(options, segmenter.info.palette)
     durable.remove_stale_temporaries(options.output)
     # a summary of an earlier run must not vouch for files this run may not get to write
@@ -369,6 +400,8 @@ def _run(args: argparse.Namespace) -> int:
         + (f", video {summary['video']} ({summary['video_codec']})" if summary["video"] else "")
         + (f", {len(summary['skipped'])} unreadable skipped" if summary["skipped"] else "")
     )
+    for line in describe_figures(summary["whole_frame"] or {}):
+        print(f"  {line}")
     return 0
 
 

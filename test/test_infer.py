@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,8 +17,11 @@ from model_fixtures import CITYSCAPES_PALETTE, handmade_expected, make_handmade_
 
 from pixood_ros import durable
 from pixood_ros import infer as infer_module
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE
 from pixood_ros.infer import main as infer_main
 from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side, turbo
+
+SHIPPED_MODEL = str(Path(__file__).resolve().parents[1] / "checkpoints" / "pixood_demo.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def test_folder_writes_scores_masks_semantic_and_video(model, image_folder, tmp_
     out = tmp_path / "out"
     code = infer_main(
         [str(model), str(image_folder), "-o", str(out), "--save", "both", "--video",
-         "--threshold", "0.5", "-q"]
+         "--threshold", "0.5", "--anomaly-mode", "eval_labels", "-q"]
     )  # fmt: skip
     assert code == 0
     for index in range(3):
@@ -81,7 +85,8 @@ def test_video_input_and_single_image(model, tmp_path):
         writer.write(gradient_image(24, 40, index)[..., ::-1])
     writer.release()
     out = tmp_path / "video_out"
-    assert infer_main([str(model), str(video), "-o", str(out), "--save", "npy", "-q"]) == 0
+    raw = ["--anomaly-mode", "eval_labels"]  # the model's own score, ungated
+    assert infer_main([str(model), str(video), "-o", str(out), "--save", "npy", "-q", *raw]) == 0
     names = sorted(p.name for p in (out / "anomaly").iterdir())
     assert names == [f"frame_{i:06d}.npy" for i in range(4)]
     score = np.load(out / "anomaly" / "frame_000002.npy")
@@ -140,6 +145,45 @@ def test_user_mistakes_exit_2_with_one_line(model, image_folder, tmp_path, capsy
     assert infer_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_default_mode_keeps_the_score_only_on_the_predicted_drivable_surface(
+    model, image_folder, tmp_path
+):
+    out = tmp_path / "out"
+    assert infer_main([str(model), str(image_folder), "-o", str(out), "--save", "npy", "-q"]) == 0
+    for index in range(3):
+        image = gradient_image(24, 40, index)  # one class per row (green), red = raw score
+        anomaly, semantic, _ = handmade_expected(image)
+        road_rows = np.isin(semantic[:, 0], (0, 1))
+        expected = np.where(road_rows[:, None], anomaly, np.float32(0))
+        np.testing.assert_array_equal(np.load(out / "anomaly" / f"img_{index}.npy"), expected)
+    assert json.loads((out / "summary.json").read_text())["anomaly_mode"] == "surface"
+
+
+def test_unknown_mode_needs_the_unknown_score_output(model, image_folder, tmp_path, capsys):
+    argv = [str(model), str(image_folder), "-o", str(tmp_path / "o"), "--anomaly-mode", "unknown"]
+    assert infer_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "re-export it with pixood-export" in err and len(err.splitlines()) == 1
+
+
+def test_shipped_model_default_mode_flags_few_inliers_over_whole_frames(tmp_path):
+    """Issue 15's done criterion on a smaller split: with the default mode the shipped model flags
+    at most a few % of in-distribution pixels over whole frames (the raw eval-label score flagged
+    ~48 %) and keeps a useful anomaly recall. README: 60 frames, 2.65 % and 42.8 %."""
+    from pixood_ros.synth.cli import main as synth_main
+
+    assert synth_main([str(tmp_path / "d"), "--train", "0", "--val", "0", "--ood-val", "12",
+                       "--no-progress"]) == 0  # fmt: skip
+    split = tmp_path / "d" / "{}" / "ood_val" / "synth"
+    images, masks = str(split).format("leftImg8bit"), str(split).format("ood")
+    argv = [SHIPPED_MODEL, images, "--gt-dir", masks, "-o", str(tmp_path / "out"), "--save", "none"]
+    assert infer_main(argv) == 0
+    figures = json.loads((tmp_path / "out" / "summary.json").read_text())["whole_frame"]
+    default = figures[DEFAULT_ANOMALY_MODE]
+    assert default["in_distribution_flagged"] <= 0.05 and default["anomaly_recall"] >= 0.35
+    assert figures["eval_labels"]["in_distribution_flagged"] >= 0.3  # the old default
 
 
 def test_overlay_follows_plot_py_and_frames_have_even_size():
@@ -221,11 +265,11 @@ def test_ctrl_c_exits_130_with_a_partial_summary(
 ):
     real_write, frames = infer_module.FrameFiles.write, []
 
-    def write(self, name, result):
+    def write(self, name, result, score):
         if len(frames) == 2:
             raise KeyboardInterrupt
         frames.append(name)
-        real_write(self, name, result)
+        real_write(self, name, result, score)
 
     monkeypatch.setattr(infer_module.FrameFiles, "write", write)
     out = tmp_path / "out"
@@ -250,7 +294,8 @@ def test_inputs_with_the_same_stem_keep_apart(model, tmp_path, capsys):
     cv2.imwrite(str(folder / "a.png"), gradient_image(24, 40, 2)[:, ::-1, ::-1])
     cv2.imwrite(str(folder / "b.png"), gradient_image(24, 40, 3)[..., ::-1])
     out = tmp_path / "out"
-    assert infer_main([str(model), str(folder), "-o", str(out), "--save", "npy", "-q"]) == 0
+    raw = ["--anomaly-mode", "eval_labels"]  # the model's own score, ungated
+    assert infer_main([str(model), str(folder), "-o", str(out), "--save", "npy", "-q", *raw]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [f["name"] for f in summary["per_frame"]] == ["a.jpg", "a.png", "b"]
     from_jpg, from_png = (np.load(out / "anomaly" / f"a.{s}.npy") for s in ("jpg", "png"))
