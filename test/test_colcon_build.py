@@ -17,6 +17,7 @@ PACKAGE_FILES = [
     "setup.py",
     "setup.cfg",
     "package.xml",
+    "LICENSE",
     "resource",
     "pixood_ros",
     "training",
@@ -54,7 +55,7 @@ def test_colcon_build_installs_the_ros_layout(tmp_path):
     assert (
         prefix / "share" / "ament_index" / "resource_index" / "packages" / "pixood_ros"
     ).is_file()
-    assert (share / "package.xml").is_file()
+    assert (share / "package.xml").is_file() and (share / "LICENSE").is_file()
     for launch_file in (ROOT / "launch").glob("*.launch.py"):
         assert (share / "launch" / launch_file.name).is_file()
     for config_file in [*(ROOT / "config").glob("*.yaml"), *(ROOT / "config").glob("*.rviz")]:

@@ -130,6 +130,8 @@ class NodeProcess:
         context = rclpy.Context()
         rclpy.init(context=context)
         probe = rclpy.create_node("pixood_demo_probe", context=context)
+        # With input_qos auto the node subscribes only once a camera publishes: stand in for it.
+        probe.create_publisher(_image_type(image_topic), image_topic, 1)
         try:
             while time.monotonic() - start < timeout:
                 if not self.alive():
@@ -203,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     from pixood_ros.node.main import main as node_main
 
     return node_main(argv[3:])
+
+
+def _image_type(topic: str) -> type:
+    from sensor_msgs.msg import CompressedImage, Image
+
+    return CompressedImage if topic.endswith("/compressed") else Image
 
 
 if __name__ == "__main__":
