@@ -14,6 +14,7 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from pixood_ros.engine import SegmentationResult
 from pixood_ros.node.stats import PipelineStats
 from pixood_ros.node.topics import Resolver, camera_topics
 from pixood_ros.render.outputs import OutputImages
@@ -82,6 +83,24 @@ class CameraChannel:
     waiting_for_publisher: bool = False  # input_qos auto and no publisher to follow yet
     stats: PipelineStats = field(default_factory=PipelineStats)
     outputs: OutputImages = field(default_factory=OutputImages)
+    raw: SegmentationResult | None = None  # see engine_buffers
+
+    def engine_buffers(self, height: int, width: int, unknown_score: bool) -> SegmentationResult:
+        """Where the engine writes one frame: semantic and confidence straight into the output
+        messages, the raw anomaly score (and, for the unknown modes, the unknown score) into
+        buffers of the channel, from which `anomaly_map` writes the mode's score into the
+        ~/anomaly_score message. Reused while size and need stay the same."""
+        published = self.outputs.engine_buffers(height, width)
+        raw = self.raw
+        if (
+            raw is None
+            or raw.semantic is not published.semantic
+            or (raw.unknown_score is not None) != unknown_score
+        ):
+            scratch = SegmentationResult.empty(height, width, unknown_score)
+            scratch.semantic, scratch.confidence = published.semantic, published.confidence
+            self.raw = raw = scratch
+        return raw
 
     def output_topic(self, output: str) -> str:
         return f"~/{self.name}/{output}" if self.name else f"~/{output}"

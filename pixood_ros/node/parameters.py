@@ -22,6 +22,7 @@ from rcl_interfaces.msg import (
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from pixood_ros.anomaly_modes import ANOMALY_MODES, DEFAULT_ANOMALY_MODE
 from pixood_ros.cli import UserError
 from pixood_ros.contract import NODE_OUTPUTS
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
@@ -166,9 +167,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _run_time_fraction(
         "threshold",
         DEFAULT_ANOMALY_THRESHOLD,
-        "Anomaly score at or above which a pixel is 255 in ~/anomaly_mask (changeable at run "
-        "time). PixOOD scores are calibrated: 0.995 = less typical than 99.5 % of the training "
-        "mass of every evaluated class (the paper's threshold); other scorers need their own.",
+        "Anomaly score (of anomaly_mode) at or above which a pixel is 255 in ~/anomaly_mask "
+        "(changeable at run time). PixOOD scores are calibrated: 0.995 = less typical than "
+        "99.5 % of the training mass of every evaluated class (the paper's threshold); other "
+        "scorers need their own.",
+    ),
+    ParamSpec(
+        "anomaly_mode",
+        DEFAULT_ANOMALY_MODE,
+        "What counts as anomalous; ~/anomaly_score publishes this mode's score and "
+        "~/anomaly_mask and ~/overlay follow it (changeable at run time). surface = the model's "
+        "eval-label anomaly only on the drivable surface it predicts (per image row between its "
+        "leftmost and rightmost road pixel; 0 elsewhere); unknown = no known class explains the "
+        "pixel (1 - max over all classes); unknown_on_surface = unknown objects on that surface; "
+        "eval_labels = the raw eval-label score (SMIYC obstacle track: everything that is not "
+        "road scores high; for evaluation on ground-truth road). The unknown modes need a model "
+        "exported with the unknown_score output (pixood-export).",
+        read_only=False,
+        choices=ANOMALY_MODES,
     ),
     _run_time_fraction(
         "overlay_alpha", 0.6, "Opacity of the anomaly tint in ~/overlay (changeable at run time)."
@@ -218,8 +234,22 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
 )
 PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
-# The parameters a running node takes over at once; all are fractions in [0, 1].
+# The parameters a running node takes over at once (fractions in [0, 1] and anomaly_mode).
 RUN_TIME_PARAMETERS = tuple(p.name for p in PARAMETERS if not p.read_only)
+_SPECS = {p.name: p for p in PARAMETERS}
+
+
+def run_time_value_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be taken for the run-time parameter `name`, or None if it can."""
+    spec = _SPECS[name]
+    if spec.choices:
+        if value not in spec.choices:
+            return f"{name} must be one of {', '.join(spec.choices)}"
+        return None
+    low, high = spec.float_range or (0.0, 1.0)
+    if not isinstance(value, float) or not low <= value <= high:
+        return f"{name} must be a float in [{low:g}, {high:g}]"
+    return None
 
 
 class SettingsError(UserError, ValueError):
@@ -244,6 +274,7 @@ class Settings:
     output_queue_depth: int
     cameras: tuple[str, ...]
     threshold: float
+    anomaly_mode: str
     overlay_alpha: float
     outputs: tuple[str, ...]
     lazy_subscription: bool
@@ -333,6 +364,7 @@ def read_settings(node: Any) -> Settings:
         output_queue_depth=int(value("output_queue_depth")),
         cameras=cameras,
         threshold=float(value("threshold")),
+        anomaly_mode=str(value("anomaly_mode")),
         overlay_alpha=float(value("overlay_alpha")),
         outputs=outputs,
         lazy_subscription=bool(value("lazy_subscription")),

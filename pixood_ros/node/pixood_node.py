@@ -17,12 +17,12 @@ Per frame the worker renders and publishes only the outputs that have a subscrib
 Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
 `python -m pixood_ros.speed.node_vs_engine` measures what is left of the ROS overhead.
 
-The parts: `parameters` (the table and its validation), `declaration` (start-up values
-checked), `topics` (input names as image_transport derives them), `channels` (one camera's
-topics and QoS), `inputs` (the subscriptions), `mailbox` and `worker` (the hand-over to the
-worker thread), `switch` (the `~/enable` service), `class_info` (the model's classes for
-consumers), `stats`, `stamp_gaps` and `diagnostics` (what the node reports), `main` (the
-process: start-up, signals, shutdown).
+The parts: `parameters` (the table, validation), `declaration` (start-up values checked),
+`topics` (input names as image_transport derives them), `channels` (one camera's topics, QoS,
+buffers), `inputs` (subscriptions), `mailbox` and `worker` (hand-over to the worker thread),
+`switch` (`~/enable`), `class_info` (the model's classes), `stats`, `stamp_gaps` and
+`diagnostics` (what the node reports), `main` (the process). What `~/anomaly_score` means is
+the `anomaly_mode` parameter (`pixood_ros.anomaly_modes`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
+from pixood_ros.anomaly_modes import NEEDS_UNKNOWN_SCORE, AnomalyModeError, anomaly_map, check_mode
 from pixood_ros.contract import NODE_NAME
 from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.image_conversion import BadImage, message_to_rgb
@@ -48,7 +49,13 @@ from pixood_ros.node.declaration import declare_parameters
 from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
 from pixood_ros.node.inputs import CameraInputs
 from pixood_ros.node.mailbox import LatestFrameMailbox
-from pixood_ros.node.parameters import RUN_TIME_PARAMETERS, Settings, SettingsError, read_settings
+from pixood_ros.node.parameters import (
+    RUN_TIME_PARAMETERS,
+    Settings,
+    SettingsError,
+    read_settings,
+    run_time_value_problem,
+)
 from pixood_ros.node.switch import ProcessingSwitch
 from pixood_ros.node.worker import FrameWorker
 
@@ -58,6 +65,15 @@ SegmenterFactory = Callable[[Settings], Any]
 def _stamp_ns(header: Any) -> int:
     """The header stamp in nanoseconds (0: the publisher did not stamp the frame)."""
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _mode_problem(mode: str, segmenter: Any, settings: Settings) -> str | None:
+    """Why the loaded model cannot serve anomaly `mode` (one line naming the fix), or None."""
+    try:
+        check_mode(mode, segmenter.info.anomaly_modes, settings.model_path.name)
+    except AnomalyModeError as error:
+        return str(error)
+    return None
 
 
 def default_segmenter_factory(settings: Settings) -> Segmenter:
@@ -110,15 +126,17 @@ class PixoodNode(LifecycleNode):
     def _read_run_time_parameters(self) -> None:
         self._threshold = float(self.get_parameter("threshold").value)
         self._overlay_alpha = float(self.get_parameter("overlay_alpha").value)
+        self._anomaly_mode = str(self.get_parameter("anomaly_mode").value)
 
     def _check_dynamic_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.name in RUN_TIME_PARAMETERS:
-                value = parameter.value
-                if not isinstance(value, float) or not 0.0 <= value <= 1.0:
-                    return SetParametersResult(
-                        successful=False, reason=f"{parameter.name} must be a float in [0, 1]"
-                    )
+            if parameter.name not in RUN_TIME_PARAMETERS:
+                continue
+            problem = run_time_value_problem(parameter.name, parameter.value)
+            if problem is None and parameter.name == "anomaly_mode" and self.settings:
+                problem = _mode_problem(parameter.value, self.segmenter, self.settings)
+            if problem is not None:
+                return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
 
     def _apply_dynamic_parameters(self, parameters: list[Parameter]) -> None:
@@ -128,6 +146,9 @@ class PixoodNode(LifecycleNode):
                 self.get_logger().info(f"anomaly threshold set to {self._threshold:.3f}")
             elif parameter.name == "overlay_alpha":
                 self._overlay_alpha = float(parameter.value)
+            elif parameter.name == "anomaly_mode":
+                self._anomaly_mode = str(parameter.value)
+                self.get_logger().info(f"anomaly mode set to {self._anomaly_mode}")
 
     @property
     def threshold(self) -> float:
@@ -163,6 +184,10 @@ class PixoodNode(LifecycleNode):
                 f"cannot configure: loading {settings.model_path} failed: "
                 f"{type(error).__name__}: {error}"
             )
+            return TransitionCallbackReturn.FAILURE
+        problem = _mode_problem(settings.anomaly_mode, segmenter, settings)
+        if problem is not None:
+            self.get_logger().error(f"cannot configure: {problem}")
             return TransitionCallbackReturn.FAILURE
         self.settings, self.segmenter = settings, segmenter
         self._read_run_time_parameters()
@@ -312,14 +337,18 @@ class PixoodNode(LifecycleNode):
             self._log_throttled(channel, error.kind, f"skipping bad frame: {error}")
             return
         height, width = rgb.shape[:2]
-        # The engine writes straight into the reused output messages (see OutputImages).
-        buffers = channel.outputs.engine_buffers(height, width)
+        mode = self._anomaly_mode
+        # The engine writes straight into the reused output messages (see OutputImages) and the
+        # channel's raw-score buffers; the mode's score goes into the ~/anomaly_score message.
+        raw = channel.engine_buffers(height, width, mode in NEEDS_UNKNOWN_SCORE)
         try:
-            segmenter(rgb, out=buffers)
+            segmenter(rgb, out=raw)
         except ModelError as error:
             channel.stats.processing_error(str(error))
             self._log_throttled(channel, "inference", f"inference failed: {error}")
             return
+        published = channel.outputs.engine_buffers(height, width)
+        anomaly_map(raw, mode, segmenter.info.eval_labels, out=published.anomaly_score)
         if not self._switch.enabled:
             return  # disabled while this frame was in the model
         channel.publish_outputs(rgb, msg.header, self._threshold, self._overlay_alpha)

@@ -14,7 +14,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from model_fixtures import make_foreign_model
+from model_fixtures import make_foreign_model, make_handmade_model
 from rcl_interfaces.msg import ParameterType
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -215,6 +215,40 @@ def test_threshold_is_dynamic_and_range_checked(graph_factory, model_path):
     assert graph.node.threshold == 0.2
 
 
+def test_anomaly_mode_is_dynamic_and_checked_against_the_model(graph_factory, tmp_path):
+    """~/anomaly_score publishes the mode's score: handmade raw score R/255, unknown score B/255,
+    semantic (G // 8) mod 19: row 0 is road, row 1 sky (class 10), so `surface` keeps row 0."""
+    model = make_handmade_model(tmp_path / "unknown.onnx", unknown_score=True)
+    graph = active_graph(graph_factory, model)
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 255, 51
+    rgb[1, :, 1] = 80  # sky
+    published = {}
+    for index, mode in enumerate(("surface", "unknown", "unknown_on_surface", "eval_labels")):
+        assert graph.node.set_parameters([Parameter("anomaly_mode", value=mode)])[0].successful
+        graph.publish(make_image_msg(rgb, "rgb8", 800 + index))
+        published[mode] = ic.image_to_array(graph.wait_outputs(800 + index)["anomaly_score"])
+    np.testing.assert_array_equal(published["surface"], [[1, 1], [0, 0]])
+    np.testing.assert_allclose(published["unknown"], 0.2)
+    np.testing.assert_allclose(published["unknown_on_surface"], [[0.2, 0.2], [0, 0]])
+    np.testing.assert_array_equal(published["eval_labels"], 1)
+    refused = graph.node.set_parameters([Parameter("anomaly_mode", value="road")])[0]
+    assert not refused.successful and "one of unknown, surface" in refused.reason
+
+
+def test_unknown_mode_refused_for_a_model_without_the_unknown_output(
+    graph_factory, model_path, capfd
+):
+    graph = active_graph(graph_factory, model_path)
+    refused = graph.node.set_parameters([Parameter("anomaly_mode", value="unknown")])[0]
+    assert not refused.successful and "re-export it with pixood-export" in refused.reason
+    params = {"model_path": str(model_path), "anomaly_mode": "unknown_on_surface", **CPU}
+    other = graph_factory(PixoodNode, params, subscribe_outputs=False)
+    assert other.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    errors = [line for line in capfd.readouterr().err.splitlines() if "cannot configure" in line]
+    assert len(errors) == 1 and "re-export it with pixood-export" in errors[0]
+
+
 def test_parameters_have_descriptors(graph_factory, model_path):
     graph = graph_factory(PixoodNode, {"model_path": str(model_path), **CPU})
     node = graph.node
@@ -226,6 +260,9 @@ def test_parameters_have_descriptors(graph_factory, model_path):
         assert node.describe_parameter(name).read_only, name
     assert node.describe_parameter("cameras").type == ParameterType.PARAMETER_STRING_ARRAY
     assert "sensor_data" in node.describe_parameter("input_qos").additional_constraints
+    mode = node.describe_parameter("anomaly_mode")
+    assert not mode.read_only and "unknown_on_surface" in mode.additional_constraints
+    assert "~/anomaly_score publishes this mode's score" in mode.description
 
 
 def test_missing_model_fails_configure_with_a_clear_error(graph_factory, tmp_path, capfd):

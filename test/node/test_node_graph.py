@@ -23,6 +23,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from pixood_ros import image_conversion as ic
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_map
 from pixood_ros.render.outputs import ENCODINGS, anomaly_mask, render_overlay
 
 OUTPUTS = tuple(ENCODINGS)
@@ -205,9 +206,14 @@ def rng_image(height: int, width: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def assert_outputs_match(outputs, rgb, segmenter, header_stamp, frame_id, threshold, alpha=0.6):
+def assert_outputs_match(
+    outputs, rgb, segmenter, header_stamp, frame_id, threshold, alpha=0.6, mode=DEFAULT_ANOMALY_MODE
+):
+    """The published outputs are the engine's, ~/anomaly_score (and mask, overlay) the score of
+    anomaly `mode`."""
     height, width = rgb.shape[:2]
     expected = segmenter(rgb)
+    expected.anomaly_score = anomaly_map(expected, mode, segmenter.info.eval_labels)
     for name, msg in outputs.items():
         assert msg.encoding == ENCODINGS[name], name
         assert (msg.height, msg.width) == (height, width), name
