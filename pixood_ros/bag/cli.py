@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pixood_ros.anomaly_modes import anomaly_mode_parent
 from pixood_ros.bag import bagio, ros_names
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
 from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
@@ -41,7 +42,7 @@ PROG = "pixood-bag-eval"
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
-        parents=[progress_parent()],
+        parents=[progress_parent(), anomaly_mode_parent()],
         description="Replay a rosbag2 (sqlite3 or mcap) through a PixOOD ONNX model and write a "
         "metrics report (JSON + Markdown + plots) and an output bag with the node's topics.",
     )

@@ -1,6 +1,7 @@
 """Offline replay (`pixood-bag-eval MODEL BAG -o OUT_DIR`): every frame of the bag through the
-same decode (`pixood_ros.image_conversion`) and engine (`pixood_ros.engine.Segmenter`) as the
-node, as fast as the machine allows, no ROS needed.
+same decode (`pixood_ros.image_conversion`), engine (`pixood_ros.engine.Segmenter`) and anomaly
+mode (`--anomaly-mode`, `pixood_ros.anomaly_modes`) as the node, as fast as the machine allows,
+no ROS needed: every output and metric is of the score the node would publish.
 
 Ground truth (OOD masks 0/1/255, optional semantic train ids) comes from topics in the bag, paired
 by header stamp, or from a folder, paired by order. Writes report.json / report.md, PR / ROC /
@@ -12,6 +13,7 @@ marked partial, then the error is printed and the exit code is non-zero.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pixood_ros import image_conversion, interruption
+from pixood_ros.anomaly_modes import anomaly_map, check_mode
 from pixood_ros.bag import report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
@@ -178,9 +181,11 @@ def _load_engine(options: EvalOptions) -> Any:
     from pixood_ros.engine import ModelError, Segmenter
 
     try:
-        return Segmenter(options.model, providers=options.providers)
+        engine = Segmenter(options.model, providers=options.providers)
     except ModelError as exc:
         raise UserError(f"cannot use model: {exc}") from exc
+    check_mode(options.anomaly_mode, engine.info.anomaly_modes, options.model.name)
+    return engine
 
 
 def evaluate(options: EvalOptions) -> EvalResult:
@@ -265,11 +270,14 @@ def _evaluate_frame(
         return
     t0 = time.perf_counter()
     try:
-        result = s.engine(rgb)
+        raw = s.engine(rgb)
     except InputError as exc:
         run.fail(index, frame.stamp_ns, f"engine refused the frame ({exc})")
         return
     elapsed = time.perf_counter() - t0
+    # what the node publishes: the anomaly mode's score in place of the raw one
+    score = anomaly_map(raw, s.options.anomaly_mode, s.engine.info.eval_labels)
+    result = dataclasses.replace(raw, anomaly_score=score)
     run.engine_s += elapsed
     run.latencies_ms.append(elapsed * 1e3)
     s.outputs.write(frame, rgb, result, s.options.threshold)
@@ -347,6 +355,7 @@ def _build_report(s: _Session, run: _Run) -> dict[str, Any]:
             "config_hash": info.config_hash,
             "classes": len(info.class_names),
             "provider": engine.active_provider,
+            "anomaly_mode": options.anomaly_mode,
         },
         "input": {
             "bag": str(options.bag),

@@ -7,6 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
 from pixood_ros.bag.scoring import ScoringOptions
 from pixood_ros.cli import options_from
@@ -48,14 +49,17 @@ class LiveOptions:
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """One evaluation: the model and bag, the image topic, the mask threshold and where results
-    go, with the ground-truth, output and scoring options as parts of their own."""
+    """One evaluation: the model and bag, the image topic, the anomaly mode (offline: what the
+    engine's results are turned into, as the node does; live: the node's own parameter decides),
+    the mask threshold and where results go, with the ground-truth, output and scoring options
+    as parts of their own."""
 
     model: Path
     bag: Path
     out_dir: Path
     topic: str | None = None
     threshold: float = DEFAULT_ANOMALY_THRESHOLD
+    anomaly_mode: str = DEFAULT_ANOMALY_MODE
     max_frames: int | None = None
     providers: list[str] | None = None
     overwrite: bool = False

@@ -14,6 +14,7 @@ import pytest
 from model_fixtures import make_handmade_model
 from rosbags.highlevel import AnyReader
 
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_map
 from pixood_ros.bag import bagio
 from pixood_ros.bag.cli import main
 from pixood_ros.bag.make_bag import write_bag
@@ -105,11 +106,18 @@ def in_region(frame: Frame, classes: list[int] | None) -> np.ndarray:
     return np.where(frame.ood == 1, 1, np.where(inside, 0, 255)).astype(np.uint8)
 
 
-def expected_metrics(engine, frames: list[Frame], region: list[int] | None = ROAD) -> dict:
-    """pixood_ros.metrics computed directly on the engine outputs of the frames, inside the
-    region; components at the best-F1 threshold of all frames at once (SMIYC)."""
+def published_score(engine, rgb: np.ndarray, mode: str = DEFAULT_ANOMALY_MODE) -> np.ndarray:
+    """The anomaly score the node publishes for `rgb` (the engine's result in anomaly `mode`)."""
+    return anomaly_map(engine(rgb), mode, engine.info.eval_labels)
+
+
+def expected_metrics(
+    engine, frames: list[Frame], region: list[int] | None = ROAD, mode: str = DEFAULT_ANOMALY_MODE
+) -> dict:
+    """pixood_ros.metrics computed directly on the engine outputs of the frames (in anomaly
+    `mode`), inside the region; components at the best-F1 threshold of all frames at once."""
     results = [engine(f.rgb) for f in frames]
-    scores = [r.anomaly_score for r in results]
+    scores = [published_score(engine, f.rgb, mode) for f in frames]
     labels = [in_region(f, region) for f in frames]
     streaming = PixelMetricAccumulator()
     for s, lab in zip(scores, labels, strict=True):
@@ -200,6 +208,20 @@ def test_report_numbers_equal_metrics_on_engine_outputs(
         assert (out / name).stat().st_size > 0
     markdown = (out / "report.md").read_text()
     assert f"{pixel['ap']:.4f}" in markdown and "complete" in markdown
+
+
+def test_anomaly_mode_decides_what_is_scored(tmp_path, capsys, model, engine):
+    """The raw eval-label score (`eval_labels`) differs from the default mode's on these frames,
+    and the report is of the mode asked for; the unknown modes need the unknown_score output."""
+    frames = make_frames(3)
+    bag = bag_from(frames, tmp_path / "bag")
+    report = load_report_of(capsys, model, bag, tmp_path / "raw", "--anomaly-mode", "eval_labels")
+    assert report["model"]["anomaly_mode"] == "eval_labels"
+    raw = expected_metrics(engine, frames, mode="eval_labels")
+    assert raw["streaming"]["ap"] != expected_metrics(engine, frames)["streaming"]["ap"]
+    assert_anomaly_numbers(report, raw)
+    rc, _, err = run(capsys, model, bag, "-o", tmp_path / "u", *COMMON, "--anomaly-mode", "unknown")
+    assert rc == 2 and "re-export it with pixood-export" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -304,7 +326,7 @@ def test_output_bag_has_the_node_topics_with_input_headers(tmp_path, capsys, mod
     for (_, score_msg), (_, mask_msg), frame in zip(
         messages[f"{ns}/anomaly_score"], messages[f"{ns}/anomaly_mask"], frames, strict=True
     ):
-        expected = engine(frame.rgb).anomaly_score
+        expected = published_score(engine, frame.rgb)
         score = score_msg.data.view(np.float32).reshape(H, W)
         assert np.array_equal(score, expected)
         mask = mask_msg.data.reshape(H, W)
