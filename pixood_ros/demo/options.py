@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_mode_parent
 from pixood_ros.bag.scoring import ScoringOptions, add_scoring_arguments
 from pixood_ros.cli import (
     OneLineParser,
@@ -42,6 +43,7 @@ class DemoOptions:
     seed: int = DEFAULT_SEED
     rate: float | None = None  # None = automatic
     threshold: float = DEFAULT_ANOMALY_THRESHOLD
+    anomaly_mode: str = DEFAULT_ANOMALY_MODE
     providers: list[str] = field(default_factory=lambda: ["cuda", "cpu"])
     domain_id: int = DEFAULT_DOMAIN_ID
     node_timeout: float = 120.0
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m pixood_ros.demo",
         command=PROG,
-        parents=[progress_parent()],
+        parents=[progress_parent(), anomaly_mode_parent()],
         description="End-to-end demo: synthetic road scenes with anomalies ▶ rosbag ▶ the real "
         "pixood_node (separate process, ROS 2 on loopback) ▶ recorded outputs ▶ report, curves "
         "and an overlay video in one folder.",

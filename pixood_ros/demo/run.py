@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pixood_ros.anomaly_modes import check_mode
 from pixood_ros.bag import make_bag
 from pixood_ros.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, fail, run_command
 from pixood_ros.contract import NODE_NAMESPACE
@@ -189,6 +190,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     size = (options.height, options.width)
     frames_dir = data / "leftImg8bit" / SPLIT / "synth"
     info, engine_fps, provider = probe_engine(model, options.providers, frames_dir, size)
+    check_mode(options.anomaly_mode, info.anomaly_modes, model.name)
     rate = options.rate
     if rate is None:
         rate = min(MAX_AUTO_RATE_HZ, max(MIN_AUTO_RATE_HZ, AUTO_RATE_LOAD * engine_fps))
@@ -262,7 +264,7 @@ def _replay(
             providers=options.providers,
             threshold=options.threshold,
             input_size=size,
-        )
+        ) + ["-p", f"anomaly_mode:={options.anomaly_mode}"]
         node = NodeProcess(node_args, node_log, env)
         domain = options.domain_id
         steps.start("node", f"starting pixood_node (ROS_DOMAIN_ID {domain}, log {node_log})")

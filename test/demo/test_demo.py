@@ -69,6 +69,16 @@ def test_refuses_a_folder_with_other_files(tmp_path, capsys):
     assert (out / "thesis.tex").read_text() == "keep me"
 
 
+def test_unknown_mode_needs_a_model_with_the_unknown_output(tmp_path, capsys):
+    """Checked in this process before the node starts: one line naming the fix, exit 2."""
+    model = model_fixtures.make_handmade_model(tmp_path / "m.onnx")
+    argv = ["--model", str(model), "--out", str(tmp_path / "out"), "--frames", "2"]
+    rc = demo.main([*argv, "--anomaly-mode", "unknown_on_surface", *SMALL])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "re-export it with pixood-export" in err
+    assert not (tmp_path / "out" / "node.log").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -76,6 +86,7 @@ def test_refuses_a_folder_with_other_files(tmp_path, capsys):
         (["--rate", "fast"], "--rate must be a number"),
         (["--threshold", "2"], "pixood-demo: error: argument --threshold: must be in [0, 1]"),
         (["--domain-id", "300"], "--domain-id must be in 0..101"),
+        (["--anomaly-mode", "road"], "argument --anomaly-mode: invalid choice: 'road'"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
