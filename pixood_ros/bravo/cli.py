@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pixood_ros.anomaly_modes import anomaly_mode_parent, check_mode
 from pixood_ros.cli import (
     OneLineParser,
     UserError,
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        parents=[progress_parent()],
+        parents=[progress_parent(), anomaly_mode_parent()],
         help="run a model over every image and write _pred.png / _conf.png files",
         description=(
             "Segment every image of INPUT_ROOT and write, in the same relative folder under "
@@ -85,7 +86,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         default=SCORER,
         help="confidence written to _conf.png: 'scorer' = the model's confidence output "
         "(PixOOD's calibrated score of the predicted class); 'internimage' = the same, but "
-        "pixels the model flags as OOD (anomaly score >= --ood-threshold) drop to "
+        "pixels the model flags as OOD (score of --anomaly-mode >= --ood-threshold) drop to "
         f"0.0001 (level {INTERNIMAGE_OOD_LEVEL}), the rule of the BRAVO 2024 winner "
         "InternImage-OOD, applied to every image (default: %(default)s)",
     )
@@ -161,6 +162,7 @@ def _predict(args: argparse.Namespace) -> int:
     layout, images = find_inputs(args.input_root, args.subsets)
     segmenter = Segmenter(args.model, providers=args.providers, warmup=False)
     check_bravo_classes(segmenter.info.class_names)
+    check_mode(args.anomaly_mode, segmenter.info.anomaly_modes, Path(args.model).name)
     options = options_from(PredictOptions, args, progress=not args.no_progress)
     summary = predict_images(segmenter, layout, images, args.output, options)
     counts = ", ".join(f"{s}: {n}" for s, n in summary.images.items())
@@ -168,8 +170,8 @@ def _predict(args: argparse.Namespace) -> int:
     print(
         f"wrote {summary.total_images} prediction pairs to {args.output} "
         f"({layout} layout; {counts}); "
-        f"confidence '{args.confidence}', {flagged:.2f}% of pixels have anomaly score >= "
-        f"{args.ood_threshold}; provider {segmenter.active_provider}"
+        f"confidence '{args.confidence}', {flagged:.2f}% of pixels have anomaly score "
+        f"({args.anomaly_mode}) >= {args.ood_threshold}; provider {segmenter.active_provider}"
     )
     return 0
 

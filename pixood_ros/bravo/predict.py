@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_map
 from pixood_ros.bravo.files import write_prediction_files
 from pixood_ros.cli import UserError
 from pixood_ros.frames import read_rgb
@@ -24,10 +25,12 @@ class PredictError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How `_conf.png` is computed (field names are pixood-bravo predict's option names)."""
+    """How `_conf.png` is computed (field names are pixood-bravo predict's option names); OOD
+    flags are the anomaly mode's score >= ood_threshold."""
 
     confidence: str = SCORER
     ood_threshold: float = DEFAULT_ANOMALY_THRESHOLD
+    anomaly_mode: str = DEFAULT_ANOMALY_MODE
     progress: bool = True
 
 
@@ -73,15 +76,14 @@ def predict_images(
                 f"{image.relpath}: the model predicted class id {int(result.semantic.max())}; "
                 f"BRAVO allows only 0..{NUM_CLASSES - 1}"
             )
+        score = anomaly_map(result, options.anomaly_mode, segmenter.info.eval_labels)
         try:
-            levels = confidence_levels(
-                options.confidence, result.confidence, result.anomaly_score, threshold
-            )
+            levels = confidence_levels(options.confidence, result.confidence, score, threshold)
         except ValueError as exc:
             raise PredictError(f"{image.relpath}: {exc}") from None
         paths = output_paths(layout, image, out_root)
         write_prediction_files(paths, result.semantic, levels, rgb.shape[:2])
         summary.images[image.subset] = summary.images.get(image.subset, 0) + 1
         summary.pixels += levels.size
-        summary.flagged_pixels += int(ood_flags(result.anomaly_score, threshold).sum())
+        summary.flagged_pixels += int(ood_flags(score, threshold).sum())
     return summary

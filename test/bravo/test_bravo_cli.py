@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from model_fixtures import handmade_expected, make_foreign_model, make_handmade_model
 
+from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_map
 from pixood_ros.bravo.cli import main
 from pixood_ros.bravo.submission import evaluate_submission
+from pixood_ros.engine import SegmentationResult
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator, summarize
 from pixood_ros.synth import write_dataset
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
@@ -77,8 +79,9 @@ def test_internimage_rule_lowers_confidence_exactly_on_flagged_pixels(work):
     root, _, synth = work
     seen_flagged = seen_kept = 0
     for image in _synth_images(synth):
-        anomaly, _, _ = handmade_expected(_rgb(image))
-        flagged = anomaly >= DEFAULT_ANOMALY_THRESHOLD
+        anomaly, semantic, confidence = handmade_expected(_rgb(image))
+        raw = SegmentationResult(anomaly, semantic, confidence)
+        flagged = anomaly_map(raw, DEFAULT_ANOMALY_MODE, (0, 1)) >= DEFAULT_ANOMALY_THRESHOLD
         scorer = cv2.imread(str(_pair(root / "scorer", synth, image)[1]), cv2.IMREAD_UNCHANGED)
         rule = cv2.imread(str(_pair(root / "internimage", synth, image)[1]), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(rule[~flagged], scorer[~flagged])
@@ -87,6 +90,14 @@ def test_internimage_rule_lowers_confidence_exactly_on_flagged_pixels(work):
         seen_flagged += int(flagged.sum())
         seen_kept += int((~flagged).sum())
     assert seen_flagged > 0 and seen_kept > 0
+
+
+def test_unknown_mode_needs_the_unknown_output(work, tmp_path, capsys):
+    _, model, synth = work
+    argv = ["predict", str(model), str(synth), "-o", str(tmp_path / "s"), "--anomaly-mode"]
+    assert main([*argv, "unknown", *CPU]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "re-export it with pixood-export" in err and len(err.splitlines()) == 1
 
 
 def _direct_synth_results(synth, sub):
