@@ -1,7 +1,8 @@
 """The inference engine: one exported model file behind a small, thread-safe call.
 
 `Segmenter(model_path)(rgb)` -> `SegmentationResult` (anomaly score, semantic map, confidence at the
-input size). The parts: `segmenter` (the call, I/O binding, warm-up), `metadata` (what the model
+input size; the unknown score too when the model file has it, see `pixood_ros.anomaly_modes`).
+The parts: `segmenter` (the call, I/O binding, warm-up), `metadata` (what the model
 file says about itself), `providers` (TensorRT ▸ CUDA ▸ CPU choice, TensorRT engine cache) and
 `errors`. No PyTorch here: this runs on robots.
 """
