@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.cli import UserError
+from pixood_ros.contract import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.tables import fmt
 
 UNKNOWN = "unknown"
@@ -36,8 +37,6 @@ UNKNOWN_ON_SURFACE = "unknown_on_surface"
 EVAL_LABELS = "eval_labels"
 ANOMALY_MODES = (UNKNOWN, SURFACE, UNKNOWN_ON_SURFACE, EVAL_LABELS)
 DEFAULT_ANOMALY_MODE = SURFACE
-# The optional model output the unknown modes read: 1 - max over all classes of S_c, [1, H, W].
-UNKNOWN_SCORE_OUTPUT = "unknown_score"
 NEEDS_UNKNOWN_SCORE = (UNKNOWN, UNKNOWN_ON_SURFACE)
 
 MODE_HELP = (

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.cli import one_line
-from pixood_ros.contract import MODEL_INPUT, MODEL_OUTPUTS
+from pixood_ros.contract import MODEL_INPUT, MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT
 from pixood_ros.engine.errors import InputError, ModelError
 from pixood_ros.engine.metadata import ModelInfo, parse_model_info
 from pixood_ros.engine.providers import (

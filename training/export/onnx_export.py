@@ -16,8 +16,7 @@ import onnx
 import torch
 
 from pixood_ros import durable
-from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
-from pixood_ros.contract import MODEL_OUTPUTS
+from pixood_ros.contract import MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT
 
 from .fp16 import with_half_precision_backbone
 from .metadata import model_metadata

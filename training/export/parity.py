@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pixood_ros.anomaly_modes import UNKNOWN_SCORE_OUTPUT
-from pixood_ros.contract import MODEL_OUTPUTS
+from pixood_ros.contract import MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT
 
 OUTPUTS = (*MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT)
 FP32_MAX_ANOMALY_DIFF = 1e-3
