@@ -86,7 +86,7 @@ setup(
         "console_scripts": [
             "pixood_node = pixood_ros.node.main:main",
             "pixood-synth = pixood_ros.synth.cli:main",
-            "pixood-infer = pixood_ros.infer:main",
+            "pixood-infer = pixood_ros.infer.command:main",
             "pixood-make-bag = pixood_ros.bag.make_bag:main",
             "pixood-bag-eval = pixood_ros.bag.cli:main",
             "pixood-bravo = pixood_ros.bravo.cli:main",

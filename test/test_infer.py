@@ -16,8 +16,8 @@ import pytest
 from model_fixtures import CITYSCAPES_PALETTE, handmade_expected, make_handmade_model
 
 from pixood_ros import durable
-from pixood_ros import infer as infer_module
 from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE
+from pixood_ros.infer import files as infer_files
 from pixood_ros.infer import main as infer_main
 from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side, turbo
 
@@ -213,7 +213,7 @@ def _failing_imwrite(monkeypatch, after: int, how: str) -> None:
             raise OSError(errno.ENOSPC, "No space left on device", path)
         return False
 
-    monkeypatch.setattr(infer_module.cv2, "imwrite", imwrite)
+    monkeypatch.setattr(infer_files.cv2, "imwrite", imwrite)
 
 
 def _written_frames(out) -> set[str]:
@@ -263,7 +263,7 @@ def test_summary_that_cannot_be_written_either_is_said(
 def test_ctrl_c_exits_130_with_a_partial_summary(
     model, image_folder, tmp_path, capsys, monkeypatch
 ):
-    real_write, frames = infer_module.FrameFiles.write, []
+    real_write, frames = infer_files.FrameFiles.write, []
 
     def write(self, name, result, score):
         if len(frames) == 2:
@@ -271,7 +271,7 @@ def test_ctrl_c_exits_130_with_a_partial_summary(
         frames.append(name)
         real_write(self, name, result, score)
 
-    monkeypatch.setattr(infer_module.FrameFiles, "write", write)
+    monkeypatch.setattr(infer_files.FrameFiles, "write", write)
     out = tmp_path / "out"
     assert infer_main([str(model), str(image_folder), "-o", str(out), "-q"]) == 130
     err = capsys.readouterr().err.strip()
@@ -329,7 +329,7 @@ def test_outputs_replace_symlinks_instead_of_writing_through(model, image_folder
 
 SLOW_SECOND_FRAME = """
 import sys, time
-from pixood_ros import infer
+from pixood_ros.infer import command as infer
 segment, calls = infer.Segmenter.__call__, []
 def slow(self, rgb):
     calls.append(rgb.shape[:2] == (24, 40))  # not the warm-up frames

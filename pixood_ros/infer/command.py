@@ -15,19 +15,16 @@ and lists only the frames whose files were all written.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import logging
 import math
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -52,23 +49,18 @@ from pixood_ros.cli import (
     run_parsed,
     threshold_parent,
 )
-from pixood_ros.engine import ModelError, SegmentationResult, Segmenter
+from pixood_ros.engine import ModelError, Segmenter
 from pixood_ros.frames import Source, SourceError, folder_or_video_source, input_source
-from pixood_ros.render.pictures import anomaly_mask, colorize_semantic, side_by_side
+from pixood_ros.infer.files import NAMING, FrameFiles, output_names
+from pixood_ros.render.pictures import side_by_side
 from pixood_ros.render.video import VideoWriter
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 PROG = "pixood-infer"
 DEFAULT_FPS = 10.0
-SCORE_PNG_SCALE = 65535
 MIN_VIDEO_WIDTH = 16
 MAX_VIDEO_FPS = 1000.0  # MPEG-4 time bases end near 65535; no camera comes close to this
 SUMMARY = "summary.json"
-NAMING = (
-    "Output files are named after the input file's stem (street.jpg -> anomaly/street.png, "
-    "mask/street.png, semantic/street.png; video frames frame_000000, ...); inputs whose stems "
-    "collide keep their full names (a.jpg, a.png -> anomaly/a.jpg.png, anomaly/a.png.png)."
-)
 
 
 @dataclass(frozen=True)
@@ -156,77 +148,6 @@ def _check(options: InferOptions) -> None:
         raise UserError(f"--max-width must be at least {MIN_VIDEO_WIDTH}, got {options.max_width}")
     if options.output.exists() and not options.output.is_dir():
         raise UserError(f"output exists and is not a directory: {options.output}")
-
-
-def output_names(file_names: Sequence[str]) -> dict[str, str]:
-    """Output name of each input file: its stem, or its full name where stems collide (a.jpg and
-    a.png), so no input's files overwrite another's. Depends only on the set of inputs, so a
-    rerun (also with --limit) names every frame as before."""
-    names = {name: Path(name).stem for name in file_names}
-    while True:
-        counts = Counter(names.values())
-        clashing = [n for n, out in names.items() if counts[out] > 1 and out != n]
-        if not clashing:  # full file names are unique in a folder: this ends
-            return names
-        names.update({n: n for n in clashing})
-
-
-def _save(path: Path, save: Callable[[Path], None], written: list[Path]) -> None:
-    """Write one output file; a symlink there is replaced, not written through."""
-    if path.is_symlink():
-        path.unlink()
-    written.append(path)
-    save(path)
-
-
-def _png(image: np.ndarray) -> Callable[[Path], None]:
-    def save(path: Path) -> None:
-        try:
-            ok = cv2.imwrite(str(path), image)
-        except cv2.error as exc:
-            raise OSError(f"could not write {path}: {one_line(exc)}") from exc
-        if not ok:
-            raise OSError(f"could not write {path} (disk full or folder not writable?)")
-
-    return save
-
-
-class FrameFiles:
-    """Writes the per-frame files: anomaly/ (PNG and/or NPY), mask/ and semantic/ (PNG)."""
-
-    def __init__(self, options: InferOptions, palette: Sequence[Sequence[int]]) -> None:
-        self.out = options.output
-        self.threshold = options.threshold
-        self.palette = palette
-        self.png = options.save in ("png", "both")
-        self.npy = options.save in ("npy", "both")
-        self.maps = options.save != "none"
-        folders = {"anomaly": self.png or self.npy, "mask": self.maps, "semantic": self.maps}
-        for name, wanted in folders.items():
-            if wanted:
-                (self.out / name).mkdir(parents=True, exist_ok=True)
-        self.out.mkdir(parents=True, exist_ok=True)
-
-    def write(self, name: str, result: SegmentationResult, score: np.ndarray) -> None:
-        """All files of one frame (`score`: the mode's anomaly map), or none: a failed write
-        removes the frame's files."""
-        written: list[Path] = []
-        try:
-            if self.png:
-                levels = np.round(np.clip(score, 0, 1) * SCORE_PNG_SCALE).astype(np.uint16)
-                _save(self.out / "anomaly" / f"{name}.png", _png(levels), written)
-            if self.npy:
-                _save(self.out / "anomaly" / f"{name}.npy", lambda p: np.save(p, score), written)
-            if self.maps:
-                mask = anomaly_mask(score, self.threshold)
-                _save(self.out / "mask" / f"{name}.png", _png(mask), written)
-                semantic_bgr = colorize_semantic(result.semantic, self.palette)[..., ::-1]
-                _save(self.out / "semantic" / f"{name}.png", _png(semantic_bgr), written)
-        except BaseException:
-            for path in written:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise
 
 
 def _finite(value: float) -> float | None:
@@ -364,7 +285,7 @@ def run(options: InferOptions) -> dict[str, Any]:
     if options.gt_dir is not None:
         figures = WholeFrameFigures(info.anomaly_modes, info.eval_labels, options.threshold)
         progress.figures = figures
-    files = FrameFiles(options, segmenter.info.palette)
+    files = FrameFiles(options.output, options.save, options.threshold, segmenter.info.palette)
     durable.remove_stale_temporaries(options.output)
     # a summary of an earlier run must not vouch for files this run may not get to write
     (options.output / SUMMARY).unlink(missing_ok=True)
