@@ -81,8 +81,9 @@ def build_report(
             "frames": video.video_frames,
             "fps": options.video_fps,
             "codec": video.video_codec,
-            "panels": "camera + anomalies (semantic inset) | anomaly score (turbo) | mask with "
-            "the ground-truth outline in green",
+            "panels": "the node's overlay (camera untouched below the threshold, flagged pixels "
+            "coloured by score; semantic inset) | anomaly score | mask with the ground-truth "
+            "outline in green; below: colour bar with the threshold, class legend",
         },
         "outputs": {
             "sample_bag": str(out / "sample_bag"),

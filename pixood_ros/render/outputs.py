@@ -5,11 +5,10 @@ bag evaluation can pair outputs with the camera frame they belong to.
 
 This runs once per frame in the node's worker thread, between two model calls, so it is
 written for speed (see `OutputImages`): the mask (`pictures.anomaly_mask`) is a comparison viewed
-as bytes, the overlay works per colour plane in float32 without a 3-channel float temporary, and
-the node reuses its messages and scratch buffers, because on a VM every fresh multi-megabyte
-array costs thousands of page faults (~10 ms per 1280x720 frame here). The pixels are exactly
-those of the plain formula (`round((1 - w) * rgb + w * red)` in float32, w = alpha *
-clip(score, 0, 1)); a unit test checks this against the straightforward numpy version.
+as bytes, the overlay (`overlay.render_overlay`: the camera image, flagged pixels coloured by
+score) touches only the rows holding flagged pixels, and the node reuses its messages and
+scratch buffers, because on a VM every fresh multi-megabyte array costs thousands of page faults
+(~10 ms per 1280x720 frame here). Unit tests check both against their plain numpy formulas.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import numpy as np
 
 from pixood_ros.engine import SegmentationResult
 from pixood_ros.image_conversion import array_to_image, image_message_layout
+from pixood_ros.render.overlay import OverlayScratch, overlay_scratch, render_overlay
 from pixood_ros.render.pictures import anomaly_mask
 
-ANOMALY_TINT_RGB = np.array([255.0, 0.0, 0.0], dtype=np.float32)
+__all__ = ["ENCODINGS", "OutputImages", "anomaly_mask", "build_output_images", "render_overlay"]
 
 # Output name -> encoding published (docs/architecture.md §5).
 ENCODINGS = {
@@ -32,37 +32,6 @@ ENCODINGS = {
     "confidence": "32FC1",
     "overlay": "bgr8",
 }
-
-
-def render_overlay(
-    rgb: np.ndarray,
-    anomaly_score: np.ndarray,
-    alpha: float,
-    out: np.ndarray | None = None,
-    scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """BGR camera image tinted red in proportion to the anomaly score (for rviz).
-
-    `out` (H, W, 3 uint8) receives the result; `scratch` is three float32 (H, W) work arrays.
-    Both are allocated when not given (pass them to render a stream without allocations).
-    """
-    height, width = anomaly_score.shape
-    if scratch is None:
-        scratch = tuple(np.empty((height, width), np.float32) for _ in range(3))
-    keep, red_tint, channel = scratch
-    if out is None:
-        out = np.empty((height, width, 3), np.uint8)
-    weight = np.clip(anomaly_score, np.float32(0.0), np.float32(1.0), out=keep)
-    weight *= np.float32(alpha)
-    np.multiply(ANOMALY_TINT_RGB[0], weight, out=red_tint)  # green/blue tints: 0 * w = 0
-    keep = np.subtract(np.float32(1.0), weight, out=keep)
-    for rgb_index, bgr_index in ((0, 2), (1, 1), (2, 0)):
-        np.multiply(rgb[:, :, rgb_index], keep, out=channel)
-        if rgb_index == 0:
-            channel += red_tint
-        np.rint(channel, out=channel)
-        np.copyto(out[:, :, bgr_index], channel, casting="unsafe")
-    return out
 
 
 def build_output_images(
@@ -83,7 +52,7 @@ def build_output_images(
     def overlay_pixels() -> np.ndarray:
         if overlay is not None:
             return overlay
-        return render_overlay(rgb, result.anomaly_score, overlay_alpha)
+        return render_overlay(rgb, result.anomaly_score, overlay_alpha, threshold)
 
     pictures = {
         "anomaly_score": lambda: result.anomaly_score,
@@ -117,7 +86,7 @@ class OutputImages:
         self._size: tuple[int, int] | None = None
         self._messages: dict[str, Any] = {}
         self._pixels: dict[str, np.ndarray] = {}
-        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._scratch: OverlayScratch | None = None
         self._engine: SegmentationResult | None = None
 
     def engine_buffers(self, height: int, width: int) -> SegmentationResult:
@@ -133,7 +102,7 @@ class OutputImages:
         for name, encoding in ENCODINGS.items():
             message, pixels = image_message_layout(height, width, encoding, self._msg_type)
             self._messages[name], self._pixels[name] = message, pixels
-        self._scratch = tuple(np.empty((height, width), np.float32) for _ in range(3))
+        self._scratch = overlay_scratch(height, width)
         self._engine = SegmentationResult(
             anomaly_score=self._pixels["anomaly_score"],
             semantic=self._pixels["semantic"],
@@ -154,6 +123,7 @@ class OutputImages:
                 rgb,
                 self._pixels["anomaly_score"],
                 overlay_alpha,
+                threshold,
                 out=self._pixels[name],
                 scratch=self._scratch,
             )

@@ -1,10 +1,12 @@
 """Pictures of model outputs for people and for the node: anomaly mask, overlay, heat map,
-semantic colours (numpy and OpenCV only).
+semantic colours and the side-by-side video frame (numpy and OpenCV only).
 
-The overlay follows the official PixOOD `plot.py` (docs/method.md §8): pixels at or above the
-threshold become 0.3·image + 0.7·turbo(score), the rest stay the camera image, and the predicted
-semantic map sits as a small inset in the top-left corner. `side_by_side` puts camera overlay |
-heat map | mask next to each other for videos. All colour images here are RGB uint8.
+One visual language everywhere (`pixood_ros.render.overlay`): the camera image stays as it is
+below the threshold, flagged pixels are coloured by score on the upper half of turbo, and heat
+maps use the same scale below and above the threshold. The camera panel of a video frame is the
+node's `~/overlay` plus the predicted semantic map as a small top-left inset (as the official
+PixOOD `plot.py` places it, docs/method.md §8); under the panels a key band gives the colour bar
+and the class legend. All colour images here are RGB uint8.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from pixood_ros.render.legend import TextStyle, draw_title, key_band
+from pixood_ros.render.overlay import OVERLAY_ALPHA, render_overlay, score_colours
+
 INSET_FRACTION = 0.2  # plot.py draws its insets at 1/5 of the image size
-IMAGE_WEIGHT = 0.3
-COLOUR_WEIGHT = 0.7
+MIN_FRAME_HEIGHT = 240  # small frames are enlarged so titles and the key stay readable
+GROUND_TRUTH_RGB = (0, 255, 0)
 
 
 def turbo(score: np.ndarray) -> np.ndarray:
-    """HxW float in [0, 1] -> HxWx3 RGB uint8 with the turbo colour map (0 blue, 1 red)."""
+    """HxW float in [0, 1] -> HxWx3 RGB uint8 with the plain turbo colour map (0 blue, 1 red);
+    pictures of anomalies use `overlay.score_colours` (the scale split at the threshold)."""
     levels = np.clip(np.nan_to_num(score, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[..., ::-1]
 
@@ -54,17 +60,21 @@ def overlay_anomalies(
     threshold: float,
     semantic: np.ndarray | None = None,
     palette: Sequence[Sequence[int]] | None = None,
+    alpha: float = OVERLAY_ALPHA,
 ) -> np.ndarray:
-    """plot.py-style overlay: anomalous pixels tinted by turbo(score), semantic inset top-left."""
-    out = rgb.copy()
-    anomalous = score >= threshold
-    if anomalous.any():
-        tint = turbo(score[anomalous][:, None])[:, 0].astype(np.float32)
-        blended = IMAGE_WEIGHT * rgb[anomalous].astype(np.float32) + COLOUR_WEIGHT * tint
-        out[anomalous] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    """The node's `~/overlay` in RGB, with the semantic map as a top-left inset when given."""
+    out = np.ascontiguousarray(render_overlay(rgb, score, alpha, threshold)[:, :, ::-1])
     if semantic is not None and palette is not None:
         add_inset(out, colorize_semantic(semantic, palette))
     return out
+
+
+def outline_anomalies(image: np.ndarray, ood_gt: np.ndarray, thickness: int) -> None:
+    """Draw the outline of the ground-truth anomalies (`ood_gt` == 1) in green on `image`."""
+    contours, _ = cv2.findContours(
+        (ood_gt == 1).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    cv2.drawContours(image, contours, -1, GROUND_TRUTH_RGB, thickness)
 
 
 def add_inset(image: np.ndarray, inset: np.ndarray, fraction: float = INSET_FRACTION) -> None:
@@ -86,22 +96,55 @@ def side_by_side(
     palette: Sequence[Sequence[int]],
     threshold: float,
     max_width: int = 1920,
+    *,
+    class_names: Sequence[str] | None = None,
+    alpha: float = OVERLAY_ALPHA,
+    ood_gt: np.ndarray | None = None,
 ) -> np.ndarray:
-    """camera overlay (+ semantic inset) | turbo heat map | anomaly mask, one RGB frame.
+    """One RGB video frame: camera overlay (+ semantic inset) | heat map | mask, titled, with
+    the key band (colour bar; class legend when `class_names` are given) underneath and, with
+    `ood_gt`, the ground-truth anomaly outline on the mask.
 
-    Panels are scaled down together so the frame is at most `max_width` wide (video encoders and
-    screens choke on 3x1920 px), and to even sizes (H.264 with yuv420p needs them).
+    Panels are scaled together to at most `max_width` (video encoders and screens choke on
+    3x1920 px), small ones enlarged towards MIN_FRAME_HEIGHT, and the frame has even sizes
+    (H.264 with yuv420p needs them).
     """
+    height, width = score.shape
+    mask = cv2.cvtColor(anomaly_mask(score, threshold), cv2.COLOR_GRAY2RGB)
+    scale = _panel_scale(height, 3 * width, max_width)
+    if ood_gt is not None and np.any(ood_gt == 1):
+        outline_anomalies(mask, ood_gt, max(1, round(2 / scale)))
     panels = [
-        overlay_anomalies(rgb, score, threshold, semantic, palette),
-        turbo(score),
-        cv2.cvtColor(anomaly_mask(score, threshold), cv2.COLOR_GRAY2RGB),
+        overlay_anomalies(rgb, score, threshold, semantic, palette, alpha),
+        score_colours(score, threshold),
+        mask,
     ]
-    frame = np.concatenate(panels, axis=1)
+    mask_title = "mask" if ood_gt is None else "mask (green: ground truth)"
+    titles = ("camera + anomalies", "anomaly score", mask_title)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    interpolation = cv2.INTER_NEAREST if scale > 1 else cv2.INTER_AREA
+    style = TextStyle.for_height(new_h)
+    sized = []
+    for panel, title in zip(panels, titles, strict=True):
+        if (new_w, new_h) != (width, height):
+            panel = cv2.resize(panel, (new_w, new_h), interpolation=interpolation)
+        draw_title(panel, title, style)
+        sized.append(panel)
+    frame = np.concatenate(
+        [np.concatenate(sized, axis=1), key_band(3 * new_w, style, threshold, class_names, palette)]
+    )
+    return _even(frame)
+
+
+def _panel_scale(height: int, width: int, max_width: int) -> float:
+    """Shrink to `max_width`; enlarge small frames by a whole factor while it fits."""
+    if width > max_width:
+        return max_width / width
+    factor = min(-(-MIN_FRAME_HEIGHT // height), max_width // width)
+    return float(max(1, factor))
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Cut a last odd row or column."""
     height, width = frame.shape[:2]
-    scale = min(1.0, max_width / width)
-    new_w = max(2, int(width * scale) // 2 * 2)
-    new_h = max(2, int(height * scale) // 2 * 2)
-    if (new_w, new_h) != (width, height):
-        frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    return frame
+    return frame[: max(2, height // 2 * 2), : max(2, width // 2 * 2)]

@@ -53,7 +53,7 @@ def test_every_output_in_its_encoding_with_the_camera_header():
     expected_mask = np.where(result.anomaly_score >= 0.5, 255, 0)
     np.testing.assert_array_equal(_pixels(msgs["anomaly_mask"], np.uint8), expected_mask)
     np.testing.assert_array_equal(_pixels(msgs["semantic"], np.uint8), result.semantic)
-    overlay = render_overlay(rgb, result.anomaly_score, 0.6)
+    overlay = render_overlay(rgb, result.anomaly_score, 0.6, 0.5)
     np.testing.assert_array_equal(_pixels(msgs["overlay"], np.uint8, 3), overlay)
 
 
