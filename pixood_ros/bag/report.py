@@ -15,8 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from pixood_ros import durable
-from pixood_ros.bag.scoring import HISTOGRAM_BINS, EvalMetrics
-from pixood_ros.tables import fmt
+from pixood_ros.bag.scoring import HISTOGRAM_BINS, EvalMetrics, operating_point
+from pixood_ros.metrics.curves import BinaryCurve, auroc, average_precision
+from pixood_ros.tables import fmt, markdown_table
 
 MAX_LISTED_FRAMES = 50
 
@@ -37,30 +38,31 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
 
 
 def write_plots(metrics: EvalMetrics, out_dir: Path) -> dict[str, str]:
-    """PR / ROC curves (when OOD ground truth was seen) and the score histogram."""
+    """PR / ROC curves (when OOD ground truth was seen) of the region and, when it is not every
+    labelled pixel, of the whole frame, with AP / AUROC in the legend and a marker at the mask
+    threshold's operating point; and the score histogram with the threshold."""
     files: dict[str, str] = {}
-    curve = metrics.pixel_curve()
-    if curve is not None and curve.n_pos and curve.n_neg:
-        recall = curve.tp / curve.n_pos
-        precision = curve.tp / (curve.tp + curve.fp)
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.plot(recall, precision, drawstyle="steps-post")
-        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
-        ax.set_title("pixel precision-recall (anomaly = positive)")
-        ax.grid(alpha=0.3)
-        files["pr_curve"] = _save(fig, out_dir / "pr_curve.png")
-
-        fig, ax = plt.subplots(figsize=(5, 4))
-        ax.plot([0, *(curve.fp / curve.n_neg)], [0, *(curve.tp / curve.n_pos)])
-        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-        ax.axhline(0.95, linestyle="--", color="tab:red", linewidth=0.8, label="TPR 95 %")
-        ax.set(
-            xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02)
-        )
-        ax.set_title("pixel ROC")
-        ax.legend(loc="lower right")
-        ax.grid(alpha=0.3)
-        files["roc_curve"] = _save(fig, out_dir / "roc_curve.png")
+    curves = [("region", metrics.pixel_curve())]
+    if metrics.pixel_whole_frame is not metrics.pixel:
+        curves.append(("whole frame", metrics.pixel_curve(whole_frame=True)))
+    curves = [(name, c) for name, c in curves if c is not None and c.n_pos and c.n_neg]
+    if curves:
+        pr, pr_ax = plt.subplots(figsize=(5.5, 4.5))
+        roc, roc_ax = plt.subplots(figsize=(5.5, 4.5))
+        for (name, curve), colour in zip(curves, ("tab:blue", "tab:orange"), strict=False):
+            _plot_curves(pr_ax, roc_ax, name, curve, metrics.threshold, colour)
+        pr_ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+        pr_ax.set_title("pixel precision-recall (anomaly = positive)")
+        roc_ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        roc_ax.axhline(0.95, linestyle="--", color="tab:red", linewidth=0.8, label="TPR 95 %")
+        roc_ax.set(xlabel="false positive rate", ylabel="true positive rate")
+        roc_ax.set(xlim=(0, 1), ylim=(0, 1.02))
+        roc_ax.set_title("pixel ROC")
+        for ax, loc in ((pr_ax, "lower left"), (roc_ax, "lower right")):
+            ax.legend(loc=loc, fontsize="small")
+            ax.grid(alpha=0.3)
+        files["pr_curve"] = _save(pr, out_dir / "pr_curve.png")
+        files["roc_curve"] = _save(roc, out_dir / "roc_curve.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     edges = [i / HISTOGRAM_BINS for i in range(HISTOGRAM_BINS)]
@@ -69,14 +71,37 @@ def write_plots(metrics: EvalMetrics, out_dir: Path) -> dict[str, str]:
         pos, neg = metrics.label_histograms()
         ax.bar(edges, neg, width=width, align="edge", alpha=0.6, label="in-distribution")
         ax.bar(edges, pos, width=width, align="edge", alpha=0.6, label="anomaly")
-        ax.legend()
     else:
         ax.bar(edges, metrics.score_hist, width=width, align="edge", label="all pixels")
-    ax.axvline(metrics.threshold, color="black", linestyle="--", linewidth=0.8)
+    ax.axvline(
+        metrics.threshold,
+        color="black",
+        linestyle="--",
+        linewidth=0.8,
+        label=f"threshold {fmt(metrics.threshold, 3)}",
+    )
+    ax.legend(fontsize="small")
     ax.set(xlabel="anomaly score", ylabel="pixels", yscale="log", xlim=(0, 1))
     ax.set_title("anomaly score histogram")
     files["score_histogram"] = _save(fig, out_dir / "score_histogram.png")
     return files
+
+
+def _plot_curves(
+    pr_ax: Any, roc_ax: Any, name: str, curve: BinaryCurve, threshold: float, colour: str
+) -> None:
+    """One curve's PR and ROC lines (AP / AUROC in the label) and its operating-point marker."""
+    recall = curve.tp / curve.n_pos
+    precision = curve.tp / (curve.tp + curve.fp)
+    ap_label = f"{name}: AP {average_precision(curve):.3f}"
+    pr_ax.plot(recall, precision, drawstyle="steps-post", color=colour, label=ap_label)
+    fpr = [0, *(curve.fp / curve.n_neg)]
+    roc_ax.plot(fpr, [0, *recall], color=colour, label=f"{name}: AUROC {auroc(curve):.3f}")
+    point = operating_point(curve, threshold)
+    label = f"{name} at threshold {fmt(threshold, 3)}"
+    if point["precision"] is not None:
+        pr_ax.plot(point["tpr"], point["precision"], "o", color=colour, mec="black", label=label)
+    roc_ax.plot(point["fpr"], point["tpr"], "o", color=colour, mec="black", label=label)
 
 
 def _save(fig: Any, path: Path) -> str:
@@ -112,15 +137,40 @@ def component_rule_text(components: dict[str, Any]) -> str:
     )
 
 
-def pixel_table(pixel: dict[str, Any]) -> list[str]:
-    """The pixel metrics as a Markdown table (bag-eval's and the demo's reports)."""
-    p = pixel
+PIXEL_SCOPES = (("pixel", "region"), ("pixel_whole_frame", "whole frame"))
+
+
+def pixel_tables(metrics: dict[str, Any]) -> list[str]:
+    """The pixel metrics of the scored region and of the whole frame (every labelled pixel),
+    and the mask's TPR / FPR / precision at the deployed threshold, as Markdown tables."""
+    scopes = [(key, name) for key, name in PIXEL_SCOPES if key in metrics]
+    quality = [_quality_row(name, metrics[key]) for key, name in scopes]
+    header = ["pixels", "AP", "AUROC", "FPR@95TPR", "best F1 (threshold)", "anomaly px"]
+    lines = [*markdown_table([*header, "normal px"], quality), ""]
+    points = [(name, metrics.get(f"{key}_at_threshold")) for key, name in scopes]
+    rows = [[name, fmt(p["tpr"]), fmt(p["fpr"]), fmt(p["precision"])] for name, p in points if p]
+    if rows:
+        threshold = fmt(points[0][1]["threshold"], 3) if points[0][1] else "?"
+        lines += [
+            f"The mask (score >= {threshold}, the deployed threshold):",
+            "",
+            *markdown_table(
+                ["pixels", "TPR (anomaly recall)", "FPR (normal px flagged)", "precision"], rows
+            ),
+            "",
+        ]
+    return lines
+
+
+def _quality_row(name: str, p: dict[str, Any]) -> list[str]:
     return [
-        "| AP | AUROC | FPR@95TPR | best F1 (threshold) | anomaly px | normal px |",
-        "|---|---|---|---|---|---|",
-        f"| {fmt(p.get('ap'))} | {fmt(p.get('auroc'))} | {fmt(p.get('fpr95'))} | "
-        f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)}) | "
-        f"{p.get('n_pos', 'n/a')} | {p.get('n_neg', 'n/a')} |",
+        name,
+        fmt(p.get("ap")),
+        fmt(p.get("auroc")),
+        fmt(p.get("fpr95")),
+        f"{fmt(p.get('best_f1'))} ({fmt(p.get('best_f1_threshold'), 3)})",
+        str(p.get("n_pos", "n/a")),
+        str(p.get("n_neg", "n/a")),
     ]
 
 
@@ -128,8 +178,8 @@ def _metrics_lines(metrics: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if "pixel" in metrics:
         lines += ["## Pixel-level anomaly metrics", ""]
-        lines += [f"Scored pixels: {region_text(metrics.get('region'))}.", ""]
-        lines += [*pixel_table(metrics["pixel"]), ""]
+        lines += [f"Scored pixels (region): {region_text(metrics.get('region'))}.", ""]
+        lines += pixel_tables(metrics)
     if "components" in metrics:
         c = metrics["components"]
         lines += [
@@ -226,13 +276,13 @@ def write_live_markdown(rep: dict[str, Any], out_dir: Path) -> Path:
         f"| {fmt(speed['publish_fps'], 1)} | {fmt(lat['p50'], 2)} | {fmt(lat['p90'], 2)} | "
         f"{fmt(lat['p99'], 2)} | {fmt(lat['max'], 2)} |",
     ]
-    pixel = rep["metrics"].get("pixel")
-    if pixel:
+    if "pixel" in rep["metrics"]:
         lines += [
             "",
-            f"Pixel metrics of the received outputs: AP {fmt(pixel.get('ap'))}, "
-            f"AUROC {fmt(pixel.get('auroc'))}, FPR95 {fmt(pixel.get('fpr95'))}; scored pixels: "
-            f"{region_text(rep['metrics'].get('region'))}",
+            "Pixel metrics of the received outputs; scored pixels (region): "
+            f"{region_text(rep['metrics'].get('region'))}.",
+            "",
+            *pixel_tables(rep["metrics"]),
         ]
     components = rep["metrics"].get("components")
     if components:

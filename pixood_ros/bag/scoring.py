@@ -6,8 +6,10 @@ bag never needs its frames in memory (histograms and per-component numbers only)
   (`best-f1`, SMIYC's operating point, found after the last frame from a temporary score file:
   `pixood_ros.bag.best_f1`) or at the node's mask threshold (`mask`: score >= threshold,
   `pixood_ros.render.outputs.anomaly_mask`, the mask a robot really gets);
-- all anomaly metrics only inside the scored region (`pixood_ros.metrics.region`: every
-  labelled pixel, or the model's eval-label classes + anomalies);
+- all anomaly metrics inside the scored region (`pixood_ros.metrics.region`: every labelled
+  pixel, or the model's eval-label classes + anomalies), and the pixel ones also over the whole
+  frame (every labelled pixel, no ground-truth gating: what a robot's mask really does);
+- TPR, FPR and precision of the node's mask (score >= threshold), read off the same curves;
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;
 - a score histogram (all pixels, and split by label when OOD ground truth is present).
 
@@ -196,6 +198,8 @@ class EvalMetrics:
         self.track = track
         self.component_threshold = component_threshold
         self.pixel = PixelMetricAccumulator()
+        # every labelled pixel; the same counts when the region is every labelled pixel
+        self.pixel_whole_frame = self.pixel if region.classes is None else PixelMetricAccumulator()
         self.components = ComponentMetricAccumulator(
             threshold=self.threshold,
             track=track,
@@ -224,6 +228,8 @@ class EvalMetrics:
             raise RuntimeError("frames added after the metrics were summarised")
         labels = self.region.restrict(ood, semantic_gt)
         self.pixel.update(score, labels)
+        if self.pixel_whole_frame is not self.pixel:
+            self.pixel_whole_frame.update(score, ood)
         if self._spill is not None:
             self._spill.append(score, labels)
         else:
@@ -287,11 +293,13 @@ class EvalMetrics:
         self.calibration.update(confidence[valid], semantic[valid] == labels[valid])
         self.frames_with_semantic_gt += 1
 
-    def pixel_curve(self) -> BinaryCurve | None:
+    def pixel_curve(self, whole_frame: bool = False) -> BinaryCurve | None:
+        """The region's curve (or the whole frame's); None before any OOD ground truth."""
         if self.frames_with_ood_gt == 0:
             return None
-        edges = np.arange(self.pixel.bins, dtype=np.float64) / self.pixel.bins
-        return curve_from_histograms(self.pixel.pos_counts, self.pixel.neg_counts, edges)
+        pixel = self.pixel_whole_frame if whole_frame else self.pixel
+        edges = np.arange(pixel.bins, dtype=np.float64) / pixel.bins
+        return curve_from_histograms(pixel.pos_counts, pixel.neg_counts, edges)
 
     def label_histograms(self) -> tuple[np.ndarray, np.ndarray]:
         """(anomaly, in-distribution) pixel counts in HISTOGRAM_BINS equal score bins."""
@@ -312,18 +320,8 @@ class EvalMetrics:
         }
         notes: list[str] = out["notes"]  # type: ignore[assignment]
         if self.frames_with_ood_gt:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                try:
-                    pixel = self.pixel.compute(on_degenerate="nan")
-                except DegenerateLabelsError as exc:
-                    pixel = {}
-                    notes.append(f"pixel metrics: {exc}")
-            for key, value in pixel.items():
-                if isinstance(value, float) and math.isnan(value):
-                    notes.append(f"pixel {key} undefined: the labels lack anomaly or normal pixels")
-            out["pixel"] = _clean(pixel)
-            out["pixel"]["frames"] = self.frames_with_ood_gt  # type: ignore[index]
+            for key, whole_frame in (("pixel", False), ("pixel_whole_frame", True)):
+                out[key], out[f"{key}_at_threshold"] = self._pixel_summary(whole_frame, notes)
             components = dict(self.component_summary())
             if components["component_threshold"]["value"] is None:  # type: ignore[index]
                 notes.append("component metrics undefined: best-F1 needs anomaly pixels")
@@ -344,6 +342,46 @@ class EvalMetrics:
             out["semantic"] = semantic
         return out
 
+    def _pixel_summary(self, whole_frame: bool, notes: list[str]) -> tuple[dict, dict]:
+        """(pixel metrics, the mask's operating point) of the region or the whole frame."""
+        pixel = self.pixel_whole_frame if whole_frame else self.pixel
+        where = "pixel (whole frame)" if whole_frame else "pixel"
+        if whole_frame and pixel is self.pixel:
+            notes = []  # the region is the whole frame: its notes are said once
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                values = pixel.compute(on_degenerate="nan")
+            except DegenerateLabelsError as exc:
+                values = {}
+                notes.append(f"{where} metrics: {exc}")
+        for key, value in values.items():
+            if isinstance(value, float) and math.isnan(value):
+                notes.append(f"{where} {key} undefined: the labels lack anomaly or normal pixels")
+        curve = self.pixel_curve(whole_frame)
+        assert curve is not None
+        return {**_clean(values), "frames": self.frames_with_ood_gt}, operating_point(
+            curve, self.threshold
+        )
+
+
+def operating_point(curve: BinaryCurve, threshold: float) -> dict[str, float | int | None]:
+    """TPR (anomaly recall), FPR (share of in-distribution pixels flagged) and precision of the
+    mask score >= `threshold`, read off `curve`: its point of the lowest curve threshold still
+    >= `threshold` (on a binned curve: bins whose lower edge is, 1/65536 resolution). A rate
+    without pixels to count is None."""
+    reached = np.flatnonzero(curve.thresholds >= threshold)
+    tp = int(curve.tp[reached[-1]]) if reached.size else 0
+    fp = int(curve.fp[reached[-1]]) if reached.size else 0
+    return {
+        "threshold": float(threshold),
+        "tpr": tp / curve.n_pos if curve.n_pos else None,
+        "fpr": fp / curve.n_neg if curve.n_neg else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "flagged_anomaly_px": tp,
+        "flagged_normal_px": fp,
+    }
+
 
 def _histogram(score: np.ndarray) -> np.ndarray:
     idx = np.clip((score.ravel() * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
@@ -351,19 +389,11 @@ def _histogram(score: np.ndarray) -> np.ndarray:
 
 
 def _finite_or_none(value: float) -> float | None:
-    return (
-        None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
-    )
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _clean(values: dict) -> dict:
+    """JSON-ready: numpy integers as int, NaN and infinities as None."""
     return {
-        k: (
-            _finite_or_none(v)
-            if isinstance(v, float)
-            else int(v)
-            if isinstance(v, np.integer)
-            else v
-        )
-        for k, v in values.items()
+        k: int(v) if isinstance(v, np.integer) else _finite_or_none(v) for k, v in values.items()
     }

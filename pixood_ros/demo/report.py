@@ -184,8 +184,9 @@ def _metrics_lines(rep: dict[str, Any]) -> list[str]:
     if "pixel" in metrics:
         frames = rep["evaluation"]["frames_scored"]
         lines += [f"## Anomaly metrics of the recorded node outputs ({frames} frames)", ""]
-        lines += [f"Scored pixels: {bag_report.region_text(rep['evaluation']['region'])}.", ""]
-        lines += [*bag_report.pixel_table(metrics["pixel"]), ""]
+        region = bag_report.region_text(rep["evaluation"]["region"])
+        lines += [f"Scored pixels (region): {region}; whole frame: every labelled pixel.", ""]
+        lines += bag_report.pixel_tables(metrics)
     if "components" in metrics:
         c = metrics["components"]
         lines += [
@@ -215,6 +216,13 @@ def print_summary(rep: dict[str, Any], out_dir: Path) -> None:
         f"{fmt(lat['p50'], 0)} ms; AP {fmt(pixel.get('ap'), 3)}, AUROC "
         f"{fmt(pixel.get('auroc'), 3)}, FPR95 {fmt(pixel.get('fpr95'), 3)}"
     )
+    whole = rep["metrics"].get("pixel_whole_frame_at_threshold")
+    if whole:
+        print(
+            f"  mask (score >= {fmt(whole['threshold'], 3)}) over whole frames: anomaly recall "
+            f"{fmt(whole['tpr'], 3)}, in-distribution pixels flagged {fmt(whole['fpr'], 3)}, "
+            f"precision {fmt(whole['precision'], 3)}"
+        )
     print(f"  report : {out_dir / 'report.md'} (and report.json)")
     plots = ", ".join(str(out_dir / f) for f in rep["plots"].values())
     print(f"  curves : {plots}")
