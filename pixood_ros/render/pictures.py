@@ -100,10 +100,12 @@ def side_by_side(
     class_names: Sequence[str] | None = None,
     alpha: float = OVERLAY_ALPHA,
     ood_gt: np.ndarray | None = None,
+    overlay: np.ndarray | None = None,
 ) -> np.ndarray:
     """One RGB video frame: camera overlay (+ semantic inset) | heat map | mask, titled, with
     the key band (colour bar; class legend when `class_names` are given) underneath and, with
-    `ood_gt`, the ground-truth anomaly outline on the mask.
+    `ood_gt`, the ground-truth anomaly outline on the mask. `overlay` is the node's BGR overlay
+    of this frame when the caller has rendered it already (else it is rendered here).
 
     Panels are scaled together to at most `max_width` (video encoders and screens choke on
     3x1920 px), small ones enlarged towards MIN_FRAME_HEIGHT, and the frame has even sizes
@@ -114,8 +116,13 @@ def side_by_side(
     scale = _panel_scale(height, 3 * width, max_width)
     if ood_gt is not None and np.any(ood_gt == 1):
         outline_anomalies(mask, ood_gt, max(1, round(2 / scale)))
+    if overlay is None:
+        camera = overlay_anomalies(rgb, score, threshold, semantic, palette, alpha)
+    else:
+        camera = np.ascontiguousarray(overlay[:, :, ::-1])
+        add_inset(camera, colorize_semantic(semantic, palette))
     panels = [
-        overlay_anomalies(rgb, score, threshold, semantic, palette, alpha),
+        camera,
         score_colours(score, threshold),
         mask,
     ]

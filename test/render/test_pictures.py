@@ -37,6 +37,8 @@ def test_the_camera_panel_is_the_node_overlay_and_the_key_is_underneath():
     key = frame[256:]
     upper_half = {tuple(c) for c in SCALE_RGB[128:].tolist()}
     assert sum(tuple(c) in upper_half for c in key.reshape(-1, 3)[::7].tolist()) > 50
+    given = side_by_side(rgb, score, semantic, cityscapes.PALETTE, 0.9, overlay=overlay[:, :, ::-1])
+    np.testing.assert_array_equal(given, frame)  # an overlay rendered already is used as given
 
 
 def test_class_legend_and_ground_truth_outline_when_given():
