@@ -13,7 +13,8 @@ it is written for speed: the camera image is copied by OpenCV, only the rows tha
 pixel are touched, and each colour plane of those is one table look-up (`_blend_tables`: the plain
 formula's value for every level and camera byte, computed once per alpha), working in reusable
 scratch planes (`overlay_scratch`) because on a VM every fresh multi-megabyte array costs
-thousands of page faults. The pixels are exactly those of the plain formula
+thousands of page faults (1280x720 on a 2-core VM: 0.2 ms when nothing is flagged, about 7 ms
+when every row holds a flagged pixel). The pixels are exactly those of the plain formula
 (`rint((1 - a) * camera + a * colour)` in float32, colour = `SCALE_RGB[flagged_levels(score)]`);
 a unit test checks this.
 """
@@ -29,10 +30,9 @@ from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 OVERLAY_ALPHA = 0.6  # the node's default overlay_alpha; videos and figures use it too
 HALF = 128  # levels per half of the scale: [0, 128) below the threshold, [128, 256) flagged
-SCALE_RGB = cv2.applyColorMap(np.arange(256, dtype=np.uint8), cv2.COLORMAP_TURBO).reshape(256, 3)[
-    :, ::-1
-]
-_SCALE_BGR_F32 = np.ascontiguousarray(SCALE_RGB[:, ::-1], dtype=np.float32)
+_TURBO_BGR = cv2.applyColorMap(np.arange(256, dtype=np.uint8), cv2.COLORMAP_TURBO).reshape(256, 3)
+SCALE_RGB = np.ascontiguousarray(_TURBO_BGR[:, ::-1])
+_SCALE_BGR_F32 = _TURBO_BGR.astype(np.float32)
 
 
 def flagged_levels(score: np.ndarray, threshold: float) -> np.ndarray:
