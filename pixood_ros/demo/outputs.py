@@ -56,14 +56,13 @@ def render_video(
     node_ns: str,
     info: ModelInfo,
     threshold: float,
-    _region: object,
     video_path: Path,
     video_fps: float,
     progress: bool = True,
 ) -> RecordedVideo:
     """`demo_frame` of every frame the node answered (all model outputs recorded); `topics` is
-    (camera topic, (OOD topic, semantic topic)) of the input bag. `_region` is ignored: the
-    video shows whole frames, as the node publishes them."""
+    (camera topic, (OOD topic, semantic topic)) of the input bag. The video shows whole
+    frames, as the node publishes them."""
     from pixood_ros.engine import SegmentationResult
 
     camera, labels = topics

@@ -284,11 +284,9 @@ def _replay(
 
 
 def _video(options: DemoOptions, bag: Path, info: Any, live: dict[str, Any]) -> Any:
-    from pixood_ros.bag.scoring import scored_region
     from pixood_ros.demo.outputs import render_video
 
     labels = (make_bag.DEFAULT_GT_TOPIC, make_bag.DEFAULT_SEMANTIC_TOPIC)
-    region = scored_region(options.scoring.eval_region, info, has_semantic_gt=True)
     return render_video(
         bag,
         options.out_dir / REPLAY_DIR / "live_bag",
@@ -296,7 +294,6 @@ def _video(options: DemoOptions, bag: Path, info: Any, live: dict[str, Any]) -> 
         NODE_NS,
         info,
         options.threshold,
-        region,
         options.out_dir / VIDEO,
         options.video_fps,
         options.progress,

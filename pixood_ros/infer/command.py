@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--video",
         action="store_true",
-        help="write overlay.mp4: camera with anomalies (turbo) + semantic inset | heat map | mask",
+        help="write overlay.mp4: the node's overlay with semantic inset | heat map | mask, with a "
+        "colour bar and the class legend",
     )
     parser.add_argument(
         "--fps",
@@ -214,7 +215,8 @@ def _process(
         unit="frame",
         disable=options.quiet,
     )
-    palette, eval_labels = segmenter.info.palette, segmenter.info.eval_labels
+    info = segmenter.info
+    palette, eval_labels, class_names = info.palette, info.eval_labels, info.class_names
     try:
         for frame in frames:
             name = names(frame.name)
@@ -227,7 +229,8 @@ def _process(
                 if video is not None:
                     video.write(
                         side_by_side(frame.rgb, score, result.semantic, palette,
-                                     options.threshold, options.max_width)
+                                     options.threshold, options.max_width,
+                                     class_names=class_names, ood_gt=frame.ood)
                     )  # fmt: skip
                 if progress.figures is not None and frame.ood is not None:
                     progress.figures.add(result, frame.ood)

@@ -24,13 +24,6 @@ MIN_FRAME_HEIGHT = 240  # small frames are enlarged so titles and the key stay r
 GROUND_TRUTH_RGB = (0, 255, 0)
 
 
-def turbo(score: np.ndarray) -> np.ndarray:
-    """HxW float in [0, 1] -> HxWx3 RGB uint8 with the plain turbo colour map (0 blue, 1 red);
-    pictures of anomalies use `overlay.score_colours` (the scale split at the threshold)."""
-    levels = np.clip(np.nan_to_num(score, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[..., ::-1]
-
-
 def colorize_semantic(semantic: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     """HxW class ids -> HxWx3 RGB with the model's palette; ids outside it are black."""
     lut = np.zeros((256, 3), np.uint8)

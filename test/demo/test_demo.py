@@ -150,7 +150,7 @@ def test_demo_leaves_a_complete_output_folder_and_no_node(tmp_path, capsys, mode
     video.release()
     assert len(frames) == FRAMES == rep["video"]["frames"]
     height, width = frames[0].shape[:2]
-    assert width == 3 * height * 2  # three 2:1 panels side by side
+    assert width % 3 == 0 and height > width / 3 / 2  # three 2:1 panels, key band below
     assert float(np.std(frames[0])) > 10  # pictures, not a blank frame
 
     from rosbags.highlevel import AnyReader

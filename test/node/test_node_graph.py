@@ -227,8 +227,11 @@ def assert_outputs_match(
     )
     assert set(np.unique(decoded["anomaly_mask"])) <= {0, 255}
     np.testing.assert_array_equal(
-        decoded["overlay"], render_overlay(rgb, expected.anomaly_score, alpha)
+        decoded["overlay"], render_overlay(rgb, expected.anomaly_score, alpha, threshold)
     )
+    # what a viewer sees: pixels below the threshold keep their camera colour
+    calm = expected.anomaly_score < threshold
+    np.testing.assert_array_equal(decoded["overlay"][calm], rgb[..., ::-1][calm])
 
 
 def frames_in_several_encodings() -> list[tuple[str, np.ndarray, int]]:

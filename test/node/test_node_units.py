@@ -68,18 +68,11 @@ def test_mask_and_overlay():
     score = np.array([[0.0, 0.49], [0.5, 1.0]], dtype=np.float32)
     np.testing.assert_array_equal(anomaly_mask(score, 0.5), [[0, 0], [255, 255]])
     rgb = np.full((2, 2, 3), 100, np.uint8)
-    overlay = render_overlay(rgb, score, alpha=1.0)
-    np.testing.assert_array_equal(overlay[0, 0], [100, 100, 100])  # no anomaly: unchanged
-    np.testing.assert_array_equal(overlay[1, 1], [0, 0, 255])  # BGR pure red at score 1
-    assert render_overlay(rgb, score, alpha=0.0).tolist() == rgb.tolist()
-
-
-def _reference_overlay(rgb, score, alpha):
-    """The overlay formula written plainly (what the fast version must reproduce exactly)."""
-    weight = (np.float32(alpha) * np.clip(score, 0.0, 1.0))[:, :, None]
-    tint = np.array([255.0, 0.0, 0.0], np.float32)
-    blended = rgb.astype(np.float32) * (1.0 - weight) + tint * weight
-    return np.ascontiguousarray(np.rint(blended).astype(np.uint8)[:, :, ::-1])
+    overlay = render_overlay(rgb, score, 1.0, 0.5)
+    # below the threshold: the camera pixel, untouched (BGR of the RGB input)
+    np.testing.assert_array_equal(overlay[0, :], rgb[0, :, ::-1])
+    assert (overlay[1, :] != 100).any(axis=-1).all()  # flagged pixels are coloured
+    assert render_overlay(rgb, score, 0.0, 0.5).tolist() == rgb.tolist()
 
 
 def _scores_with_edges(rng, height, width, threshold):
@@ -92,18 +85,14 @@ def _scores_with_edges(rng, height, width, threshold):
     return score
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1 / 3, 0.5, 0.7, 1.0])
-def test_fast_overlay_and_mask_equal_the_plain_formulas(alpha):
+def test_fast_mask_equals_the_plain_formula():
+    """(The overlay's fast path is checked against its plain formula in test/render.)"""
     rng = np.random.default_rng(3)
     for height, width in [(1, 1), (3, 5), (48, 64)]:
-        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         for threshold in (0.0, 0.3, 1 / 3, 0.5, 1.0):
             score = _scores_with_edges(rng, height, width, threshold)
             expected = np.where(score >= np.float32(threshold), 255, 0).astype(np.uint8)
             np.testing.assert_array_equal(anomaly_mask(score, threshold), expected)
-        np.testing.assert_array_equal(
-            render_overlay(rgb, score, alpha), _reference_overlay(rgb, score, alpha)
-        )
     score[0, 0] = np.nan
     assert anomaly_mask(score, 0.5)[0, 0] == 0
 
@@ -128,7 +117,7 @@ def test_reused_output_messages_carry_each_frame_exactly():
             "anomaly_mask": anomaly_mask(result.anomaly_score, 0.4),
             "semantic": result.semantic,
             "confidence": result.confidence,
-            "overlay": _reference_overlay(rgb, result.anomaly_score, 0.6),
+            "overlay": render_overlay(rgb, result.anomaly_score, 0.6, 0.4),
         }
         messages = {name: outputs.message(name, rgb, header, 0.4, 0.6) for name in ENCODINGS}
         for name, msg in messages.items():
