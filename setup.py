@@ -85,6 +85,7 @@ setup(
     entry_points={
         "console_scripts": [
             "pixood_node = pixood_ros.node.main:main",
+            "pixood-build-engine = pixood_ros.engine.build:main",
             "pixood-synth = pixood_ros.synth.cli:main",
             "pixood-infer = pixood_ros.infer.command:main",
             "pixood-make-bag = pixood_ros.bag.make_bag:main",
