@@ -119,7 +119,8 @@ def test_a_row_per_model_with_the_numbers_of_pixood_ros_metrics(benchmark, data,
 
 def test_bag_eval_scores_a_split_like_the_benchmark(benchmark, data, models, tmp_path):
     """One region rule and one component operating point: pixood-bag-eval on a bag of the same
-    frames reports the benchmark's numbers (its pixel histogram is exact for k/255 scores)."""
+    frames reports the benchmark's numbers (its pixel histogram is exact for k/255 scores) when
+    it scores the same map: the model's raw output (`--anomaly-mode eval_labels`)."""
     from pixood_ros.bag.cli import main as bag_eval
     from pixood_ros.bag.make_bag import write_bag
     from pixood_ros.frames import synth_source
@@ -127,7 +128,7 @@ def test_bag_eval_scores_a_split_like_the_benchmark(benchmark, data, models, tmp
     split = SPLITS[0]
     write_bag(synth_source(data, split), tmp_path / "bag", rate=10.0, progress=False)
     args = [str(models["road"]), str(tmp_path / "bag"), "-o", str(tmp_path / "out"),
-            "--no-output-bag", *COMMON]  # fmt: skip
+            "--no-output-bag", "--anomaly-mode", "eval_labels", *COMMON]  # fmt: skip
     assert bag_eval(args) == 0
     rep = json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]
     row = benchmark["json"]["results"][split]["road"]
