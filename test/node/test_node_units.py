@@ -75,28 +75,6 @@ def test_mask_and_overlay():
     assert render_overlay(rgb, score, 0.0, 0.5).tolist() == rgb.tolist()
 
 
-def _scores_with_edges(rng, height, width, threshold):
-    """Scores in and out of [0, 1], including the threshold and its float32 neighbours."""
-    score = rng.random((height, width), dtype=np.float32) * 1.4 - 0.2
-    t = np.float32(threshold)
-    score.flat[::7] = t
-    score.flat[1::11] = np.nextafter(t, np.float32(2))
-    score.flat[2::13] = np.nextafter(t, np.float32(-1))
-    return score
-
-
-def test_fast_mask_equals_the_plain_formula():
-    """(The overlay's fast path is checked against its plain formula in test/render.)"""
-    rng = np.random.default_rng(3)
-    for height, width in [(1, 1), (3, 5), (48, 64)]:
-        for threshold in (0.0, 0.3, 1 / 3, 0.5, 1.0):
-            score = _scores_with_edges(rng, height, width, threshold)
-            expected = np.where(score >= np.float32(threshold), 255, 0).astype(np.uint8)
-            np.testing.assert_array_equal(anomaly_mask(score, threshold), expected)
-    score[0, 0] = np.nan
-    assert anomaly_mask(score, 0.5)[0, 0] == 0
-
-
 def test_reused_output_messages_carry_each_frame_exactly():
     outputs = OutputImages()
     rng = np.random.default_rng(4)

@@ -9,6 +9,7 @@ import pytest
 
 from pixood_ros.render.outputs import OutputImages, render_overlay
 from pixood_ros.render.overlay import SCALE_RGB, overlay_scratch, score_colours
+from pixood_ros.render.pictures import anomaly_mask
 
 
 def _plain_overlay(rgb, score, alpha, threshold):
@@ -92,3 +93,12 @@ def test_reused_messages_render_the_overlay_at_the_given_threshold():
             pixels = np.asarray(message.data, np.uint8).reshape(height, width, 3)
             expected = _plain_overlay(rgb, buffers.anomaly_score, 0.6, threshold)
             np.testing.assert_array_equal(pixels, expected)
+
+
+def test_mask_equals_the_plain_formula_at_the_threshold_edges():
+    rng = np.random.default_rng(3)
+    for height, width in [(1, 1), (3, 5), (48, 64)]:
+        for threshold in (0.0, 0.3, 1 / 3, 0.5, 1.0):
+            score = _scores_with_edges(rng, height, width, threshold)
+            expected = np.where(score >= np.float32(threshold), 255, 0).astype(np.uint8)
+            np.testing.assert_array_equal(anomaly_mask(score, threshold), expected)
