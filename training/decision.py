@@ -22,6 +22,9 @@ Differences from the published code, all for robustness (same mathematics otherw
   interpolation is exact there), and evaluated by an unrolled binary search with linear
   interpolation in r, as scipy's interp1d did. Only Gather/compare/Where/Exp ops: exports to
   ONNX (dynamo, opset 18) without searchsorted/bucketize.
+
+(One module of ~415 lines on purpose: fitting and the exportable evaluation share the knot-table
+format, and reading both side by side is how one checks that they agree.)
 """
 
 from __future__ import annotations
