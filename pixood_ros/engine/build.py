@@ -21,7 +21,6 @@ from pixood_ros.engine.providers import (
     TENSORRT,
     nvidia_gpu_visible,
     tensorrt_version,
-    usable_providers,
 )
 from pixood_ros.engine.segmenter import Segmenter
 
@@ -51,15 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def tensorrt_problem() -> str | None:
-    """Why TensorRT cannot run here, or None when it can."""
+    """Why TensorRT cannot run here, or None when it can: the conditions of
+    `providers.usable_providers`, each named for the user."""
     if TENSORRT not in ort.get_available_providers():
         return "this onnxruntime build has no TensorRT execution provider (install onnxruntime-gpu)"
     if not nvidia_gpu_visible():
         return "no NVIDIA GPU is visible on this machine"
     if tensorrt_version() is None:
         return "the TensorRT libraries are not found"
-    if TENSORRT not in usable_providers(ort.get_available_providers()):
-        return "TensorRT is not usable on this machine"
     return None
 
 
