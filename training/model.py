@@ -208,8 +208,13 @@ class PixOODModel(nn.Module):
 def build_model(config: dict[str, Any]) -> PixOODModel:
     """Module with the structure described by ``config`` (``get_config`` output), random weights.
 
-    Fill it with ``load_state_dict`` (checkpoint.load_model does) or train it.
+    Fill it with ``load_state_dict`` (checkpoint.load_model does) or train it. ``family``
+    "internimage" builds the InternImage + UperNet family (training/internimage/).
     """
+    if config.get("family", "dinov2") == "internimage":
+        from .internimage.model import build_internimage_model
+
+        return build_internimage_model(config)
     from .models.backbone import build_backbone
     from .scorers import build_scorer
 

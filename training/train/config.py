@@ -55,9 +55,21 @@ OPTIONAL_PATCH_MULTIPLE = Rule(lambda v: v > 0 and v % 14 == 0, "null or a posit
 POSITIVE_NUMBER = Rule(lambda v: v > 0, "null or a positive number")
 
 
-def option(default: Any = None, rule: Rule | None = None, *, factory: Any = None) -> Any:
-    """A config field with its default and optional value rule (checked only when not null)."""
-    meta = {"rule": rule} if rule else {}
+def option(
+    default: Any = None,
+    rule: Rule | None = None,
+    *,
+    factory: Any = None,
+    written_when_set: bool = False,
+) -> Any:
+    """A config field with its default and optional value rule (checked only when not null).
+
+    ``written_when_set``: an option added after configs were already hashed, whose default is
+    what those configs meant; ``to_dict`` leaves it out at its default so their hash stays put.
+    """
+    meta: dict[str, Any] = {"rule": rule} if rule else {}
+    if written_when_set:
+        meta["written_when_set"] = True
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -73,6 +85,9 @@ class DecoderSection:
 
 @dataclass
 class ModelSection:
+    # Model family: "dinov2" (PixOOD: DINOv2 + MLP decoder) or "internimage" (InternImage +
+    # UperNet, training/internimage/); ``backbone`` holds that family's backbone options.
+    family: Literal["dinov2", "internimage"] = option("dinov2", written_when_set=True)
     # BackboneConfig fields (training/models/backbone.py), checked there.
     backbone: dict[str, Any] = option(
         factory=lambda: {"arch": "vit_large_patch14_dinov2", "blocks": [5, 11, 17, 23]}
@@ -156,6 +171,9 @@ class KMeansSection:
     clusters_per_class: int = option(16, POSITIVE)
     iterations: int = option(20, POSITIVE)
     max_samples_per_class: int = option(20000, POSITIVE)
+    # "fixed": our per-class k-means score (docs/method.md); "published": InternImage-OOD's rule
+    # (low-confidence pixels only, predicted-class clusters, per-image threshold).
+    rule: Literal["fixed", "published"] = option("fixed", written_when_set=True)
 
 
 def _registered_scorers() -> list[str]:
@@ -173,6 +191,9 @@ class DecideSection:
         ),
     )
     kmeans: KMeansSection = option(factory=KMeansSection)
+    # Decision strategy: "monotone" (ours: the likelihood ratio clamped so it cannot turn back,
+    # docs/method.md) or "published" (the paper's formulation, exactly).
+    rule: Literal["monotone", "published"] = "monotone"
     grid_size: int = option(2000, Rule(lambda v: v >= 10, "an integer >= 10"))  # §5.3 grid
     eval_split: str = "ood"  # data.splits entry used for the anomaly metrics (if present)
     # Pixels scored: "all" (every non-void pixel, SMIYC anomaly track) or "eval_labels"
@@ -319,6 +340,8 @@ def _to_dict(section: Any) -> dict[str, Any]:
             out.update(value)  # flat in YAML
         elif f.name == "checkpoint_every" and value is None:
             continue  # absent unless given (as it always was)
+        elif f.metadata.get("written_when_set") and value == f.default:
+            continue  # see ``option``
         else:
             out[f.name] = value
     return out
