@@ -15,6 +15,14 @@ unsaved random layer, and uses a per-image relative threshold. Here instead:
 
 Centroids are stored padded to [C, K, D] by repeating a real centroid of the same class (keeps the
 minimum unchanged); a class without training samples always scores 0.
+
+``rule="published"`` scores with InternImage-OOD's own rule instead (same fitted centroids; the
+fitting bugs above stay fixed): S_c is the softmax probability of class c, except at pixels the
+rule flags, where every S_c is the published override confidence 0.0001. A pixel is flagged when
+its softmax confidence is < 0.5 and its distance to the nearest centroid of its predicted class c
+exceeds 1.1 x the mean distance from the image's low-confidence class-c pixels to all centroids of
+class c (per image and class, as the published code compares ``min_dists > dists.mean() * 1.1``).
+Written with masks and one-hot sums: no data-dependent control flow, so it exports.
 """
 
 from __future__ import annotations
@@ -22,11 +30,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .base import Scorer
 
 DEFAULT_K = 30
 CHUNK = 65536
+RULES = ("fixed", "published")
+# InternImage-OOD's published rule: candidates below this softmax confidence, flagged beyond this
+# multiple of the mean centroid distance, flagged pixels get this confidence.
+PUBLISHED_CONFIDENCE_GATE = 0.5
+PUBLISHED_DISTANCE_FACTOR = 1.1
+PUBLISHED_OOD_CONFIDENCE = 1e-4
 
 
 def _sq_distances(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
@@ -95,8 +110,18 @@ class KMeansScorer(Scorer):
 
     name = "kmeans"
 
-    def __init__(self, num_classes: int, k: int = DEFAULT_K, dim: int = 1, quantile: float = 0.95):
+    def __init__(
+        self,
+        num_classes: int,
+        k: int = DEFAULT_K,
+        dim: int = 1,
+        quantile: float = 0.95,
+        rule: str = "fixed",
+    ):
         super().__init__()
+        if rule not in RULES:
+            raise ValueError(f"k-means rule must be one of {RULES}, got {rule!r}")
+        self.rule = rule
         self.num_classes = int(num_classes)
         self.k = int(k)
         self.dim = int(dim)
@@ -105,20 +130,40 @@ class KMeansScorer(Scorer):
         self.register_buffer("thresholds", torch.ones(self.num_classes))
         self.register_buffer("class_valid", torch.zeros(self.num_classes))
 
-    def class_distances(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, D, h, w] -> distance to the nearest centroid of each class [B, C, h, w]."""
+    def centroid_distances(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, D, h, w] -> distance to every centroid [B, h, w, C, K]."""
         b, d, h, w = features.shape
         points = features.float().permute(0, 2, 3, 1).reshape(-1, d)
-        flat = self.centroids.reshape(-1, d)
-        d2 = (
-            (points * points).sum(dim=1, keepdim=True)
-            + (flat * flat).sum(dim=1)[None, :]
-            - 2.0 * points @ flat.T
+        d2 = _sq_distances(points, self.centroids.reshape(-1, d))
+        return d2.sqrt().reshape(b, h, w, self.num_classes, self.k)
+
+    def class_distances(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, D, h, w] -> distance to the nearest centroid of each class [B, C, h, w]."""
+        return self.centroid_distances(features).amin(dim=4).permute(0, 3, 1, 2)
+
+    def published_scores(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """InternImage-OOD's rule (module docstring): softmax, overridden where flagged."""
+        probs = logits.float().softmax(dim=1)
+        confidence, predicted = probs.max(dim=1)  # [B, h, w]
+        b, c = probs.shape[:2]
+        distances = self.centroid_distances(features)  # [B, h, w, C, K]
+        index = predicted[..., None, None].expand(-1, -1, -1, 1, self.k)
+        own = distances.gather(3, index)[..., 0, :]  # [B, h, w, K]: the predicted class's
+        nearest, mean_all = own.amin(dim=-1), own.mean(dim=-1)
+        low = (confidence < PUBLISHED_CONFIDENCE_GATE).to(probs.dtype)
+        member = F.one_hot(predicted, c).to(probs.dtype) * low[..., None]  # [B, h, w, C]
+        total = (member * mean_all[..., None]).sum(dim=(1, 2))  # [B, C]
+        image_mean = total / member.sum(dim=(1, 2)).clamp_min(1.0)
+        threshold = PUBLISHED_DISTANCE_FACTOR * image_mean.gather(1, predicted.reshape(b, -1))
+        valid = self.class_valid[predicted] > 0
+        flagged = (low > 0) & valid & (nearest > threshold.reshape(predicted.shape))
+        return torch.where(
+            flagged[:, None], torch.full_like(probs, PUBLISHED_OOD_CONFIDENCE), probs
         )
-        d2 = d2.reshape(-1, self.num_classes, self.k).amin(dim=2).clamp_min(0.0)
-        return d2.sqrt().reshape(b, h, w, self.num_classes).permute(0, 3, 1, 2)
 
     def class_scores(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if self.rule == "published":
+            return self.published_scores(features, logits)
         distance = self.class_distances(features)
         relative = distance / self.thresholds.view(1, -1, 1, 1)
         scores = torch.exp2(-(relative * relative))
@@ -136,6 +181,7 @@ class KMeansScorer(Scorer):
         seed: int = 0,
         max_samples_per_class: int = 200_000,
         max_iter: int = 100,
+        rule: str = "fixed",
     ) -> KMeansScorer:
         """Fit on ALL training patches: features [N, D] (last-block ``e``), labels [N] (255 void).
 
@@ -150,7 +196,7 @@ class KMeansScorer(Scorer):
             raise ValueError(f"quantile must be in (0, 1), got {quantile}")
         features = features.float()
         labels = labels.reshape(-1).long()
-        scorer = cls(num_classes, k=k, dim=features.shape[1], quantile=quantile)
+        scorer = cls(num_classes, k=k, dim=features.shape[1], quantile=quantile, rule=rule)
         generator = torch.Generator().manual_seed(seed)
         for c in range(num_classes):
             points = features[labels == c]
@@ -169,13 +215,16 @@ class KMeansScorer(Scorer):
         return scorer
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "name": self.name,
             "num_classes": self.num_classes,
             "k": self.k,
             "dim": self.dim,
             "quantile": self.quantile,
         }
+        if self.rule != "fixed":  # written only when set: existing configs keep their hash
+            config["rule"] = self.rule
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> KMeansScorer:
@@ -184,4 +233,5 @@ class KMeansScorer(Scorer):
             k=int(config.get("k", DEFAULT_K)),
             dim=int(config["dim"]),
             quantile=float(config.get("quantile", 0.95)),
+            rule=str(config.get("rule", "fixed")),
         )
