@@ -1,4 +1,6 @@
-"""`pixood-make-bag`: image folder, video or pixood-synth split ▶ rosbag2 (sqlite3 or mcap).
+"""`pixood-make-bag`: image folder, video, pixood-synth split or a public data set in its
+published layout (SMIYC RoadAnomaly21 / RoadObstacle21, Fishyscapes Lost & Found) ▶ rosbag2
+(sqlite3 or mcap).
 
 Frames become `sensor_msgs/Image` (rgb8/bgr8) or `CompressedImage` messages at a fixed rate;
 ground-truth OOD masks (0 in-distribution, 1 anomaly, 255 void) and semantic train ids become
@@ -28,7 +30,14 @@ from pixood_ros.cli import (
     progress_parent,
     run_parsed,
 )
-from pixood_ros.frames import Source, SourceError, folder_or_video_source, synth_source
+from pixood_ros.datasets import LAYOUTS, Layout, dataset_files, dataset_source, detect_layout
+from pixood_ros.frames import (
+    IMAGE_SUFFIXES,
+    Source,
+    SourceError,
+    folder_or_video_source,
+    synth_source,
+)
 from pixood_ros.interruption import interruptible
 
 DEFAULT_TOPIC = "/camera/image_raw"
@@ -215,7 +224,8 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "input",
         nargs="?",
         type=Path,
-        help="image folder (sorted by name) or video file; omit when using --synth",
+        help="image folder (sorted by name), video file or data set root (--dataset; a "
+        "folder in a published layout is detected); omit when using --synth",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, help="bag directory to create")
     parser.add_argument(
@@ -238,6 +248,12 @@ def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", default="ood_val", help="split of the --synth data set (default: ood_val)"
     )
+    parser.add_argument(
+        "--dataset",
+        choices=sorted(LAYOUTS),
+        help="INPUT is this data set in its published layout (images and OOD masks; "
+        "docs/evaluation.md §3.5); detected when INPUT holds no images itself",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -246,6 +262,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("give either an INPUT folder/video or --synth ROOT (not both)")
     if args.synth is not None and (args.gt or args.semantic_gt):
         raise UserError("--gt/--semantic-gt cannot be combined with --synth (it has its own)")
+    if args.dataset is not None and (args.gt or args.semantic_gt or args.synth):
+        raise UserError("--dataset reads its own masks; drop --gt/--semantic-gt/--synth")
     if not 1 <= args.jpeg_quality <= 100:
         raise UserError(f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}")
     for option, folder in (("--gt", args.gt), ("--semantic-gt", args.semantic_gt)):
@@ -253,13 +271,35 @@ def _check(args: argparse.Namespace) -> None:
             raise UserError(f"{option} folder not found: {folder}")
 
 
+def _dataset_layout(args: argparse.Namespace) -> Layout | None:
+    """The published layout INPUT is in: the one named by --dataset, or the one detected in a
+    folder that holds no images itself (so a plain image folder is never taken for one)."""
+    if args.dataset is not None:
+        return LAYOUTS[args.dataset]
+    if args.input is None or not args.input.is_dir() or args.gt or args.semantic_gt:
+        return None
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in args.input.iterdir()):
+        return None
+    return detect_layout(args.input)
+
+
+def _source(args: argparse.Namespace) -> Source:
+    if args.synth is not None:
+        return synth_source(args.synth, args.split)
+    layout = _dataset_layout(args)
+    if layout is None:
+        return folder_or_video_source(args.input, args.gt, args.semantic_gt)
+    files = dataset_files(args.input, layout)
+    masks = "no OOD masks" if files.masks is None else "their OOD masks"
+    skipped = f"; {files.unlabelled} images without a mask left out" if files.unlabelled else ""
+    print(f"{layout.title}: {len(files.images)} frames with {masks}{skipped}")
+    return dataset_source(files)
+
+
 def _run(args: argparse.Namespace) -> None:
     _check(args)
     try:
-        if args.synth is not None:
-            source = synth_source(args.synth, args.split)
-        else:
-            source = folder_or_video_source(args.input, args.gt, args.semantic_gt)
+        source = _source(args)
     except SourceError as exc:
         raise UserError(str(exc)) from exc
     prepare_output(args.output, args.overwrite)

@@ -18,17 +18,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pixood_ros.anomaly_modes import EVAL_LABELS, AnomalyModeError, anomaly_map, check_mode
 from pixood_ros.bag.scoring import component_track
 from pixood_ros.bravo.confidence import scorer_levels
 from pixood_ros.bravo.evaluate import synth_ground_truth
 from pixood_ros.bravo.submission import results_from_accumulators
+from pixood_ros.comparison.data import BenchmarkData, open_data
 from pixood_ros.comparison.specs import BenchmarkError, ModelSpec, ScoringOptions
 from pixood_ros.engine import ModelError, Segmenter
-from pixood_ros.frames import SourceError, synth_source
-from pixood_ros.metrics import component_metrics, miou, pixel_metrics
+from pixood_ros.metrics import miou
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.bravo import BravoSubsetAccumulator
 from pixood_ros.metrics.curves import DegenerateLabelsError
+from pixood_ros.metrics.protocols import anomaly_metrics
 
 
 @dataclass
@@ -37,7 +39,7 @@ class SplitResult:
 
     frames: int
     metrics: dict[str, float | None]
-    bravo: BravoSubsetAccumulator = field(repr=False)
+    bravo: BravoSubsetAccumulator | None = field(repr=False)
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -45,17 +47,20 @@ def _finite_or_none(value: float | None) -> float | None:
 
 
 def evaluate_split(
-    engine: Any, root: Path, split: str, options: ScoringOptions, desc: str = ""
+    engine: Any,
+    data: BenchmarkData,
+    split: str,
+    options: ScoringOptions,
+    desc: str = "",
+    mode: str = EVAL_LABELS,
 ) -> SplitResult:
-    """Run `engine` over one pixood-synth split and compute the table's numbers."""
-    try:
-        source = synth_source(root, split)
-    except SourceError as exc:
-        raise BenchmarkError(str(exc)) from exc
-    if not (source.has_ood and source.has_semantic):
-        raise BenchmarkError(f"split {split!r} of {root} lacks OOD masks or semantic labels")
+    """Run `engine` over one split and compute the table's numbers; data without semantic
+    labels (the public layouts) gets no mIoU and no BRAVO Index (None, shown as n/a)."""
+    source = data.source(split)
+    if not source.has_ood or (data.has_semantic and not source.has_semantic):
+        raise BenchmarkError(f"split {split!r} of {data.root} lacks OOD masks or semantic labels")
     info = engine.info
-    scored = scored_region(options.eval_region, info)
+    scored = scored_region(options.eval_region, info, data.has_semantic)
     scores, labels, preds, gts = [], [], [], []
     bravo = BravoSubsetAccumulator(semantic=True, ood=True, num_classes=info.num_classes)
     seconds = 0.0
@@ -70,30 +75,31 @@ def evaluate_split(
         start = time.perf_counter()
         result = engine(frame.rgb)
         seconds += time.perf_counter() - start
-        scores.append(np.array(result.anomaly_score, np.float32))
+        scores.append(anomaly_map(result, mode, info.eval_labels))
         labels.append(scored.restrict(frame.ood, frame.semantic))
-        preds.append(np.array(result.semantic, np.uint8))
-        gts.append(frame.semantic)
-        gt, invalid = synth_ground_truth(frame.semantic, frame.ood)
-        bravo.update(gt, result.semantic, scorer_levels(result.confidence), invalid)
+        if data.has_semantic:
+            preds.append(np.array(result.semantic, np.uint8))
+            gts.append(frame.semantic)
+            gt, invalid = synth_ground_truth(frame.semantic, frame.ood)
+            bravo.update(gt, result.semantic, scorer_levels(result.confidence), invalid)
     if not scores:
-        raise BenchmarkError(f"split {split!r} of {root} has no frames")
+        raise BenchmarkError(f"split {split!r} of {data.root} has no frames")
+    track = data.track(options.track) or component_track(options.track, scored)
     try:
-        pixel = pixel_metrics(scores, labels)
+        pixel, components = anomaly_metrics(
+            scores,
+            labels,
+            options.protocol,
+            track=track,
+            min_pred_size=options.min_pred_size,
+            min_gt_size=options.min_gt_size,
+        )
     except DegenerateLabelsError as exc:
         raise BenchmarkError(
-            f"split {split!r} of {root}: {exc}; pixood-benchmark compares anomaly scores on "
+            f"split {split!r} of {data.root}: {exc}; pixood-benchmark compares anomaly scores on "
             "splits with anomaly and in-distribution pixels (the ood_* splits)"
         ) from exc
-    components = component_metrics(
-        scores,
-        labels,
-        None,
-        track=component_track(options.track, scored),
-        min_pred_size=options.min_pred_size,
-        min_gt_size=options.min_gt_size,
-    )
-    bravo_summary = results_from_accumulators({split: bravo})
+    bravo_summary = results_from_accumulators({split: bravo}) if data.has_semantic else {}
     metrics = {
         "ap": pixel["ap"],
         "auroc": pixel["auroc"],
@@ -102,22 +108,25 @@ def evaluate_split(
         "ppv": components["ppv"],
         "f1_mean": components["f1_mean"],
         "component_threshold": components["threshold"],
-        "miou": miou(preds, gts, info.num_classes),
-        "bravo_index": bravo_summary["bravo_index"],
-        "bravo_semantic_hmean": bravo_summary["semantic_hmean"],
-        "bravo_ood_hmean": bravo_summary["ood_hmean"],
+        "miou": miou(preds, gts, info.num_classes) if data.has_semantic else None,
+        "bravo_index": bravo_summary.get("bravo_index"),
+        "bravo_semantic_hmean": bravo_summary.get("semantic_hmean"),
+        "bravo_ood_hmean": bravo_summary.get("ood_hmean"),
         "fps": len(scores) / seconds if seconds > 0 else None,
         "anomaly_pixels": pixel["n_pos"],
         "scored_pixels": pixel["n_pos"] + pixel["n_neg"],
     }
-    return SplitResult(len(scores), {k: _finite_or_none(v) for k, v in metrics.items()}, bravo)
+    accumulator = bravo if data.has_semantic else None
+    return SplitResult(
+        len(scores), {k: _finite_or_none(v) for k, v in metrics.items()}, accumulator
+    )
 
 
-def scored_region(region: str, info: Any) -> regions.ScoredRegion:
-    """The shared region rule (`pixood_ros.metrics.region`); the synth splits always carry
-    semantic labels."""
+def scored_region(region: str, info: Any, has_semantic: bool = True) -> regions.ScoredRegion:
+    """The shared region rule (`pixood_ros.metrics.region`); the synth splits carry semantic
+    labels, the public layouts do not."""
     try:
-        return regions.choose_region(region, info.eval_labels, info.num_classes, True)
+        return regions.choose_region(region, info.eval_labels, info.num_classes, has_semantic)
     except ValueError as exc:
         raise BenchmarkError(f"--eval-region: {exc}") from exc
 
@@ -126,13 +135,19 @@ def _load(spec: ModelSpec, providers: list[str] | None) -> Segmenter:
     if not spec.path.is_file():
         raise BenchmarkError(f"model not found: {spec.path}")
     try:
-        return Segmenter(spec.path, providers=providers)
-    except ModelError as exc:
+        engine = Segmenter(spec.path, providers=providers)
+        check_mode(spec.mode, engine.info.anomaly_modes, str(spec.path))
+    except (ModelError, AnomalyModeError) as exc:
         raise BenchmarkError(f"cannot use model {spec.path}: {exc}") from exc
+    return engine
+
+
+def _default_name(spec: ModelSpec, scorer: str) -> str:
+    return scorer if spec.mode == EVAL_LABELS else f"{scorer} ({spec.mode})"
 
 
 def _unique_names(specs: list[ModelSpec], scorers: list[str]) -> list[str]:
-    names = [spec.name or scorer for spec, scorer in zip(specs, scorers, strict=True)]
+    names = [spec.name or _default_name(spec, s) for spec, s in zip(specs, scorers, strict=True)]
     for i, name in enumerate(names):
         if names.count(name) > 1:
             names[i] = specs[i].name or f"{name} ({specs[i].path.stem})"
@@ -141,16 +156,19 @@ def _unique_names(specs: list[ModelSpec], scorers: list[str]) -> list[str]:
     return names
 
 
-def _model_entry(spec: ModelSpec, engine: Any, options: ScoringOptions) -> dict[str, Any]:
+def _model_entry(
+    spec: ModelSpec, engine: Any, data: BenchmarkData, options: ScoringOptions
+) -> dict[str, Any]:
     """What the report says about one model: file, scorer, provider and the pixels it scores."""
     info = engine.info
-    scored = scored_region(options.eval_region, info)
+    scored = scored_region(options.eval_region, info, data.has_semantic)
     return {
         "path": str(spec.path),
         "scorer": info.scorer,
+        "anomaly_mode": spec.mode,
         "config_hash": info.config_hash,
         "provider": engine.active_provider,
-        "component_track": component_track(options.track, scored),
+        "component_track": data.track(options.track) or component_track(options.track, scored),
         "scored_pixels": scored.describe(info.class_names),
         "region": scored.as_dict(info.class_names),
     }
@@ -161,9 +179,9 @@ def _overall(
 ) -> dict[str, float | None]:
     """One model's row of the all-splits table: the BRAVO scores of all splits together and the
     mean AP / AUROC / FPR95 / fps over the splits (None when a split has no value)."""
-    combined = results_from_accumulators(accumulators)
+    combined = results_from_accumulators(accumulators) if accumulators else {}
     bravo_keys = ("bravo_index", "semantic_hmean", "ood_hmean")
-    row = {key: _finite_or_none(combined[key]) for key in bravo_keys}
+    row = {key: _finite_or_none(combined.get(key)) for key in bravo_keys}
     for key in ("ap", "auroc", "fpr95", "fps"):
         values = [per_split[split][key] for split in per_split]
         row[f"mean_{key}"] = float(np.mean(values)) if all(v is not None for v in values) else None
@@ -171,29 +189,33 @@ def _overall(
 
 
 def run_benchmark(
-    specs: list[ModelSpec], root: Path, splits: list[str], options: ScoringOptions
+    specs: list[ModelSpec], root: Path, splits: list[str] | None, options: ScoringOptions
 ) -> dict[str, Any]:
-    """Results of every model on every split (JSON-ready)."""
-    if not (root / "meta.json").is_file():
-        raise BenchmarkError(f"{root} is not a pixood-synth data set (no meta.json)")
+    """Results of every model on every split (JSON-ready); `splits` None: all of the data."""
+    data = open_data(root, splits)
+    splits = data.splits
     engines = [_load(spec, options.providers) for spec in specs]
     names = _unique_names(specs, [e.info.scorer for e in engines])
     results: dict[str, dict[str, Any]] = {split: {} for split in splits}
     overall: dict[str, Any] = {}
     models: dict[str, Any] = {}
     for name, spec, engine in zip(names, specs, engines, strict=True):
-        models[name] = _model_entry(spec, engine, options)
+        models[name] = _model_entry(spec, engine, data, options)
         accumulators = {}
         for split in splits:
-            result = evaluate_split(engine, root, split, options, desc=f"{name} {split}")
+            desc = f"{name} {split}"
+            result = evaluate_split(engine, data, split, options, desc, spec.mode)
             results[split][name] = {"frames": result.frames, **result.metrics}
-            accumulators[split] = result.bravo
+            if result.bravo is not None:
+                accumulators[split] = result.bravo
         overall[name] = _overall({s: results[s][name] for s in splits}, accumulators)
     return {
         "tool": "pixood-benchmark",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": str(root),
+        "data_kind": data.kind,
         "splits": splits,
+        "protocol": options.protocol,
         "eval_region": options.eval_region,
         "track": options.track,
         "models": models,

@@ -38,6 +38,22 @@ OVERALL_COLUMNS = (
     ("ood_hmean", "OOD hmean", 3),
     ("mean_fps", "mean fps", 1),
 )
+SMIYC_NOTE = (
+    " Protocol smiyc (the SMIYC toolkit's): float16 scores, per-frame percentile bins, "
+    "trapezoid AP, no AUROC; the best-F1 threshold is the binned curve's, applied as score > "
+    "threshold."
+)
+NO_SEMANTIC_NOTE = " The data has no semantic labels: mIoU and BRAVO are n/a."
+
+
+def _notes(results: dict[str, Any]) -> str:
+    """Sentences for what differs from the default run (protocol, data without semantics)."""
+    notes = SMIYC_NOTE if results.get("protocol") == "smiyc" else ""
+    if results.get("data_kind", "pixood-synth") != "pixood-synth":
+        notes += NO_SEMANTIC_NOTE
+    return notes
+
+
 SPLIT_NOTES = {
     "ood_val": "anomalies standing on the road",
     "ood_small": "small, distant anomalies",
@@ -68,7 +84,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Components (SMIYC rules, {first['component_track']}-track size filters) at each "
         "model's best-F1 threshold of the split; mIoU over all "
         "labelled pixels; BRAVO Index = the BRAVO toolkit's formula on the split (confidence "
-        "output as `_conf`, anomalies as invalid pixels); fps = engine frames per second.",
+        "output as `_conf`, anomalies as invalid pixels); fps = engine frames per second."
+        + _notes(results),
         "",
     ]
     for split in results["splits"]:
@@ -80,6 +97,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     lines += ["**All splits**", ""]
     lines += _table(results["overall"], OVERALL_COLUMNS)
+    if results.get("legend"):
+        lines += ["", *results["legend"]]
     if results.get("chain"):
         lines += ["", "The whole chain (what `--reproduce` ran):", "", "```"]
         lines += results["chain"]

@@ -5,8 +5,10 @@ would type, each printed before it runs:
 2. `pixood-synth WORK/bench_data` with the benchmark splits (same seed and size),
 3. `pixood-train all --config CONFIG --out EXPERIMENT` (default experiments/<config stem>, the
    place pixood-train uses by itself; it resumes or skips finished stages),
-4. `pixood-export EXPERIMENT/checkpoints/<scorer> -o WORK/models/<scorer>.onnx` per scorer,
-5. `pixood-benchmark <scorer>=WORK/models/<scorer>.onnx ... --data WORK/bench_data -o OUT`.
+   and, when its config exists, the InternImage-OOD family model (`--internimage-config`),
+4. `pixood-export EXPERIMENT/checkpoints/<name> -o WORK/models/<name>.onnx` per checkpoint
+   (`comparison.rows` says which rows come from which checkpoint and anomaly map),
+5. `pixood-benchmark "NAME=WORK/models/<name>.onnx[@MODE]" ... --data WORK/bench_data -o OUT`.
 
 This module runs steps 1-4 and hands step 5 to the command as a `Comparison`. Training and export
 run as separate processes (the runtime package never imports PyTorch); they need the training
@@ -21,12 +23,18 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
 import yaml
 
+from pixood_ros.anomaly_modes import EVAL_LABELS
+from pixood_ros.comparison.rows import Row, comparison_rows, legend, spec_text
 from pixood_ros.comparison.specs import BenchmarkError, Comparison, ModelSpec
+from pixood_ros.contract import UNKNOWN_SCORE_OUTPUT
+from pixood_ros.metrics.protocols import DEFAULT_PROTOCOL
 
 SYNTH_SPLIT_OPTIONS = {
     "ood_val": "--ood-val",
@@ -35,7 +43,16 @@ SYNTH_SPLIT_OPTIONS = {
     "ood_shift": "--ood-shift",
 }
 
-Step = tuple[str, list[str], bool]  # (what, command, already done)
+DEFAULT_EVAL_LABELS = [0, 1]
+
+
+@dataclass(frozen=True)
+class Step:
+    what: str
+    command: list[str]
+    done: bool
+    #: an export of a checkpoint that a training stage may not write (skipped when absent)
+    optional: bool = False
 
 
 class StepFailed(Exception):
@@ -60,11 +77,12 @@ def _read_config(path: Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text())
         root = Path(cfg["data"]["root"])
         scorers = list(cfg["decide"]["scorers"])
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        eval_labels = list((cfg.get("model") or {}).get("eval_labels", DEFAULT_EVAL_LABELS))
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise BenchmarkError(f"{path}: cannot read data.root / decide.scorers ({exc})") from exc
     if cfg["data"].get("kind", "synth") != "synth":
         raise BenchmarkError(f"{path}: --reproduce needs a pixood-synth config (data.kind: synth)")
-    return {"root": root, "scorers": scorers}
+    return {"root": root, "scorers": scorers, "eval_labels": eval_labels}
 
 
 def _has_synth(root: Path, counts: dict[str, int] | None = None) -> bool:
@@ -80,19 +98,42 @@ def _has_synth(root: Path, counts: dict[str, int] | None = None) -> bool:
     return all(have.get(split) == count for split, count in counts.items())
 
 
-def _export_steps(scorers: list[str], experiment: Path, models: Path) -> list[Step]:
-    """Step 4, per scorer; a model newer than its checkpoint is not exported again."""
+def _has_unknown_score(model: Path) -> bool:
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return any(output.name == UNKNOWN_SCORE_OUTPUT for output in graph.output)
+
+
+def _export_steps(rows: list[Row]) -> list[Step]:
+    """Step 4, once per checkpoint; a model newer than its checkpoint is not exported again,
+    unless a row reads its `unknown_score` and the file (an older export) lacks it."""
     export = _script("pixood-export")
-    steps = []
-    for scorer in scorers:
-        ckpt = experiment / "checkpoints" / scorer
-        onnx = models / f"{scorer}.onnx"
-        weights = ckpt / "model.safetensors"
+    steps, seen = [], set()
+    for row in rows:
+        if row.onnx in seen:
+            continue
+        seen.add(row.onnx)
+        weights = row.checkpoint / "model.safetensors"
         done = (
-            onnx.is_file() and weights.is_file() and onnx.stat().st_mtime > weights.stat().st_mtime
+            row.onnx.is_file()
+            and weights.is_file()
+            and row.onnx.stat().st_mtime > weights.stat().st_mtime
         )
-        steps.append((f"export {scorer}", [export, str(ckpt), "-o", str(onnx)], done))
+        if done and any(r.onnx == row.onnx and r.mode != EVAL_LABELS for r in rows):
+            done = _has_unknown_score(row.onnx)
+        command = [export, str(row.checkpoint), "-o", str(row.onnx)]
+        steps.append(Step(f"export {row.onnx.stem}", command, done, row.optional))
     return steps
+
+
+def _training(config: Path, experiment: Path, quiet: list[str]) -> list[Step]:
+    """Steps 1 and 3 for one training config: its data (when missing) and its training."""
+    cfg = _read_config(config)
+    synth, train = _script("pixood-synth"), _script("pixood-train")
+    command = [train, "all", "--config", str(config), "--out", str(experiment), *quiet]
+    return [
+        Step("training data", [synth, str(cfg["root"]), *quiet], _has_synth(cfg["root"])),
+        Step(f"training ({config.stem})", command, False),
+    ]
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Step], Comparison]:
@@ -101,37 +142,50 @@ def plan(args: argparse.Namespace) -> tuple[list[Step], Comparison]:
     work: Path = args.work
     bench_data = work / "bench_data"
     experiment = args.experiment or Path("experiments") / args.config.stem
-    models = work / "models"
-    splits = list(args.splits)
+    splits = list(args.splits or SYNTH_SPLIT_OPTIONS)
     unknown = [s for s in splits if s not in SYNTH_SPLIT_OPTIONS]
     if unknown:
         raise BenchmarkError(
             f"--reproduce can generate only {', '.join(SYNTH_SPLIT_OPTIONS)}, not {unknown[0]}"
         )
-    synth, train = _script("pixood-synth"), _script("pixood-train")
     counts = {split: args.eval_frames for split in splits}
-    bench_command = [synth, str(bench_data), "--train", "0", "--val", "0"]
+    bench_command = [_script("pixood-synth"), str(bench_data), "--train", "0", "--val", "0"]
     for split, option in SYNTH_SPLIT_OPTIONS.items():
         bench_command += [option, str(counts.get(split, 0))]
     quiet = ["--no-progress"] if args.no_progress else []
-    train_command = [train, "all", "--config", str(args.config), "--out", str(experiment)]
+    first, train = _training(args.config, experiment, quiet)
     steps = [
-        ("training data", [synth, str(cfg["root"]), *quiet], _has_synth(cfg["root"])),
-        ("benchmark data", [*bench_command, *quiet], _has_synth(bench_data, counts)),
-        ("training", [*train_command, *quiet], False),
-        *_export_steps(cfg["scorers"], experiment, models),
+        first,
+        Step("benchmark data", [*bench_command, *quiet], _has_synth(bench_data, counts)),
     ]
-    specs = [ModelSpec(s, models / f"{s}.onnx") for s in cfg["scorers"]]
+    steps.append(train)
+    internimage = args.internimage_config
+    extra = None
+    if internimage is not None and internimage.is_file():
+        extra = Path("experiments") / internimage.stem
+        data_step, train_step = _training(internimage, extra, quiet)
+        if data_step.command != first.command:
+            steps.append(data_step)
+        steps.append(train_step)
+    rows = comparison_rows(cfg["scorers"], cfg["eval_labels"], experiment, work / "models", extra)
+    steps += _export_steps(rows)
+    specs = [ModelSpec(row.name, row.onnx, row.mode) for row in rows]
+    return steps, Comparison(specs, bench_data, splits, legend=legend(rows, cfg["eval_labels"]))
+
+
+def chain(steps: list[Step], comparison: Comparison, args: argparse.Namespace) -> list[str]:
+    """The commands of the chain as a user types them, the benchmark command last."""
     benchmark_command = [
         "pixood-benchmark",
-        *(f"{m.name}={m.path}" for m in specs),
-        "--data", str(bench_data), "-o", str(args.out_dir),
-        "--splits", *splits,
+        *(spec_text(m) for m in comparison.models),
+        "--data", str(comparison.data), "-o", str(args.out_dir),
+        "--splits", *(comparison.splits or []),
     ]  # fmt: skip
     if args.eval_region != "auto":
         benchmark_command += ["--eval-region", args.eval_region]
-    chain = [_shown(c) for _, c, _ in steps] + [shlex.join(benchmark_command)]
-    return steps, Comparison(specs, bench_data, splits, chain)
+    if args.protocol != DEFAULT_PROTOCOL:
+        benchmark_command += ["--protocol", args.protocol]
+    return [_shown(step.command) for step in steps] + [shlex.join(benchmark_command)]
 
 
 def _shown(command: list[str]) -> str:
@@ -141,20 +195,28 @@ def _shown(command: list[str]) -> str:
 
 def prepare(args: argparse.Namespace) -> Comparison | None:
     """Run steps 1-4 (skipping finished ones) and return step 5 for the command to run; with
-    `--dry-run` print the chain instead and return None. StepFailed when a step fails."""
+    `--dry-run` print the chain instead and return None. StepFailed when a step fails. A row
+    whose checkpoint a training stage did not write (`Row.optional`) is left out, and said so."""
     steps, comparison = plan(args)
-    assert comparison.chain is not None
     if args.dry_run:
-        print("\n".join(comparison.chain))
+        print("\n".join(chain(steps, comparison, args)))
         return None
     total = len(steps) + 1
-    for index, (what, step, done) in enumerate(steps, start=1):
-        if done:
-            print(f"[{index}/{total}] {what}: already done, skipped", flush=True)
+    for index, step in enumerate(steps, start=1):
+        checkpoint = Path(step.command[1]) if step.optional else None
+        if checkpoint is not None and not checkpoint.is_dir():
+            print(f"[{index}/{total}] {step.what}: no checkpoint {checkpoint}, row left out")
+            onnx = Path(step.command[-1])
+            comparison.models = [m for m in comparison.models if m.path != onnx]
             continue
-        print(f"[{index}/{total}] {what}: {_shown(step)}", flush=True)
-        code = subprocess.run(step, check=False).returncode
+        if step.done:
+            print(f"[{index}/{total}] {step.what}: already done, skipped", flush=True)
+            continue
+        print(f"[{index}/{total}] {step.what}: {_shown(step.command)}", flush=True)
+        code = subprocess.run(step.command, check=False).returncode
         if code:
-            raise StepFailed(f"{what} failed (exit code {code})")
+            raise StepFailed(f"{step.what} failed (exit code {code})")
+    ran = [s for s in steps if not (s.optional and not Path(s.command[1]).is_dir())]
+    comparison.chain = chain(ran, comparison, args)
     print(f"[{total}/{total}] benchmark: {comparison.chain[-1]}", flush=True)
     return comparison

@@ -36,6 +36,7 @@ from pixood_ros.comparison.specs import (
     ScoringOptions,
     parse_model_spec,
 )
+from pixood_ros.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 
 PROG = "pixood-benchmark"
 
@@ -51,18 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "models",
         nargs="*",
-        metavar="[NAME=]MODEL.onnx",
-        help="model files; NAME labels the row (default: the scorer named in the metadata)",
+        metavar="[NAME=]MODEL.onnx[@MODE]",
+        help="model files; NAME labels the row (default: the scorer named in the metadata); "
+        "MODE is the anomaly map scored (default eval_labels, the raw anomaly_score; unknown: "
+        "the all-class unknown_score, e.g. classic MSP from an msp model)",
     )
-    parser.add_argument("--data", type=Path, help="pixood-synth data set root with the splits")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="pixood-synth data set root with the splits, or a data set in its published "
+        "layout (SMIYC RoadAnomaly21 / RoadObstacle21, Fishyscapes Lost & Found: one split, "
+        "no semantic labels, so mIoU and BRAVO are n/a)",
+    )
     parser.add_argument(
         "-o", "--out-dir", type=Path, required=True, help="folder for benchmark.json / .md"
     )
     parser.add_argument(
         "--splits",
         nargs="+",
-        default=list(DEFAULT_SPLITS),
-        help=f"splits to evaluate, one table each (default: {' '.join(DEFAULT_SPLITS)})",
+        help=f"splits to evaluate, one table each (default for pixood-synth data: "
+        f"{' '.join(DEFAULT_SPLITS)}; a published-layout data set is one split)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=DEFAULT_PROTOCOL,
+        help="exact (default): exact pixel curve at float32, components at its best-F1 "
+        "threshold with score >= t; smiyc: the SMIYC toolkit's float16 storage, per-frame "
+        "percentile bins and trapezoid AP, components at its binned best-F1 threshold with "
+        "score > t, no AUROC (docs/evaluation.md §3.7)",
     )
     parser.add_argument(
         "--max-frames",
@@ -123,6 +141,13 @@ def _add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per benchmark split to generate (default: 40)",
     )
     reproduce.add_argument(
+        "--internimage-config",
+        type=Path,
+        default=Path("config/train/synth_internimage.yaml"),
+        help="training config of the InternImage-OOD family row (default: "
+        "config/train/synth_internimage.yaml; no row when the file is not there)",
+    )
+    reproduce.add_argument(
         "--dry-run", action="store_true", help="print the commands of the chain, run nothing"
     )
 
@@ -144,7 +169,7 @@ def _check(args: argparse.Namespace) -> None:
     if not args.models:
         raise BenchmarkError("give at least one MODEL.onnx (or --reproduce)")
     if args.data is None:
-        raise BenchmarkError("--data ROOT (a pixood-synth data set) is required")
+        raise BenchmarkError("--data ROOT (pixood-synth or published-layout data) is required")
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
@@ -158,11 +183,13 @@ def _run(args: argparse.Namespace, command: str) -> int:
             return 0
     else:
         models = [parse_model_spec(m) for m in args.models]
-        comparison = Comparison(models, args.data, list(args.splits))
+        comparison = Comparison(models, args.data, args.splits)
     options = options_from(ScoringOptions, args, progress=not args.no_progress)
     results = run_benchmark(comparison.models, comparison.data, comparison.splits, options)
     if comparison.chain:
         results["chain"] = comparison.chain
+    if comparison.legend:
+        results["legend"] = comparison.legend
     print(write_results(results, args.out_dir, command, args.readme))
     print(f"written: {args.out_dir / 'benchmark.md'}, {args.out_dir / 'benchmark.json'}")
     if args.readme is not None:

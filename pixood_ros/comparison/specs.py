@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixood_ros.anomaly_modes import ANOMALY_MODES, EVAL_LABELS
 from pixood_ros.cli import UserError
 
 DEFAULT_SPLITS = ("ood_val", "ood_small", "ood_roadlike", "ood_shift")
@@ -21,16 +22,23 @@ class BenchmarkError(UserError):
 
 @dataclass
 class ModelSpec:
+    """One row: a model file and the anomaly map it is scored on (`eval_labels`: the raw
+    `anomaly_score`; `unknown`: `unknown_score`, e.g. the classic all-class MSP of an msp model)."""
+
     name: str
     path: Path
+    mode: str = EVAL_LABELS
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """`NAME=PATH` or `PATH` (named after the scorer in its metadata later)."""
-    name, sep, path = text.partition("=")
+    """`[NAME=]PATH[@MODE]` (without NAME: named after the scorer in its metadata later)."""
+    body, at, mode = text.rpartition("@")
+    if not (at and mode in ANOMALY_MODES):
+        body, mode = text, EVAL_LABELS
+    name, sep, path = body.partition("=")
     if sep and name and path:
-        return ModelSpec(name, Path(path))
-    return ModelSpec("", Path(text))
+        return ModelSpec(name, Path(path), mode)
+    return ModelSpec("", Path(body), mode)
 
 
 @dataclass(frozen=True)
@@ -44,14 +52,17 @@ class ScoringOptions:
     min_gt_size: int | None = None
     max_frames: int | None = None
     progress: bool = True
+    protocol: str = "exact"
 
 
 @dataclass
 class Comparison:
-    """The models to compare on which splits of which data set; `chain` is the list of commands
-    that made them when `--reproduce` did (shown under the tables)."""
+    """The models to compare on which splits of which data set (`splits` None: all of it);
+    `chain` is the list of commands that made them when `--reproduce` did and `legend` what
+    its row names mean (both shown under the tables)."""
 
     models: list[ModelSpec]
     data: Path
-    splits: list[str]
+    splits: list[str] | None
     chain: list[str] | None = None
+    legend: list[str] | None = None

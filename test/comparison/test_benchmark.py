@@ -197,7 +197,8 @@ def test_readme_text_around_existing_markers_is_kept(tmp_path, data, models):
         (["{road}", "--data", "{data}", "--splits", "ood_nothing"], "no split 'ood_nothing'"),
         (["--data", "{data}"], "give at least one MODEL.onnx"),
         (["{road}"], "--data ROOT"),
-        (["{road}", "--data", "{tmp}"], "not a pixood-synth data set"),
+        (["{road}", "--data", "{tmp}"], "is neither a pixood-synth data set"),
+        (["{road}@unknown", "--data", "{data}"], "needs the model output 'unknown_score'"),
         (["{road}", "--data", "{data}", "--max-frames", "0"], "--max-frames: must be >= 1"),
         (["{road}", "--data", "{data}", "--max-frames", "nan"], "--max-frames: not a whole"),
         (["{road}", "--data", "{data}", "--min-pred-size", "-1"], "--min-pred-size: must be >= 0"),
@@ -228,7 +229,8 @@ def test_reproduce_dry_run_lists_the_whole_chain(tmp_path, capsys):
         pytest.skip("config/train/synth_small.yaml (training area) is not there yet")
     work, experiment = tmp_path / "work", tmp_path / "exp"
     argv = ["--reproduce", "--dry-run", "--config", str(config), "--work", str(work),
-            "--experiment", str(experiment), "-o", str(tmp_path / "out")]  # fmt: skip
+            "--experiment", str(experiment), "-o", str(tmp_path / "out"),
+            "--internimage-config", str(tmp_path / "none.yaml")]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("pixood-synth ")
@@ -238,9 +240,11 @@ def test_reproduce_dry_run_lists_the_whole_chain(tmp_path, capsys):
     exports = [x for x in lines if x.startswith("pixood-export")]
     assert [x.split()[1] for x in exports] == [
         str(experiment / "checkpoints" / s)
-        for s in ("pixood", "msp", "maxlogit", "energy", "kmeans")
+        for s in ("pixood", "pixood_published", "msp", "maxlogit", "energy", "kmeans")
     ]
-    assert lines[-1].startswith(f"pixood-benchmark pixood={work / 'models' / 'pixood.onnx'}")
+    assert lines[-1].startswith(f"pixood-benchmark PixOOD={work / 'models' / 'pixood.onnx'} ")
+    assert f"'MSP (road+sidewalk)={work / 'models' / 'msp.onnx'}'" in lines[-1]
+    assert f" MSP={work / 'models' / 'msp.onnx'}@unknown " in lines[-1]
     assert not work.exists() and not experiment.exists()  # a dry run runs nothing
 
 
@@ -255,9 +259,11 @@ def test_reproduce_stops_at_a_failing_step_with_exit_1(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(subprocess, "run", failing_run)
     argv = ["--reproduce", "--config", str(config), "--work", str(tmp_path / "work"),
-            "-o", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+            "-o", str(tmp_path / "out"), "--no-progress",
+            "--internimage-config", str(tmp_path / "none.yaml")]  # fmt: skip
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert captured.out.startswith("[1/5] training data: pixood-synth ")
+    # training data, benchmark data, training, 2 exports (pixood, its published rule), benchmark
+    assert captured.out.startswith("[1/6] training data: pixood-synth ")
     assert captured.err == "pixood-benchmark: error: training data failed (exit code 3)\n"
     assert len(ran) == 1 and not (tmp_path / "out").exists()

@@ -65,6 +65,9 @@ def _results_from(block: str) -> dict:
             results["results"][section["split"]] = rows
         elif line == "**All splits**":
             results["overall"] = _rows(lines[index + 2 :], OVERALL_COLUMNS)
+        elif line == "Rows:":  # the legend of --reproduce's row names
+            end = lines.index("", index) if "" in lines[index:] else len(lines)
+            results["legend"] = lines[index:end]
     if "```" in block:
         results["chain"] = block.split("```\n")[1].split("\n```")[0].splitlines()
     return results
