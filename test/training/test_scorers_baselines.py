@@ -154,3 +154,23 @@ def test_registry_rebuilds_scorer_from_config(name):
 def test_registry_rejects_unknown_name():
     with pytest.raises(ValueError, match="unknown scorer 'nope'"):
         build_scorer({"name": "nope"})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_minus_max_over_all_classes_ranks_like_the_classic_baseline(name):
+    """The exported `unknown_score` (1 − max over ALL classes of the class scores) orders pixels
+    exactly as the leaderboards' all-class baseline: −MSP, −max logit, −logsumexp (energy)."""
+    scorer = _fitted(name)
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randn(1, 5, 16, 16, generator=generator) * 3
+    unknown = 1 - scorer.class_scores(torch.zeros(1, 1, 16, 16), logits).amax(dim=1).flatten()
+    classic = {
+        "msp": -torch.softmax(logits, dim=1).amax(dim=1),
+        "maxlogit": -logits.amax(dim=1),
+        "energy": -torch.logsumexp(logits, dim=1),
+    }[name].flatten()
+    if name == "msp":
+        assert torch.allclose(unknown, 1 + classic, atol=1e-6)  # exactly 1 − MSP
+    order = torch.argsort(classic.double())
+    assert torch.all(torch.diff(unknown.double()[order]) >= 0)
+    assert len(torch.unique(unknown)) == unknown.numel()  # no ties the classic score lacks
