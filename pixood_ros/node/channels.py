@@ -1,6 +1,6 @@
 """One camera served by the node: its input topic and subscription, its output publishers and
-reused output messages (and which of them to render), its statistics; and the QoS of input and
-output topics.
+the reused output messages in flight (and which of them to render), its statistics; and the
+QoS of input and output topics.
 
 Input and output QoS differ on purpose: the input accepts whatever camera drivers and bag
 players offer, the outputs are reliable so that every kind of subscriber (rviz, bag recorder,
@@ -9,14 +9,21 @@ another node) can connect.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from pixood_ros.engine import SegmentationResult
+from pixood_ros.node.parameters import Settings
 from pixood_ros.node.stats import PipelineStats
 from pixood_ros.node.topics import Resolver, camera_topics
+from pixood_ros.render.compressed import COMPRESSED_SUFFIX, Compression
 from pixood_ros.render.outputs import OutputImages
 
 
@@ -55,14 +62,45 @@ def _volatile(depth: int, reliability: ReliabilityPolicy) -> QoSProfile:
 
 
 def camera_channels(
-    cameras: tuple[str, ...], transport: str, resolve: Resolver
+    cameras: tuple[str, ...],
+    transport: str,
+    resolve: Resolver,
+    compression: Compression | None = None,
 ) -> list[CameraChannel]:
     """One channel per camera name (base topic 'N/image'), or one nameless channel on 'image'
     without names; `resolve` is the node's `resolve_topic_name` (see `topics`)."""
     channels = []
     for index, name in enumerate(cameras or ("",)):
         topics = camera_topics(resolve, f"{name}/image" if name else "image", transport)
-        channels.append(CameraChannel(index, name, topics.image, topics.camera_info))
+        channel = CameraChannel(index, name, topics.image, topics.camera_info)
+        channel.compression = compression or Compression()
+        channels.append(channel)
+    return channels
+
+
+def create_channels(
+    node: Any, settings: Settings, on_incompatible_qos: Callable[[Any], None]
+) -> list[CameraChannel]:
+    """The channels of `settings.cameras` with their lifecycle output publishers on `node`: per
+    output its raw topic, then its compressed one (publishing order), then `camera_info`."""
+    qos = output_qos_profile(settings.output_queue_depth)
+    events = PublisherEventCallbacks(incompatible_qos=on_incompatible_qos)
+    channels = camera_channels(
+        settings.cameras, settings.input_transport, node.resolve_topic_name, settings.compression
+    )
+    topics: list[tuple[str, type]] = []
+    for output in settings.outputs:
+        topics.append((output, Image))
+        if output in settings.compressed_outputs:
+            topics.append((output + COMPRESSED_SUFFIX, CompressedImage))
+    for channel in channels:
+        for name, msg_type in topics:
+            channel.publishers[name] = node.create_lifecycle_publisher(
+                msg_type, channel.output_topic(name), qos, event_callbacks=events
+            )
+        channel.camera_info_pub = node.create_lifecycle_publisher(
+            CameraInfo, channel.output_topic("camera_info"), qos, event_callbacks=events
+        )
     return channels
 
 
@@ -74,6 +112,7 @@ class CameraChannel:
     name: str  # "" for the single-camera layout
     input_topic: str  # fully qualified
     camera_info_topic: str = ""
+    # output name (or name + "/compressed") -> its publisher, in publishing order
     publishers: dict[str, Any] = field(default_factory=dict)
     subscription: Any = None
     camera_info_sub: Any = None
@@ -82,25 +121,44 @@ class CameraChannel:
     subscription_qos: str = ""  # the input_qos kind of the subscription (auto decides one)
     waiting_for_publisher: bool = False  # input_qos auto and no publisher to follow yet
     stats: PipelineStats = field(default_factory=PipelineStats)
-    outputs: OutputImages = field(default_factory=OutputImages)
-    raw: SegmentationResult | None = None  # see engine_buffers
+    compression: Compression = field(default_factory=Compression)
+    # Output sets not in flight (see take_outputs); a deque, whose append and pop are atomic,
+    # because the inference thread takes and the publisher thread gives back.
+    free_outputs: deque[OutputImages] = field(default_factory=deque)
+    raw_scores: tuple[np.ndarray, np.ndarray | None] | None = None  # see engine_buffers
 
-    def engine_buffers(self, height: int, width: int, unknown_score: bool) -> SegmentationResult:
+    def take_outputs(self) -> OutputImages:
+        """A free output set for the next frame, the most recently used first (same size, warm
+        in cache); a new one when all are in flight (at most three: one in the model, one
+        waiting for the publisher, one being published, see `pipeline`)."""
+        try:
+            return self.free_outputs.pop()
+        except IndexError:
+            return OutputImages()
+
+    def give_back(self, outputs: OutputImages) -> None:
+        """`outputs` was published or discarded: its messages may carry another frame."""
+        self.free_outputs.append(outputs)
+
+    def engine_buffers(
+        self, published: SegmentationResult, unknown_score: bool
+    ) -> SegmentationResult:
         """Where the engine writes one frame: semantic and confidence straight into the output
-        messages, the raw anomaly score (and, for the unknown modes, the unknown score) into
-        buffers of the channel, from which `anomaly_map` writes the mode's score into the
-        ~/anomaly_score message. Reused while size and need stay the same."""
-        published = self.outputs.engine_buffers(height, width)
-        raw = self.raw
-        if (
-            raw is None
-            or raw.semantic is not published.semantic
-            or (raw.unknown_score is not None) != unknown_score
-        ):
-            scratch = SegmentationResult.empty(height, width, unknown_score)
-            scratch.semantic, scratch.confidence = published.semantic, published.confidence
-            self.raw = raw = scratch
-        return raw
+        messages (`published`, from `OutputImages.engine_buffers`), the raw anomaly score (and,
+        for the unknown modes, the unknown score) into buffers of the channel, from which
+        `anomaly_map` writes the mode's score into the ~/anomaly_score message. Only the
+        inference thread calls this."""
+        shape = published.semantic.shape
+        scores = self.raw_scores
+        if scores is None or scores[0].shape != shape or (scores[1] is not None) != unknown_score:
+            unknown = np.empty(shape, np.float32) if unknown_score else None
+            self.raw_scores = scores = (np.empty(shape, np.float32), unknown)
+        return SegmentationResult(
+            anomaly_score=scores[0],
+            semantic=published.semantic,
+            confidence=published.confidence,
+            unknown_score=scores[1],
+        )
 
     def output_topic(self, output: str) -> str:
         return f"~/{self.name}/{output}" if self.name else f"~/{output}"
@@ -113,20 +171,25 @@ class CameraChannel:
         publishers = [*self.publishers.values(), self.camera_info_pub]
         return any(pub is not None and pub.get_subscription_count() > 0 for pub in publishers)
 
-    def publish_outputs(self, rgb: Any, header: Any, threshold: float, alpha: float) -> None:
-        """Render and publish the outputs that have a subscriber right now.
+    def publish_outputs(
+        self, outputs: OutputImages, rgb: Any, header: Any, threshold: float, alpha: float
+    ) -> None:
+        """Render and publish, one after the other, the outputs that have a subscriber now.
 
         An output nobody subscribes to is neither rendered nor published: DDS would drop it
-        anyway (volatile durability, no reader), and the overlay alone costs a few ms."""
-        wanted = [
-            (publisher, name)
-            for name, publisher in self.publishers.items()
-            if publisher.get_subscription_count() > 0
-        ]
-        # Render everything first, then publish: while rendering (numpy, GIL released and
-        # re-taken per operation) no subscriber in this process is busy taking our outputs.
-        messages = [self.outputs.message(name, rgb, header, threshold, alpha) for _, name in wanted]
-        for (publisher, _), message in zip(wanted, messages, strict=True):
+        anyway (volatile durability, no reader), and the overlay alone costs a few ms. Each is
+        published as soon as it is ready, so a subscriber of the mask does not wait for the
+        overlay; a raw and a compressed subscriber of one output share its rendering."""
+        for name, publisher in self.publishers.items():
+            if publisher.get_subscription_count() == 0:
+                continue
+            if name.endswith(COMPRESSED_SUFFIX):
+                output = name.removesuffix(COMPRESSED_SUFFIX)
+                message = outputs.compressed(
+                    output, rgb, header, threshold, alpha, self.compression
+                )
+            else:
+                message = outputs.message(name, rgb, header, threshold, alpha)
             publisher.publish(message)
         self._publish_camera_info(header)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-from pixood_ros.node.parameters import PARAMETER_NAMES, PARAMETERS, ParamSpec, SettingsError
+from pixood_ros.node.param_spec import ParamSpec
+from pixood_ros.node.parameters import PARAMETER_NAMES, PARAMETERS, SettingsError
 
 # What a value of each default's type looks like, for the error message.
 _TYPE_WORDS = {

@@ -25,14 +25,18 @@ class LatestFrameMailbox:
 
     def put(self, key: Hashable, item: Any) -> bool:
         """Store `item` as the newest frame of `key`; True when it replaced an unprocessed one."""
+        return self.swap(key, item) is not None
+
+    def swap(self, key: Hashable, item: Any) -> Any | None:
+        """Store `item` as the newest of `key`; the unprocessed item it replaced, or None."""
         with self._condition:
-            replaced = key in self._slots
+            old = self._slots.get(key)
             # Keep the waiting time of the slot: a camera that is replaced often still gets
             # its turn after the others, not pushed to the back forever.
-            since = self._slots[key][0] if replaced else time.monotonic()
+            since = old[0] if old is not None else time.monotonic()
             self._slots[key] = (since, item)
             self._condition.notify()
-            return replaced
+            return None if old is None else old[1]
 
     def get(self, timeout: float | None = None) -> tuple[Hashable, Any] | None:
         """The (key, item) that has waited longest; None on timeout or after `close()`."""
@@ -56,10 +60,14 @@ class LatestFrameMailbox:
 
     def clear(self) -> int:
         """Drop all waiting frames; returns how many were dropped."""
+        return len(self.drain())
+
+    def drain(self) -> list[tuple[Hashable, Any]]:
+        """Take every waiting (key, item) out, oldest first."""
         with self._condition:
-            count = len(self._slots)
+            waiting = sorted(self._slots.items(), key=lambda entry: entry[1][0])
             self._slots.clear()
-            return count
+            return [(key, item) for key, (_, item) in waiting]
 
     def close(self) -> None:
         """Wake every waiting `get` with None (worker shutdown)."""

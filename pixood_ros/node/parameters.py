@@ -13,12 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-)
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
@@ -26,6 +20,14 @@ from pixood_ros.anomaly_modes import ANOMALY_MODES, DEFAULT_ANOMALY_MODE
 from pixood_ros.cli import UserError
 from pixood_ros.contract import NODE_OUTPUTS
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
+from pixood_ros.node.param_spec import ParamSpec
+from pixood_ros.node.threads import intra_op_threads
+from pixood_ros.render.compressed import (
+    CODECS,
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_PNG_LEVEL,
+    Compression,
+)
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 PACKAGE = "pixood_ros"
@@ -34,42 +36,6 @@ OUTPUTS = NODE_OUTPUTS
 INPUT_TRANSPORTS = ("raw", "compressed")
 INPUT_QOS_CHOICES = ("auto", "sensor_data", "reliable")
 _INT32_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One declared parameter. `default` None means 'unset' (typed by `type_`)."""
-
-    name: str
-    default: Any
-    description: str
-    read_only: bool = True
-    type_: Parameter.Type | None = None
-    float_range: tuple[float, float] | None = None
-    int_range: tuple[int, int] | None = None
-    choices: tuple[str, ...] = ()
-
-    def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(
-            name=self.name, description=self.description, read_only=self.read_only
-        )
-        if self.float_range is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(
-                    from_value=float(self.float_range[0]),
-                    to_value=float(self.float_range[1]),
-                    step=0.0,
-                )
-            ]
-        if self.int_range is not None:
-            descriptor.integer_range = [
-                IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)
-            ]
-        if self.choices:
-            descriptor.additional_constraints = "one of: " + ", ".join(self.choices)
-        if self.type_ is Parameter.Type.STRING_ARRAY:
-            descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
-        return descriptor
 
 
 def _camera_size(side: str) -> ParamSpec:
@@ -117,7 +83,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "intra_op_threads",
         0,
-        "CPU threads ONNX Runtime may use; 0 = its default (all cores).",
+        "CPU threads ONNX Runtime may use; 0 = the cores this process may run on "
+        "(os.sched_getaffinity) less one, which the publisher thread needs to render and "
+        "publish a frame while the next one is in the model; at least 1.",
         int_range=(0, 1024),
     ),
     ParamSpec(
@@ -195,6 +163,27 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("publish_confidence", True, "Publish ~/confidence (32FC1, 0..1)."),
     ParamSpec("publish_overlay", True, "Publish ~/overlay (bgr8 camera image with anomalies)."),
     ParamSpec(
+        "publish_compressed",
+        True,
+        "Also offer the compressed forms on image_transport's names (sensor_msgs/"
+        "CompressedImage): ~/overlay/compressed (JPEG), ~/anomaly_mask/compressed and "
+        "~/semantic/compressed (PNG, lossless), for each output whose publish_* is true; each "
+        "is encoded only while it has a subscriber.",
+    ),
+    ParamSpec(
+        "jpeg_quality",
+        DEFAULT_JPEG_QUALITY,
+        "JPEG quality of ~/overlay/compressed (1 = smallest, 100 = best).",
+        int_range=(1, 100),
+    ),
+    ParamSpec(
+        "png_level",
+        DEFAULT_PNG_LEVEL,
+        "PNG (zlib) compression level of the mask and semantic compressed outputs: 0 = "
+        "fastest, 9 = smallest; lossless at every level.",
+        int_range=(0, 9),
+    ),
+    ParamSpec(
         "lazy_subscription",
         False,
         "Subscribe to the camera only while some output topic has a subscriber (saves "
@@ -266,7 +255,7 @@ class Settings:
     trt_fp16: bool
     warmup: bool
     input_size: tuple[int, int] | None
-    intra_op_threads: int
+    intra_op_threads: int  # resolved: never 0 (see `threads`)
     ort_spin_wait: bool
     input_transport: str
     input_qos: str
@@ -277,6 +266,8 @@ class Settings:
     anomaly_mode: str
     overlay_alpha: float
     outputs: tuple[str, ...]
+    compressed_outputs: tuple[str, ...]  # outputs also offered on <topic>/compressed
+    compression: Compression
     lazy_subscription: bool
     lazy_check_period: float
     diagnostics_period: float
@@ -356,7 +347,7 @@ def read_settings(node: Any) -> Settings:
         trt_fp16=bool(value("trt_fp16")),
         warmup=bool(value("warmup")),
         input_size=(height, width) if height else None,
-        intra_op_threads=int(value("intra_op_threads")),
+        intra_op_threads=intra_op_threads(int(value("intra_op_threads"))),
         ort_spin_wait=bool(value("ort_spin_wait")),
         input_transport=str(value("input_transport")),
         input_qos=str(value("input_qos")),
@@ -367,6 +358,10 @@ def read_settings(node: Any) -> Settings:
         anomaly_mode=str(value("anomaly_mode")),
         overlay_alpha=float(value("overlay_alpha")),
         outputs=outputs,
+        compressed_outputs=tuple(n for n in outputs if n in CODECS)
+        if value("publish_compressed")
+        else (),
+        compression=Compression(int(value("jpeg_quality")), int(value("png_level"))),
         lazy_subscription=bool(value("lazy_subscription")),
         lazy_check_period=float(value("lazy_check_period")),
         diagnostics_period=float(value("diagnostics_period")),

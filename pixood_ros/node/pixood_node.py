@@ -7,19 +7,20 @@ worker, deactivate unsubscribes and stops it, cleanup frees the model. With `aut
 node walks itself to active (see `main.py`).
 
 Threads: subscription callbacks only drop the message into a latest-frame mailbox (cheap, never
-blocks the executor); one worker thread decodes, runs the model and publishes. A frame that
-arrives while the previous one is still waiting replaces it and counts as a drop, so latency
-stays bounded by one inference however slow the model is.
+blocks the executor); an inference thread decodes and runs the model, a publisher thread renders
+and publishes the previous frame meanwhile (`pipeline`). A frame that arrives while the
+previous one is still waiting replaces it and counts as a drop, so latency stays bounded by one
+inference however slow the model is.
 
-Per frame the worker renders and publishes only the outputs that have a subscriber right now
-(volatile outputs nobody reads would be dropped by DDS anyway), reuses one message per output
-(the engine writes into them, see `pixood_ros.render.outputs.OutputImages`), and ONNX
-Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
+Per frame the publisher renders and publishes only the outputs that have a subscriber right now
+(volatile outputs nobody reads would be dropped by DDS anyway), each as soon as it is ready, into
+reused messages (the engine writes into them, see `pixood_ros.render.outputs.OutputImages`);
+ONNX Runtime's threads do not busy-wait between calls unless `ort_spin_wait` is set;
 `python -m pixood_ros.speed.node_vs_engine` measures what is left of the ROS overhead.
 
 The parts: `parameters` (the table, validation), `declaration` (start-up values checked),
 `topics` (input names as image_transport derives them), `channels` (one camera's topics, QoS,
-buffers), `inputs` (subscriptions), `mailbox` and `worker` (hand-over to the worker thread),
+buffers), `inputs` (subscriptions), `mailbox`, `worker` and `pipeline` (the two threads),
 `switch` (`~/enable`), `class_info` (the model's classes), `stats`, `stamp_gaps` and
 `diagnostics` (what the node reports), `main` (the process). What `~/anomaly_score` means is
 the `anomaly_mode` parameter (`pixood_ros.anomaly_modes`).
@@ -28,27 +29,25 @@ the `anomaly_mode` parameter (`pixood_ros.anomaly_modes`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
 
-from pixood_ros.anomaly_modes import NEEDS_UNKNOWN_SCORE, AnomalyModeError, anomaly_map, check_mode
+from pixood_ros.anomaly_modes import NEEDS_UNKNOWN_SCORE, anomaly_map
 from pixood_ros.contract import NODE_NAME
-from pixood_ros.engine import ModelError, Segmenter
+from pixood_ros.engine import ModelError
 from pixood_ros.image_conversion import BadImage, message_to_rgb
-from pixood_ros.node.channels import CameraChannel, camera_channels, output_qos_profile
+from pixood_ros.node.channels import CameraChannel, create_channels
 from pixood_ros.node.class_info import ClassInfo
 from pixood_ros.node.declaration import declare_parameters
 from pixood_ros.node.diagnostics import LogThrottle, camera_status, model_status
 from pixood_ros.node.inputs import CameraInputs
 from pixood_ros.node.mailbox import LatestFrameMailbox
+from pixood_ros.node.model import SegmenterFactory, default_segmenter_factory, mode_problem
 from pixood_ros.node.parameters import (
     RUN_TIME_PARAMETERS,
     Settings,
@@ -56,38 +55,13 @@ from pixood_ros.node.parameters import (
     read_settings,
     run_time_value_problem,
 )
+from pixood_ros.node.pipeline import FramePipeline, FrameResult
 from pixood_ros.node.switch import ProcessingSwitch
-from pixood_ros.node.worker import FrameWorker
-
-SegmenterFactory = Callable[[Settings], Any]
 
 
 def _stamp_ns(header: Any) -> int:
     """The header stamp in nanoseconds (0: the publisher did not stamp the frame)."""
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _mode_problem(mode: str, segmenter: Any, settings: Settings) -> str | None:
-    """Why the loaded model cannot serve anomaly `mode` (one line naming the fix), or None."""
-    try:
-        check_mode(mode, segmenter.info.anomaly_modes, settings.model_path.name)
-    except AnomalyModeError as error:
-        return str(error)
-    return None
-
-
-def default_segmenter_factory(settings: Settings) -> Segmenter:
-    """The real engine, configured from the node's parameters."""
-    return Segmenter(
-        settings.model_path,
-        providers=list(settings.providers) or None,
-        trt_cache_dir=settings.trt_cache_dir,
-        warmup=settings.warmup,
-        input_size=settings.input_size,
-        trt_fp16=settings.trt_fp16,
-        intra_op_threads=settings.intra_op_threads,
-        spin_wait=settings.ort_spin_wait,
-    )
 
 
 class PixoodNode(LifecycleNode):
@@ -107,7 +81,7 @@ class PixoodNode(LifecycleNode):
         self.segmenter: Any = None
         self.channels: list[CameraChannel] = []
         self._mailbox = LatestFrameMailbox()
-        self._worker: FrameWorker | None = None
+        self._pipeline: FramePipeline | None = None
         self._diagnostics_pub = None
         self._diagnostics_timer = None
         self._input_timer = None
@@ -134,7 +108,7 @@ class PixoodNode(LifecycleNode):
                 continue
             problem = run_time_value_problem(parameter.name, parameter.value)
             if problem is None and parameter.name == "anomaly_mode" and self.settings:
-                problem = _mode_problem(parameter.value, self.segmenter, self.settings)
+                problem = mode_problem(parameter.value, self.segmenter, self.settings)
             if problem is not None:
                 return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
@@ -185,13 +159,13 @@ class PixoodNode(LifecycleNode):
                 f"{type(error).__name__}: {error}"
             )
             return TransitionCallbackReturn.FAILURE
-        problem = _mode_problem(settings.anomaly_mode, segmenter, settings)
+        problem = mode_problem(settings.anomaly_mode, segmenter, settings)
         if problem is not None:
             self.get_logger().error(f"cannot configure: {problem}")
             return TransitionCallbackReturn.FAILURE
         self.settings, self.segmenter = settings, segmenter
         self._read_run_time_parameters()
-        self._create_channels(settings)
+        self.channels = create_channels(self, settings, self._on_incompatible_output_qos)
         if getattr(segmenter, "info", None) is not None:
             self._class_info.announce(segmenter.info)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -215,8 +189,10 @@ class PixoodNode(LifecycleNode):
             return result
         for channel in self.channels:
             channel.stats.reset()
-        self._worker = FrameWorker(self._mailbox, self._handle_frame)
-        self._worker.start()
+        self._pipeline = FramePipeline(
+            self._mailbox, self._infer_frame, self._publish_frame, self._discard_result
+        )
+        self._pipeline.start()
         assert self.settings is not None
         period = self._inputs.check_period(self.settings)
         if period is not None:
@@ -261,21 +237,6 @@ class PixoodNode(LifecycleNode):
 
     # --- set-up helpers ---------------------------------------------------------------------
 
-    def _create_channels(self, settings: Settings) -> None:
-        qos = output_qos_profile(settings.output_queue_depth)
-        events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_output_qos)
-        self.channels = camera_channels(
-            settings.cameras, settings.input_transport, self.resolve_topic_name
-        )
-        for channel in self.channels:
-            for output in settings.outputs:
-                channel.publishers[output] = self.create_lifecycle_publisher(
-                    Image, channel.output_topic(output), qos, event_callbacks=events
-                )
-            channel.camera_info_pub = self.create_lifecycle_publisher(
-                CameraInfo, channel.output_topic("camera_info"), qos, event_callbacks=events
-            )
-
     def _update_inputs(self) -> None:
         if self.settings is not None:
             self._inputs.update(self.channels, self.settings)
@@ -286,9 +247,9 @@ class PixoodNode(LifecycleNode):
             self._input_timer = None
         for channel in self.channels:
             self._inputs.unsubscribe(channel)
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
+        if self._pipeline is not None:
+            self._pipeline.stop()
+            self._pipeline = None
 
     def _release(self) -> None:
         self._class_info.withdraw()
@@ -315,44 +276,69 @@ class PixoodNode(LifecycleNode):
         if self._mailbox.put(channel.index, (msg, received)):
             channel.stats.frame_dropped()
 
-    def _handle_frame(self, index: int, item: tuple[Any, float]) -> None:
-        """Worker thread: one frame from the mailbox; no error may end the worker."""
+    def _infer_frame(self, index: int, item: tuple[Any, float]) -> FrameResult | None:
+        """Inference thread: one frame from the mailbox; no error may end the thread."""
         msg, received = item
         channel = self.channels[index]
         try:
-            self.process(channel, msg, received)
+            return self.infer(channel, msg, received)
+        except ModelError as error:
+            kind, problem = "inference", f"inference failed: {error}"
         except Exception as error:
-            channel.stats.processing_error(str(error))
-            self._log_throttled(channel, "error", f"frame processing failed: {error}")
+            kind, problem = "error", f"frame processing failed: {error}"
+        channel.stats.processing_error(problem)
+        self._log_throttled(channel, kind, problem)
+        return None
 
-    def process(self, channel: CameraChannel, msg: Any, received: float) -> None:
-        """Decode, segment and publish one frame (runs in the worker thread)."""
+    def infer(self, channel: CameraChannel, msg: Any, received: float) -> FrameResult | None:
+        """Decode and segment one frame into a free output set of the channel; None for a bad
+        frame (counted)."""
         settings, segmenter = self.settings, self.segmenter
         if settings is None or segmenter is None:
-            return
+            return None
         try:
             rgb = message_to_rgb(msg, max_pixels=settings.max_pixels)
         except BadImage as error:
             channel.stats.bad_frame(error.kind)
             self._log_throttled(channel, error.kind, f"skipping bad frame: {error}")
-            return
-        height, width = rgb.shape[:2]
+            return None
         mode = self._anomaly_mode
-        # The engine writes straight into the reused output messages (see OutputImages) and the
-        # channel's raw-score buffers; the mode's score goes into the ~/anomaly_score message.
-        raw = channel.engine_buffers(height, width, mode in NEEDS_UNKNOWN_SCORE)
+        outputs = channel.take_outputs()
         try:
+            # The engine writes straight into the output messages (see OutputImages) and the
+            # channel's raw-score buffers; the mode's score goes into the ~/anomaly_score message.
+            published = outputs.engine_buffers(*rgb.shape[:2])
+            raw = channel.engine_buffers(published, mode in NEEDS_UNKNOWN_SCORE)
             segmenter(rgb, out=raw)
-        except ModelError as error:
-            channel.stats.processing_error(str(error))
-            self._log_throttled(channel, "inference", f"inference failed: {error}")
-            return
-        published = channel.outputs.engine_buffers(height, width)
-        anomaly_map(raw, mode, segmenter.info.eval_labels, out=published.anomaly_score)
-        if not self._switch.enabled:
-            return  # disabled while this frame was in the model
-        channel.publish_outputs(rgb, msg.header, self._threshold, self._overlay_alpha)
-        channel.stats.frame_published(time.monotonic() - received, self._age_of(msg.header))
+            anomaly_map(raw, mode, segmenter.info.eval_labels, out=published.anomaly_score)
+        except BaseException:
+            channel.give_back(outputs)
+            raise
+        return FrameResult(outputs, rgb, msg.header, received)
+
+    def _publish_frame(self, index: int, result: FrameResult) -> None:
+        """Publisher thread: render and publish one frame's outputs; no error may end it."""
+        channel = self.channels[index]
+        try:
+            if not self._switch.enabled:
+                return  # disabled while this frame was in the model
+            channel.publish_outputs(
+                result.outputs, result.rgb, result.header, self._threshold, self._overlay_alpha
+            )
+            channel.stats.frame_published(
+                time.monotonic() - result.received, self._age_of(result.header)
+            )
+        except Exception as error:
+            channel.stats.processing_error(f"publishing failed: {error}")
+            self._log_throttled(channel, "error", f"publishing failed: {error}")
+        finally:
+            channel.give_back(result.outputs)
+
+    def _discard_result(self, index: int, result: FrameResult) -> None:
+        """A result that will not be published (a newer one replaced it): a dropped frame."""
+        channel = self.channels[index]
+        channel.stats.frame_dropped()
+        channel.give_back(result.outputs)
 
     def _age_of(self, header: Any) -> float | None:
         stamp = _stamp_ns(header)

@@ -19,6 +19,7 @@ import numpy as np
 
 from pixood_ros.engine import SegmentationResult
 from pixood_ros.image_conversion import array_to_image, image_message_layout
+from pixood_ros.render.compressed import Compression, compressed_message
 from pixood_ros.render.overlay import OverlayScratch, overlay_scratch, render_overlay
 from pixood_ros.render.pictures import anomaly_mask
 
@@ -78,11 +79,14 @@ class OutputImages:
     for the frame; `engine_buffers()` hands the anomaly score, semantic and confidence
     buffers to `Segmenter(rgb, out=...)`, so ONNX Runtime writes its results straight into the
     messages, and the mask and overlay are rendered into theirs: no per-frame copy or
-    allocation of pixels. Not thread-safe: one instance per worker.
+    allocation of pixels. Not thread-safe: one frame's results are in one instance at a time
+    (the node keeps a few per camera, so inference fills one while another is published).
     """
 
-    def __init__(self, msg_type: type | None = None) -> None:
+    def __init__(self, msg_type: type | None = None, compressed_type: type | None = None) -> None:
         self._msg_type = msg_type
+        self._compressed_type = compressed_type
+        self._rendered: dict[str, tuple[float, float]] = {}  # name -> (threshold, alpha)
         self._size: tuple[int, int] | None = None
         self._messages: dict[str, Any] = {}
         self._pixels: dict[str, np.ndarray] = {}
@@ -90,9 +94,11 @@ class OutputImages:
         self._engine: SegmentationResult | None = None
 
     def engine_buffers(self, height: int, width: int) -> SegmentationResult:
-        """Buffers for the engine's results of a `height` x `width` frame (views of messages)."""
+        """Buffers for the engine's results of a `height` x `width` frame (views of messages);
+        taking them starts a new frame (the mask and overlay are rendered again)."""
         if self._size != (height, width):
             self._allocate(height, width)
+        self._rendered.clear()
         assert self._engine is not None
         return self._engine
 
@@ -110,23 +116,51 @@ class OutputImages:
         )
         self._size = (height, width)
 
-    def message(
-        self, name: str, rgb: np.ndarray, header: Any, threshold: float, overlay_alpha: float
-    ) -> Any:
-        """The message of output `name` for the frame whose results are in `engine_buffers`."""
+    def pixels(
+        self, name: str, rgb: np.ndarray, threshold: float, overlay_alpha: float
+    ) -> np.ndarray:
+        """The pixels of output `name` for the frame in `engine_buffers`, the mask and overlay
+        rendered on first use with these settings (a raw and a compressed subscriber share one
+        rendering)."""
         if self._size is None or name not in self._messages:
             raise ValueError(f"unknown output {name!r} or no frame yet; known: {list(ENCODINGS)}")
+        pixels = self._pixels[name]
+        if self._rendered.get(name) == (threshold, overlay_alpha):
+            return pixels
         if name == "anomaly_mask":
-            anomaly_mask(self._pixels["anomaly_score"], threshold, out=self._pixels[name])
+            anomaly_mask(self._pixels["anomaly_score"], threshold, out=pixels)
         elif name == "overlay":
             render_overlay(
                 rgb,
                 self._pixels["anomaly_score"],
                 overlay_alpha,
                 threshold,
-                out=self._pixels[name],
+                out=pixels,
                 scratch=self._scratch,
             )
+        self._rendered[name] = (threshold, overlay_alpha)
+        return pixels
+
+    def message(
+        self, name: str, rgb: np.ndarray, header: Any, threshold: float, overlay_alpha: float
+    ) -> Any:
+        """The message of output `name` for the frame whose results are in `engine_buffers`."""
+        self.pixels(name, rgb, threshold, overlay_alpha)
         message = self._messages[name]
         message.header = header
         return message
+
+    def compressed(
+        self,
+        name: str,
+        rgb: np.ndarray,
+        header: Any,
+        threshold: float,
+        overlay_alpha: float,
+        compression: Compression,
+    ) -> Any:
+        """The CompressedImage of output `name` (one of `CODECS`) for the current frame."""
+        pixels = self.pixels(name, rgb, threshold, overlay_alpha)
+        return compressed_message(
+            name, ENCODINGS[name], pixels, header, compression, self._compressed_type
+        )

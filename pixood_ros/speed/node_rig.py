@@ -1,7 +1,9 @@
 """The node side of the node-vs-engine benchmark: the pixood node on an already loaded model,
 plus a publisher/subscriber test node, in one process, each spun in its own thread.
 
-The publisher paces itself on the node's worker (closed loop) or on a fixed rate (open loop);
+The publisher paces itself on the node's two threads (closed loop: the next frame once the
+inference thread took the previous one and the publisher thread the one before) or on a fixed
+rate (open loop);
 the subscriber takes the outputs serialized (no Python message is built) and reads only their
 stamps, so the measuring side costs as little as possible.
 """
@@ -53,7 +55,9 @@ class NodeRig:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.answered = threading.Condition()
-        self.taken = 0  # frames the node's worker took out of its mailbox
+        self.taken = 0  # frames the node's inference thread took out of its mailbox
+        self.handed = 0  # results its publisher thread took (or that were discarded)
+        self.discarded = 0  # results replaced before the publisher took them
         self.node = self._paced_node(segmenter, model, input_qos)
         self.tester = rclpy.create_node("pixood_bench_io", context=self.context)
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -104,6 +108,14 @@ class NodeRig:
                 super().__init__(*args, **kwargs)
                 self._mailbox = HandOverMailbox()
 
+            def _publish_frame(self, index: int, result: Any) -> None:
+                rig.result_handed()
+                super()._publish_frame(index, result)
+
+            def _discard_result(self, index: int, result: Any) -> None:
+                rig.result_handed(discarded=True)
+                super()._discard_result(index, result)
+
         overrides = [
             Parameter("model_path", value=str(model)),
             Parameter("input_qos", value=input_qos),
@@ -125,6 +137,12 @@ class NodeRig:
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()
         return executor, thread
+
+    def result_handed(self, discarded: bool = False) -> None:
+        with self.answered:
+            self.handed += 1
+            self.discarded += discarded
+            self.answered.notify_all()
 
     def _on_output(self, name: str, serialized: bytes) -> None:
         now = time.perf_counter()
@@ -151,8 +169,10 @@ class NodeRig:
         self.publisher.publish(msg)
 
     def _may_send(self) -> bool:
-        """Closed loop: the worker took every frame sent so far out of its mailbox."""
-        return self.taken >= self.index
+        """Closed loop: the inference thread took every frame sent so far, and the publisher
+        thread every result but the newest, so the next frame waits while the model runs and
+        its result finds the hand-over free (no frame is sent only to be dropped)."""
+        return self.taken >= self.index and self.handed >= self.index - 1
 
     def answered_up_to(self) -> int:
         """Newest frame index whose last output arrived (0 = none)."""
@@ -170,7 +190,7 @@ class NodeRig:
             if not self.wait_answer(self.index, 30.0):
                 raise RuntimeError("the node did not answer a warm-up frame within 30 s")
         stats = self.node.channels[0].stats
-        dropped_before = stats.snapshot().dropped
+        dropped_before, discarded_before = stats.snapshot().dropped, self.discarded
         first_index = self.index + 1
         cpu = time.process_time()
         start = time.perf_counter()
@@ -208,6 +228,8 @@ class NodeRig:
             "outputs_received": counts,
             "fps": counts[self.outputs[-1]] / duration,
             "dropped_in_node": stats.snapshot().dropped - dropped_before,
+            # of those, results dropped between the model and the publisher (publishing slower)
+            "results_dropped": self.discarded - discarded_before,
             "latency_ms_mean": float(latency.mean()) if latency.size else None,
             "latency_ms_p95": float(np.percentile(latency, 95)) if latency.size else None,
         }

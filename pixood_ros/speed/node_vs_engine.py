@@ -11,10 +11,10 @@ side is warmed up before its clock starts. The ratio says how much the ROS plumb
 output images, DDS transport) costs on top of the model.
 
 Feeding: by default (closed loop) the publisher sends the next frame as soon as the node's
-worker has taken the previous one out of its mailbox: the node always finds its next frame
-waiting (it arrives while the previous one is processed) but never receives frames it would
-only drop (on a small machine, receiving and discarding surplus frames steals CPU from the
-model and would be charged to the node).
+inference thread has taken the previous one out of its mailbox and its publisher thread the
+result before: the node always finds its next frame waiting (it arrives while the previous one
+is processed) but never receives frames it would only drop (on a small machine, receiving and
+discarding surplus frames steals CPU from the model and would be charged to the node).
 `--rate` publishes open-loop at a fixed rate instead, like a camera. The node side is
 `node_rig.NodeRig`.
 """
@@ -36,6 +36,7 @@ from pixood_ros.cli import (
     OneLineParser,
     UserError,
     argv_or_sys,
+    count,
     non_negative_float,
     positive_int,
     progress_parent,
@@ -43,6 +44,7 @@ from pixood_ros.cli import (
     split_names,
 )
 from pixood_ros.contract import NODE_OUTPUTS
+from pixood_ros.node.threads import intra_op_threads
 from pixood_ros.speed.node_rig import WARMUP_FRAMES, NodeRig
 
 PROG = "pixood_ros.speed.node_vs_engine"
@@ -104,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         type=split_names,
         default=["cpu"],
         help="comma-separated execution providers, e.g. tensorrt,cuda,cpu (default cpu)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=count,
+        default=0,
+        help="ONNX Runtime intra-op threads of the one session both sides use; 0 (default) = "
+        "the node's default: the cores this process may run on less one for the publisher",
     )
     parser.add_argument(
         "--ort-spin-wait",
@@ -173,13 +182,16 @@ def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
     return {
         "model": str(args.model),
         "execution_provider": segmenter.active_provider,
+        # one ONNX Runtime session serves both sides, so both run at this thread count
+        "intra_op_threads": intra_op_threads(args.threads),
         "size": [args.height, args.width],
         "encoding": args.encoding,
         "input_qos": args.input_qos,
         "ort_spin_wait": args.ort_spin_wait,
         "feeding": f"open loop {args.rate:g} Hz"
         if args.rate > 0
-        else "closed loop (next frame when the worker took the previous one)",
+        else "closed loop (next frame when the model took the previous one and the publisher "
+        "the one before)",
         "outputs": list(outputs),
         "rounds": [
             {"engine_fps": e["fps"], "node_fps": n["fps"], "ratio": n["fps"] / e["fps"]}
@@ -232,7 +244,7 @@ def _measure_rounds(
 
 
 def _node_totals(node_rounds: list[dict], outputs: tuple[str, ...]) -> dict:
-    node = _sum_rounds(node_rounds, ("published", "dropped_in_node"))
+    node = _sum_rounds(node_rounds, ("published", "dropped_in_node", "results_dropped"))
     latencies = [r["latency_ms_mean"] for r in node_rounds if r["latency_ms_mean"] is not None]
     node["latency_ms_mean"] = float(np.mean(latencies)) if latencies else None
     node["latency_ms_p95"] = max(
@@ -249,6 +261,8 @@ def summary_line(result: dict) -> str:
     engine, node = result["engine"], result["node"]
     cpu = result.get("cpu_ratio")
     return (
+        f"{result['intra_op_threads']} ONNX Runtime thread(s) on both sides at "
+        f"{result['size'][1]}x{result['size'][0]}: "
         f"engine {result['engine_fps']:.1f} fps, node {result['node_fps']:.1f} fps, ratio "
         f"{result['ratio']:.2f}; CPU per frame engine {engine['cpu_ms_per_frame']:.1f} ms, node "
         f"{node['cpu_ms_per_frame']:.1f} ms, cpu_ratio {cpu:.2f} "
@@ -276,6 +290,7 @@ def _run(args: argparse.Namespace) -> int:
         args.model,
         providers=args.providers,
         input_size=(args.height, args.width),
+        intra_op_threads=intra_op_threads(args.threads),
         spin_wait=args.ort_spin_wait,
     )
     print(

@@ -25,7 +25,10 @@ def test_bench_reports_node_and_engine_throughput(tmp_path, capsys):
     assert result["engine_fps"] > 0 and result["node_fps"] > 0
     assert result["ratio"] == pytest.approx(result["node_fps"] / result["engine_fps"])
     assert min(result["node"]["outputs_received"].values()) > 0
-    assert len(result["rounds"]) == 3 and result["node"]["dropped_in_node"] == 0  # closed loop
+    assert len(result["rounds"]) == 3 and result["intra_op_threads"] >= 1
+    # closed loop: no frame waits for the model long enough to be replaced; the only drops are
+    # results replaced before this tiny model's publisher (slower than its inference) took them
+    assert result["node"]["dropped_in_node"] == result["node"]["results_dropped"]
     engine_cpu, node_cpu = result["engine"]["cpu_ms_per_frame"], result["node"]["cpu_ms_per_frame"]
     assert result["cpu_ratio"] == pytest.approx(engine_cpu / node_cpu)
     # the node never outruns its own model
