@@ -21,7 +21,7 @@ from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
 from pixood_ros.bag.results import EvalResult
-from pixood_ros.bag.scoring import add_scoring_arguments
+from pixood_ros.bag.scoring_options import add_scoring_arguments
 from pixood_ros.cli import (
     OneLineParser,
     fail,
@@ -137,6 +137,13 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(bagio.STORAGES),
         default="mcap",
         help="storage of the output bag (default: mcap)",
+    )
+    parser.add_argument(
+        "--raw-outputs",
+        action="store_true",
+        help="write the output bag's images exactly as the node publishes them (float32 score "
+        "and confidence maps, raw overlay; ~28 MB per 1920x1080 frame) instead of the compact "
+        "form (zstd chunks, 16-bit PNG scores within 1/65536, JPEG overlay; ~1-2 MB)",
     )
     parser.add_argument(
         "--output-ns",

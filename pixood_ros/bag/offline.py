@@ -13,63 +13,30 @@ marked partial, then the error is printed and the exit code is non-zero.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from pixood_ros import image_conversion, interruption
-from pixood_ros.anomaly_modes import anomaly_map, check_mode
+from pixood_ros import interruption
+from pixood_ros.anomaly_modes import check_mode
 from pixood_ros.bag import report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
-from pixood_ros.bag.errors import BagDamaged
+from pixood_ros.bag.frame_loop import Run, replay
 from pixood_ros.bag.ground_truth import GtFolder, camera_topic, decode_labels, resolve_gt_topics
 from pixood_ros.bag.options import EvalOptions, OutputOptions
 from pixood_ros.bag.output_bag import OutputBag
-from pixood_ros.bag.pairing import PairingStats, pair_by_stamp
 from pixood_ros.bag.paths import check_bag, check_model, prepare_out_dir
 from pixood_ros.bag.results import EvalResult
 from pixood_ros.bag.scoring import EvalMetrics, make_metrics, scored_region
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
-from pixood_ros.frames import SourceError
 from pixood_ros.render.outputs import render_overlay
 from pixood_ros.render.pictures import side_by_side
 from pixood_ros.render.video import VideoWriter
 
 OUTPUT_BAG_NAME = "output_bag"
 VIDEO_NAME = "overlay.mp4"
-
-
-@dataclass
-class _Run:
-    """Counters of one run (what the report says about frames and speed)."""
-
-    read: int = 0
-    evaluated: int = 0
-    without_gt: list[int] = field(default_factory=list)
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
-    engine_s: float = 0.0
-    wall_s: float = 0.0
-    first_stamp: int | None = None
-    last_stamp: int | None = None
-    pairing: PairingStats = field(default_factory=PairingStats)
-    error: str | None = None
-    exit_code: int = EXIT_OK
-    partial: bool = False
-
-    def fail(self, index: int, stamp_ns: int, reason: str) -> None:
-        self.failed.append({"index": index, "stamp_ns": stamp_ns, "reason": reason})
-
-    def stop(self, error: str, exit_code: int) -> None:
-        self.error, self.exit_code, self.partial = error, exit_code, True
 
 
 @dataclass
@@ -87,7 +54,7 @@ class _Labels:
     def score(
         self,
         metrics: EvalMetrics,
-        run: _Run,
+        run: Run,
         index: int,
         labels: dict[str, BagMessage | None],
         result: Any,
@@ -129,6 +96,7 @@ class _Outputs:
                 options.output_ns,
                 topic,
                 bag.topic_types()[topic],
+                raw=options.raw_outputs,
             )
         if options.video:
             self.video = VideoWriter(out_dir / VIDEO_NAME, _recorded_rate(bag, topic))
@@ -166,7 +134,10 @@ class _Outputs:
             described["output_bag_error"] = self.bag_problem
         elif self.bag is not None:
             described["output_bag"] = str(self.bag.path)
+            described["output_form"] = "raw" if self.bag.raw else "compact"
             described["output_topics"] = self.bag.topics
+            if self.bag.frames:
+                described["output_bag_bytes_per_frame"] = self.bag.bytes_on_disk() / self.bag.frames
         if self.video is not None:
             described["overlay_video"] = str(self.video.path)
         return described
@@ -219,7 +190,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         with metrics:
             outputs = _Outputs(options.outputs, options.out_dir, bag, topic, engine.info)
             session = _Session(options, bag, topic, labels, engine, metrics, outputs)
-            run = _replay(session)
+            run = replay(session)
             with interruption.deferred():  # the frames are done: Ctrl-C waits for the report
                 problem = outputs.close()
                 if problem is not None and run.error is None:
@@ -229,76 +200,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         bag.close()
 
 
-def _replay(s: _Session) -> _Run:
-    """Every frame through the engine, into the outputs and the metrics; a failure part-way
-    (damaged bag, engine crash, full disk) or Ctrl-C / SIGTERM stops the run with what was
-    evaluated so far."""
-    options, bag, topic, labels = s.options, s.bag, s.topic, s.labels
-    run = _Run(partial=bag.salvaged)
-    total = bag.message_counts().get(topic, 0)
-    if options.max_frames is not None:
-        total = min(total, options.max_frames)
-    stream = bag.messages([topic, *labels.topics])
-    frames: Iterator = islice(
-        pair_by_stamp(stream, topic, labels.topics, options.gt.tolerance_ns, stats=run.pairing),
-        options.max_frames,
-    )
-    start = time.perf_counter()
-    bar = tqdm(total=total or None, unit="frame", desc="evaluate", disable=not options.progress)
-    try:
-        for frame, found in frames:
-            bar.update()
-            _evaluate_frame(s, run, frame, found)
-    except BagDamaged as exc:
-        run.stop(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt as exc:
-        done = f"{interruption.describe(exc)} after {run.read} frames"
-        run.stop(done, interruption.exit_code(exc))
-    except Exception as exc:  # engine crash, disk full, ...: keep what we have
-        run.stop(f"evaluation stopped at frame {run.read}: {one_line(exc)}", EXIT_FAILED)
-    finally:
-        bar.close()
-        run.wall_s = time.perf_counter() - start
-    return run
-
-
-def _evaluate_frame(
-    s: _Session, run: _Run, frame: BagMessage, found: dict[str, BagMessage | None]
-) -> None:
-    from pixood_ros.engine import InputError
-
-    index = run.read
-    run.read += 1
-    run.first_stamp = frame.stamp_ns if run.first_stamp is None else run.first_stamp
-    run.last_stamp = frame.stamp_ns
-    try:
-        rgb = image_conversion.message_to_rgb(frame.msg)
-    except image_conversion.BadImage as exc:
-        run.fail(index, frame.stamp_ns, f"undecodable frame ({exc})")
-        return
-    t0 = time.perf_counter()
-    try:
-        raw = s.engine(rgb)
-    except InputError as exc:
-        run.fail(index, frame.stamp_ns, f"engine refused the frame ({exc})")
-        return
-    elapsed = time.perf_counter() - t0
-    # what the node publishes: the anomaly mode's score in place of the raw one
-    score = anomaly_map(raw, s.options.anomaly_mode, s.engine.info.eval_labels)
-    result = dataclasses.replace(raw, anomaly_score=score)
-    run.engine_s += elapsed
-    run.latencies_ms.append(elapsed * 1e3)
-    s.outputs.write(frame, rgb, result, s.options.threshold)
-    s.metrics.add_scores(result.anomaly_score)
-    try:
-        s.labels.score(s.metrics, run, index, found, result)
-    except (ValueError, SourceError, image_conversion.BadImage) as exc:
-        run.fail(index, frame.stamp_ns, f"ground truth unusable ({one_line(exc)})")
-        return
-    run.evaluated += 1
-
-
-def _finish(s: _Session, run: _Run) -> EvalResult:
+def _finish(s: _Session, run: Run) -> EvalResult:
     """Judge the run, write report.json / report.md and the plots."""
     if run.error is None and s.bag.salvaged:
         run.error, run.exit_code = (
@@ -323,7 +225,7 @@ def _recorded_rate(bag: BagInput, topic: str) -> float:
     return (count - 1) / duration_s if count > 1 and duration_s > 0 else 10.0
 
 
-def _judge(run: _Run, has_gt: object, metrics: EvalMetrics) -> tuple[str | None, int]:
+def _judge(run: Run, has_gt: object, metrics: EvalMetrics) -> tuple[str | None, int]:
     """A finished run still fails when nothing could be evaluated against the ground truth."""
     if run.read == 0:
         return "no frame could be evaluated: the image topic has no messages", EXIT_USAGE
@@ -346,12 +248,14 @@ def _ground_truth_text(options: EvalOptions, labels: _Labels) -> str:
     return "; ".join(sources)
 
 
-def _build_report(s: _Session, run: _Run) -> dict[str, Any]:
+def _build_report(s: _Session, run: Run) -> dict[str, Any]:
     options, bag, topic, engine, info = s.options, s.bag, s.topic, s.engine, s.engine.info
     if run.first_stamp is not None and run.last_stamp is not None and run.read > 1:
         recorded_rate = (run.read - 1) / max((run.last_stamp - run.first_stamp) / 1e9, 1e-9)
     else:
         recorded_rate = None
+    engine_fps = len(run.latencies_ms) / run.engine_s if run.engine_s > 0 else None
+    end_to_end_fps = run.read / run.wall_s if run.wall_s > 0 else None
     return {
         "tool": "pixood-bag-eval",
         "mode": "offline",
@@ -384,8 +288,12 @@ def _build_report(s: _Session, run: _Run) -> dict[str, Any]:
             "unmatched_gt_messages": dict(run.pairing.unmatched_labels),
         },
         "speed": {
-            "engine_fps": len(run.latencies_ms) / run.engine_s if run.engine_s > 0 else None,
-            "end_to_end_fps": run.read / run.wall_s if run.wall_s > 0 else None,
+            "engine_fps": engine_fps,
+            "end_to_end_fps": end_to_end_fps,
+            "end_to_end_over_engine": end_to_end_fps / engine_fps
+            if engine_fps and end_to_end_fps
+            else None,
+            "engine_s": run.engine_s,
             "engine_latency_ms": report.latency_summary(run.latencies_ms),
             "wall_s": run.wall_s,
         },

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
-from pixood_ros.bag.scoring import ScoringOptions
+from pixood_ros.bag.scoring_options import ScoringOptions
 from pixood_ros.cli import options_from
 from pixood_ros.contract import NODE_NAMESPACE
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
@@ -33,6 +33,7 @@ class OutputOptions:
     video: bool = False
     output_bag: bool = True
     output_storage: str = "mcap"
+    raw_outputs: bool = False
     output_ns: str = DEFAULT_NAMESPACE
     overlay_alpha: float = DEFAULT_OVERLAY_ALPHA
 

@@ -1,25 +1,28 @@
 """The evaluation's output bag: the node's topics (docs/architecture.md §5) with the input
 headers, so `ros2 bag play` of it shows in rviz exactly what the node would have published live.
 
-The images are built with the node's own `pixood_ros.render.outputs` (same encodings, mask
-rule and overlay), only with rosbags' message class; the overlay arrives rendered (the video
-shows the same picture). Topics, under namespace `ns` (the node's private namespace, default
-`/pixood_node`): `anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255), `semantic` mono8,
-`confidence` 32FC1, `overlay` bgr8; the input frames are copied alongside as stored, so the
-replay is self-contained.
+The pictures are the node's own (`pixood_ros.render.outputs`: same mask rule and overlay); the
+overlay arrives rendered (the video shows the same picture). Topics, under namespace `ns` (the
+node's private namespace, default `/pixood_node`), in the compact form by default (mcap chunks
+zstd-compressed, scores as 16-bit PNG, overlay as JPEG: `pixood_ros.bag.output_codec`) or, with
+`raw`, exactly as the node publishes them: `anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255),
+`semantic` mono8, `confidence` 32FC1, `overlay` bgr8. The input frames are copied alongside as
+stored, so the replay is self-contained.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 
-from pixood_ros.bag import bagio
+from pixood_ros.bag import bagio, output_codec
 from pixood_ros.bag.bagio import BagMessage
 from pixood_ros.contract import NODE_NAMESPACE
-from pixood_ros.image_conversion import array_to_image
 from pixood_ros.interruption import deferred
 from pixood_ros.render.outputs import ENCODINGS, anomaly_mask
 
@@ -36,20 +39,30 @@ class OutputBag:
     """Writes one set of node outputs per evaluated frame; use as a context manager."""
 
     def __init__(
-        self, path: Path, storage: str, ns: str, input_topic: str, input_type: str
+        self,
+        path: Path,
+        storage: str,
+        ns: str,
+        input_topic: str,
+        input_type: str,
+        *,
+        raw: bool = False,
     ) -> None:
         self.path = path
+        self.raw = raw
         self._writer = bagio.open_writer(path, storage)
+        if storage == "mcap" and not raw:
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
         self._input = self._writer.add_connection(
             input_topic, input_type, typestore=bagio.TYPESTORE
         )
-        self._outputs = {
-            name: self._writer.add_connection(
-                output_topic(ns, name), bagio.IMAGE_TYPE, typestore=bagio.TYPESTORE
+        self._outputs = {}
+        for name in OUTPUT_NAMES:
+            suffix, msgtype = output_codec.stored_form(name, raw)
+            self._outputs[name] = self._writer.add_connection(
+                output_topic(ns, suffix), msgtype, typestore=bagio.TYPESTORE
             )
-            for name in OUTPUT_NAMES
-        }
         self.topics = {c.topic: c.msgtype for c in [self._input, *self._outputs.values()]}
         self.frames = 0
 
@@ -57,7 +70,8 @@ class OutputBag:
         self, frame: BagMessage, result: Any, threshold: float, overlay_bgr: np.ndarray
     ) -> None:
         """The input frame as stored and the node's outputs of it, at the frame's bag time (all
-        or, when interrupted, none of them: the signal waits for the frame)."""
+        or, when interrupted, none of them: in the main thread the signal waits for the frame;
+        other threads are never interrupted)."""
         pixels = {
             "anomaly_score": result.anomaly_score,
             "anomaly_mask": anomaly_mask(result.anomaly_score, threshold),
@@ -65,14 +79,12 @@ class OutputBag:
             "confidence": result.confidence,
             "overlay": overlay_bgr,
         }
-        msg_type = bagio.TYPESTORE.types[bagio.IMAGE_TYPE]
         raw = {
-            name: bagio.serialize(
-                array_to_image(pixels[name], ENCODINGS[name], frame.msg.header, msg_type=msg_type)
-            )
+            name: output_codec.encode(name, pixels[name], frame.msg.header, self.raw)
             for name in self._outputs
         }
-        with deferred():
+        main = threading.current_thread() is threading.main_thread()
+        with deferred() if main else contextlib.nullcontext():
             self._writer.write(self._input, frame.bag_time_ns, frame.raw)
             for name, connection in self._outputs.items():
                 self._writer.write(connection, frame.bag_time_ns, raw[name])
@@ -82,6 +94,10 @@ class OutputBag:
         """Finish the bag and flush it to disk (OSError when the disk is full)."""
         with deferred():
             bagio.finish_writer(self._writer, self.path)
+
+    def bytes_on_disk(self) -> int:
+        """Size of the finished bag's files."""
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
     def __enter__(self) -> OutputBag:
         return self

@@ -2,9 +2,11 @@
 rosbag2 as received, read back paired with the replayed bag's frames and ground truth, and scored
 in this one place (bag-eval's live report and the demo both show these numbers).
 
-The input bag and the recording are read as one time-ordered stream (the recording's bag times
-are the header stamps), paired by header stamp, so nothing is held in memory beyond a few frames
-and scoring never competes with the replay for this process's time.
+Outputs are read in either stored form (`pixood_ros.bag.output_codec`: the node's raw images or
+the compact one of bag-eval's output bag). The input bag and the recording are read as one
+time-ordered stream (the recording's bag times are the header stamps), paired by header stamp, so
+nothing is held in memory beyond a few frames and scoring never competes with the replay for this
+process's time.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pixood_ros import image_conversion
 from pixood_ros.bag import bagio
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
 from pixood_ros.bag.ground_truth import decode_labels
 from pixood_ros.bag.output_bag import OUTPUT_NAMES, output_topic
+from pixood_ros.bag.output_codec import COMPRESSED_SUFFIX, decode
 from pixood_ros.bag.pairing import pair_by_stamp
 from pixood_ros.bag.scoring import EvalMetrics
 from pixood_ros.cli import one_line
@@ -91,21 +93,25 @@ def recorded_frames(
 ) -> Iterator[RecordedFrame]:
     """Every frame of `camera` in `bag`, in order, with the outputs recorded under `node_ns` and
     the (OOD, semantic) labels of `label_topics`, all paired by header stamp."""
-    outputs = {name: output_topic(node_ns, name) for name in MODEL_OUTPUTS}
     labels = [t for t in label_topics if t]
     source = BagInput(bag)
     reader = bagio.open_reader(recording)
     try:
+        recorded = {c.topic for c in reader.connections}
+        outputs = {  # the form recorded: raw as the node publishes, or compact (output_codec)
+            name: next((t for t in forms if t in recorded), forms[0])
+            for name in MODEL_OUTPUTS
+            for forms in [[output_topic(node_ns, s) for s in (name, name + COMPRESSED_SUFFIX)]]
+        }
+        output_topics = list(outputs.values())
         stream = heapq.merge(
             source.messages([camera, *labels]),
-            bagio.iter_messages(reader, list(outputs.values())),
+            bagio.iter_messages(reader, output_topics),
             key=lambda message: message.bag_time_ns,
         )
-        for frame, found in pair_by_stamp(stream, camera, [*labels, *outputs.values()]):
+        for frame, found in pair_by_stamp(stream, camera, [*labels, *output_topics]):
             decoded = {
-                name: None
-                if found[topic] is None
-                else image_conversion.image_to_array(found[topic].msg)
+                name: None if found[topic] is None else decode(name, found[topic].msg)
                 for name, topic in outputs.items()
             }
             ood, semantic = (found.get(t) if t else None for t in label_topics)

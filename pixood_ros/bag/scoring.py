@@ -13,23 +13,31 @@ bag never needs its frames in memory (histograms and per-component numbers only)
 - mIoU, pixel accuracy and ECE when semantic ground truth is present;
 - a score histogram (all pixels, and split by label when OOD ground truth is present).
 
-What is scored is one value object, `ScoringOptions`, with one set of options and help texts
-(`add_scoring_arguments`) in pixood-bag-eval, the demo and pixood-benchmark.
+Each frame's scores are binned once (`pixood_ros.bag.histogram`) for all its histograms.
+
+What is scored is one value object, `ScoringOptions` (`pixood_ros.bag.scoring_options`).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pixood_ros.bag import histogram
 from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold, exact_best_f1_threshold
-from pixood_ros.cli import UserError, count, options_from
+from pixood_ros.bag.scoring_options import (
+    BEST_F1,
+    COMPONENT_THRESHOLDS,
+    MASK,
+    ScoringOptions,
+    component_track,
+)
+from pixood_ros.bag.scoring_options import add_scoring_arguments as add_scoring_arguments
+from pixood_ros.cli import UserError
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
@@ -38,105 +46,7 @@ from pixood_ros.metrics.region import ScoredRegion
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
 HISTOGRAM_BINS = 100
-BEST_F1 = "best-f1"
-MASK = "mask"
-COMPONENT_THRESHOLDS = (BEST_F1, MASK)
 ALL_PIXELS = ScoredRegion("all", None, "requested (all)")
-
-
-TRACKS = ("auto", "anomaly", "obstacle")
-
-
-def component_track(track: str, region: ScoredRegion) -> str:
-    """SMIYC size filters: `auto` = obstacle (50 / 10 px) when only the eval-label region is
-    scored (the obstacle-track protocol), else anomaly (500 / 100 px)."""
-    if track not in TRACKS:
-        raise ValueError(f"unknown track {track!r}; choose one of {', '.join(TRACKS)}")
-    if track == "auto":
-        return "obstacle" if region.classes is not None else "anomaly"
-    return track
-
-
-@dataclass(frozen=True)
-class ScoringOptions:
-    """What an anomaly evaluation scores: the region, the component size filters and the
-    component operating point."""
-
-    eval_region: str = regions.AUTO
-    track: str = "auto"
-    min_pred_size: int | None = None
-    min_gt_size: int | None = None
-    component_threshold: str = BEST_F1
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ScoringOptions:
-        """The options `add_scoring_arguments` added (defaults for those it left out)."""
-        return options_from(cls, args)
-
-    def argv(self) -> list[str]:
-        """The same options as a command line (for a tool that runs another one's main)."""
-        args = [
-            "--eval-region",
-            self.eval_region,
-            "--component-threshold",
-            self.component_threshold,
-        ]
-        if self.track != "auto":
-            args += ["--track", self.track]
-        if self.min_pred_size is not None:
-            args += ["--min-pred-size", str(self.min_pred_size)]
-        if self.min_gt_size is not None:
-            args += ["--min-gt-size", str(self.min_gt_size)]
-        return args
-
-
-def add_scoring_arguments(
-    parser: argparse.ArgumentParser, track_option: bool = True, component_option: bool = False
-) -> None:
-    """The options that decide what an anomaly evaluation scores, with one meaning and help text
-    in pixood-bag-eval, pixood-benchmark and the demo: --eval-region, --track (optional: the
-    demo always uses auto), --min-pred-size, --min-gt-size and (optional: the benchmark always
-    uses best-f1) --component-threshold."""
-    parser.add_argument(
-        "--eval-region",
-        type=regions.spelling,
-        choices=regions.REGIONS,
-        default=regions.AUTO,
-        help="pixels the anomaly metrics score: all = every labelled pixel; eval-labels = only "
-        "pixels whose semantic ground truth is one of the model's eval labels (e.g. road + "
-        "sidewalk) plus the anomalies, SMIYC's obstacle-track ROI; auto = eval-labels when "
-        "semantic ground truth is available and the model's eval labels are a subset of its "
-        "classes, else all (default: auto; reports say which and why)",
-    )
-    if track_option:
-        parser.add_argument(
-            "--track",
-            choices=TRACKS,
-            default="auto",
-            help="SMIYC component size filters: anomaly 500/100 px, obstacle 50/10 px; auto = "
-            "obstacle when only the eval-label region is scored, else anomaly (default: auto)",
-        )
-    parser.add_argument(
-        "--min-pred-size",
-        type=count,
-        help="override: smallest predicted anomaly component counted, px (default: the track's)",
-    )
-    parser.add_argument(
-        "--min-gt-size",
-        type=count,
-        help="override: ground-truth components smaller than this become void, px (default: the "
-        "track's)",
-    )
-    if component_option:
-        parser.add_argument(
-            "--component-threshold",
-            choices=COMPONENT_THRESHOLDS,
-            default=BEST_F1,
-            help="threshold of the component metrics (sIoU/PPV/F1): best-f1 = the data set's "
-            "exact best-F1 pixel threshold as SMIYC does, found after the last frame with a "
-            "second pass over a temporary score file in the output folder (5 bytes per pixel, "
-            "removed at the end); mask = --threshold, the node's mask (default: best-f1)",
-        )
 
 
 def scored_region(eval_region: str, info: Any, has_semantic_gt: bool) -> ScoredRegion:
@@ -212,11 +122,24 @@ class EvalMetrics:
         self.confusion = ConfusionMatrixAccumulator(self.num_classes)
         self.calibration = CalibrationAccumulator()
         self.score_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self._binned: tuple[np.ndarray, np.ndarray | None] | None = None
         self.frames_with_ood_gt = 0
         self.frames_with_semantic_gt = 0
 
+    def _fine_bins(self, score: np.ndarray) -> np.ndarray | None:
+        """The frame's fine score bins, computed once for all its histograms (None when the
+        scores leave [0, 1]: the accumulators' own path clips or raises as before)."""
+        if self._binned is None or self._binned[0] is not score:
+            bins = histogram.fine_bins(score) if histogram.usable(score) else None
+            self._binned = (score, bins)
+        return self._binned[1]
+
     def add_scores(self, score: np.ndarray) -> None:
-        self.score_hist += _histogram(score)
+        bins = self._fine_bins(score)
+        if bins is None:
+            self.score_hist += _histogram(score)
+        else:
+            self.score_hist += histogram.coarse(histogram.all_pixels(bins), HISTOGRAM_BINS)
 
     def add_ood(
         self, score: np.ndarray, ood: np.ndarray, semantic_gt: np.ndarray | None = None
@@ -227,9 +150,18 @@ class EvalMetrics:
         if self._component_summary is not None:
             raise RuntimeError("frames added after the metrics were summarised")
         labels = self.region.restrict(ood, semantic_gt)
-        self.pixel.update(score, labels)
-        if self.pixel_whole_frame is not self.pixel:
-            self.pixel_whole_frame.update(score, ood)
+        bins = self._fine_bins(score)
+        if bins is not None and score.shape == ood.shape and histogram.valid_labels(ood):
+            counts = histogram.labelled(bins, ood, labels)
+            self.pixel.pos_counts += counts[0]
+            self.pixel.neg_counts += counts[1]
+            if self.pixel_whole_frame is not self.pixel:
+                self.pixel_whole_frame.pos_counts += counts[2]
+                self.pixel_whole_frame.neg_counts += counts[3]
+        else:
+            self.pixel.update(score, labels)
+            if self.pixel_whole_frame is not self.pixel:
+                self.pixel_whole_frame.update(score, ood)
         if self._spill is not None:
             self._spill.append(score, labels)
         else:

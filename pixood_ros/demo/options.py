@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixood_ros.anomaly_modes import DEFAULT_ANOMALY_MODE, anomaly_mode_parent
-from pixood_ros.bag.scoring import ScoringOptions, add_scoring_arguments
+from pixood_ros.bag.scoring_options import ScoringOptions, add_scoring_arguments
 from pixood_ros.cli import (
     OneLineParser,
     UserError,

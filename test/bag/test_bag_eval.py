@@ -296,11 +296,13 @@ def read_all(bag: Path) -> tuple[dict[str, str], dict[str, list]]:
     return types, messages
 
 
-def test_output_bag_has_the_node_topics_with_input_headers(tmp_path, capsys, model, engine):
+def test_raw_output_bag_has_the_node_topics_with_input_headers(tmp_path, capsys, model, engine):
     frames = make_frames(3)
     bag = bag_from(frames, tmp_path / "bag", storage="sqlite3")
     out = tmp_path / "out"
-    rc, _, err = run(capsys, model, bag, "-o", out, *COMMON, "--threshold", "0.6", "--video")
+    rc, _, err = run(
+        capsys, model, bag, "-o", out, *COMMON, "--threshold", "0.6", "--video", "--raw-outputs"
+    )
     assert rc == 0, err
     types, messages = read_all(out / "output_bag")
     ns = "/pixood_node"
@@ -356,7 +358,7 @@ def test_truncated_mcap_gives_partial_report_and_clear_error(tmp_path, capsys, m
     assert "Partial report" in (out / "report.md").read_text()
     # the output bag holds what was evaluated and reads back
     types, messages = read_all(out / "output_bag")
-    assert len(messages["/pixood_node/anomaly_score"]) == report["frames"]["read"]
+    assert len(messages["/pixood_node/anomaly_score/compressed"]) == report["frames"]["read"]
 
 
 def test_sqlite3_cut_in_half_is_a_one_line_error(tmp_path, capsys, model):
