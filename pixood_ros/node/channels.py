@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -105,6 +104,33 @@ def create_channels(
 
 
 @dataclass
+class OutputSet:
+    """One frame's buffers in flight: its output messages and the model's raw scores, from which
+    the publisher thread computes the anomaly mode's score (off the model's thread)."""
+
+    images: OutputImages = field(default_factory=OutputImages)
+    raw: SegmentationResult | None = None  # see engine_buffers
+    published: SegmentationResult | None = None  # views of the output messages
+
+    def engine_buffers(self, height: int, width: int, unknown_score: bool) -> SegmentationResult:
+        """Where the engine writes one frame: semantic and confidence straight into the output
+        messages, the raw anomaly score (and, for the unknown modes, the unknown score) into
+        buffers of this set, from which `anomaly_map` later writes the mode's score into the
+        ~/anomaly_score message. Reused while size and need stay the same."""
+        self.published = published = self.images.engine_buffers(height, width)
+        raw = self.raw
+        if (
+            raw is None
+            or raw.semantic is not published.semantic
+            or (raw.unknown_score is not None) != unknown_score
+        ):
+            raw = SegmentationResult.empty(height, width, unknown_score)
+            raw.semantic, raw.confidence = published.semantic, published.confidence
+            self.raw = raw
+        return raw
+
+
+@dataclass
 class CameraChannel:
     """One input stream and its outputs."""
 
@@ -124,41 +150,20 @@ class CameraChannel:
     compression: Compression = field(default_factory=Compression)
     # Output sets not in flight (see take_outputs); a deque, whose append and pop are atomic,
     # because the inference thread takes and the publisher thread gives back.
-    free_outputs: deque[OutputImages] = field(default_factory=deque)
-    raw_scores: tuple[np.ndarray, np.ndarray | None] | None = None  # see engine_buffers
+    free_outputs: deque[OutputSet] = field(default_factory=deque)
 
-    def take_outputs(self) -> OutputImages:
+    def take_outputs(self) -> OutputSet:
         """A free output set for the next frame, the most recently used first (same size, warm
         in cache); a new one when all are in flight (at most three: one in the model, one
         waiting for the publisher, one being published, see `pipeline`)."""
         try:
             return self.free_outputs.pop()
         except IndexError:
-            return OutputImages()
+            return OutputSet()
 
-    def give_back(self, outputs: OutputImages) -> None:
-        """`outputs` was published or discarded: its messages may carry another frame."""
+    def give_back(self, outputs: OutputSet) -> None:
+        """`outputs` was published or discarded: its buffers may carry another frame."""
         self.free_outputs.append(outputs)
-
-    def engine_buffers(
-        self, published: SegmentationResult, unknown_score: bool
-    ) -> SegmentationResult:
-        """Where the engine writes one frame: semantic and confidence straight into the output
-        messages (`published`, from `OutputImages.engine_buffers`), the raw anomaly score (and,
-        for the unknown modes, the unknown score) into buffers of the channel, from which
-        `anomaly_map` writes the mode's score into the ~/anomaly_score message. Only the
-        inference thread calls this."""
-        shape = published.semantic.shape
-        scores = self.raw_scores
-        if scores is None or scores[0].shape != shape or (scores[1] is not None) != unknown_score:
-            unknown = np.empty(shape, np.float32) if unknown_score else None
-            self.raw_scores = scores = (np.empty(shape, np.float32), unknown)
-        return SegmentationResult(
-            anomaly_score=scores[0],
-            semantic=published.semantic,
-            confidence=published.confidence,
-            unknown_score=scores[1],
-        )
 
     def output_topic(self, output: str) -> str:
         return f"~/{self.name}/{output}" if self.name else f"~/{output}"

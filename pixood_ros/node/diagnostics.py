@@ -51,6 +51,7 @@ def model_status(
     if settings is not None:
         values["model_path"] = str(settings.model_path)
         values["requested_providers"] = ", ".join(settings.providers) or "default"
+        values["intra_op_threads"] = str(settings.intra_op_threads)
         values["threshold"] = f"{threshold:.3f}"
     info = getattr(segmenter, "info", None)
     if info is not None:

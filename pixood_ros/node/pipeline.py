@@ -1,10 +1,10 @@
 """Inference overlapped with publishing: two threads joined by a bounded hand-over.
 
 Rendering the overlay and handing 12 MB of outputs per 1280x720 frame to DDS took a third of a
-frame while the model waited. Now the inference thread takes the newest frame from the camera
-mailbox, runs the model into one of the camera's output sets and hands the result over; the
-publisher thread renders and publishes it while the next frame is already in the model (ONNX
-Runtime releases the GIL while it runs).
+frame while the model waited. Now the inference thread only decodes the newest frame from the
+camera mailbox and runs the model into one of the camera's output sets, and hands the result
+over; the publisher thread computes the anomaly mode's score, renders and publishes while the
+next frame is already in the model (ONNX Runtime releases the GIL while it runs).
 
 The hand-over is itself a latest-frame mailbox: one slot per camera, so memory cannot grow. When
 publishing falls behind, a result still waiting is replaced by the newer one and discarded (its
@@ -21,16 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from pixood_ros.node.channels import OutputSet
 from pixood_ros.node.mailbox import LatestFrameMailbox
 from pixood_ros.node.worker import FrameWorker
-from pixood_ros.render.outputs import OutputImages
 
 
 @dataclass
 class FrameResult:
     """One frame's model results (in `outputs`) on their way to the publisher thread."""
 
-    outputs: OutputImages
+    outputs: OutputSet
+    mode: str  # the anomaly mode when the frame went into the model
     rgb: np.ndarray  # the decoded camera image, for the overlay
     header: Any  # the camera frame's header, put on every output
     received: float  # time.monotonic() when the frame arrived

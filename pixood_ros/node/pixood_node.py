@@ -306,15 +306,12 @@ class PixoodNode(LifecycleNode):
         outputs = channel.take_outputs()
         try:
             # The engine writes straight into the output messages (see OutputImages) and the
-            # channel's raw-score buffers; the mode's score goes into the ~/anomaly_score message.
-            published = outputs.engine_buffers(*rgb.shape[:2])
-            raw = channel.engine_buffers(published, mode in NEEDS_UNKNOWN_SCORE)
-            segmenter(rgb, out=raw)
-            anomaly_map(raw, mode, segmenter.info.eval_labels, out=published.anomaly_score)
+            # set's raw-score buffers; the publisher thread applies the anomaly mode.
+            segmenter(rgb, out=outputs.engine_buffers(*rgb.shape[:2], mode in NEEDS_UNKNOWN_SCORE))
         except BaseException:
             channel.give_back(outputs)
             raise
-        return FrameResult(outputs, rgb, msg.header, received)
+        return FrameResult(outputs, mode, rgb, msg.header, received)
 
     def _publish_frame(self, index: int, result: FrameResult) -> None:
         """Publisher thread: render and publish one frame's outputs; no error may end it."""
@@ -322,8 +319,11 @@ class PixoodNode(LifecycleNode):
         try:
             if not self._switch.enabled:
                 return  # disabled while this frame was in the model
+            outputs = result.outputs
+            labels = self.segmenter.info.eval_labels
+            anomaly_map(outputs.raw, result.mode, labels, out=outputs.published.anomaly_score)
             channel.publish_outputs(
-                result.outputs, result.rgb, result.header, self._threshold, self._overlay_alpha
+                outputs.images, result.rgb, result.header, self._threshold, self._overlay_alpha
             )
             channel.stats.frame_published(
                 time.monotonic() - result.received, self._age_of(result.header)

@@ -33,6 +33,7 @@ from test_node_graph import (
 from pixood_ros import image_conversion as ic
 from pixood_ros.engine import Segmenter
 from pixood_ros.node.pixood_node import PixoodNode
+from pixood_ros.node.threads import intra_op_threads
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 pytestmark = pytest.mark.ros
@@ -172,6 +173,7 @@ def test_diagnostics_report_rates_latency_and_provider(graph_factory, model_path
     model = {kv.key: kv.value for kv in statuses["/pixood_node: model"].values}
     assert model["execution_provider"] == "CPUExecutionProvider"
     assert model["lifecycle_state"] == "active"
+    assert model["intra_op_threads"] == str(intra_op_threads())  # 0: sized for the machine
     camera = {kv.key: kv.value for kv in statuses["/pixood_node: camera"].values}
     assert camera["frames_processed"] == "5" and camera["frames_dropped"] == "0"
     assert float(camera["input_rate_hz"]) > 0 and float(camera["output_rate_hz"]) > 0

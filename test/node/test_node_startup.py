@@ -56,6 +56,9 @@ def ros_context():
         ),
         ("cameras", "front", "cameras is 'front', not a list of strings; write e.g. cameras:=["),
         ("autostart", "yes", "autostart is 'yes', not true or false"),
+        ("jpeg_quality", 0, "parameter jpeg_quality is 0; use a value from 1 to 100"),
+        ("png_level", 10, "parameter png_level is 10; use a value from 0 to 9"),
+        ("publish_compressed", 1, "publish_compressed is 1, not true or false"),
     ],
 )
 def test_bad_start_up_value_is_one_clear_error(ros_context, name, value, message):
