@@ -46,6 +46,24 @@ def _nearest_index(out_size: Any, in_size: Any, device: torch.device) -> torch.T
     return (torch.arange(out_size, device=device) * in_size) // out_size
 
 
+def _bilinear_resize(grid: torch.Tensor, height: Any, width: Any) -> torch.Tensor:
+    """[B,h,w] -> [B,H,W] bilinear, ``align_corners=False`` (PyTorch's and the official rule)."""
+    # unsqueeze / squeeze, not [:, None] / [:, 0]: the exporter turns an index into a Gather,
+    # which copies the full-size map; a Squeeze is free.
+    size = (height, width)
+    full = F.interpolate(grid.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
+    return full.squeeze(1)
+
+
+def _nearest_resize(grid: torch.Tensor, height: Any, width: Any) -> torch.Tensor:
+    """[B,h,w] -> [B,H,W] nearest, as two gathers: columns first on the small map, then whole
+    rows (ONNX Runtime's Gather on the last axis moves one element at a time, on axis 1 it
+    copies rows of W contiguous values). Exact: the values are copied, never interpolated."""
+    cols = _nearest_index(width, grid.shape[2], grid.device)
+    rows = _nearest_index(height, grid.shape[1], grid.device)
+    return grid.index_select(2, cols).index_select(1, rows)
+
+
 class PixOODModel(nn.Module):
     """uint8 RGB [1,H,W,3] -> (anomaly f32 [1,H,W], semantic u8 [1,H,W], confidence f32 [1,H,W])."""
 
@@ -160,34 +178,40 @@ class PixOODModel(nn.Module):
         logits, e = self.patch_logits_and_features(self.preprocess(image))
         all_scores = self.scorer.class_scores(e, logits)
         classes = self.needed_classes(logits)
-        outputs = self.combine(classes, all_scores.gather(1, classes), height, width)
-        top = F.interpolate(
-            all_scores.amax(dim=1, keepdim=True),
-            size=(height, width),
-            mode="bilinear",
-            align_corners=False,
-        )
-        return (*outputs, (1.0 - top[:, 0]).clamp(0.0, 1.0))
+        top = all_scores.amax(dim=1, keepdim=True)
+        return self.combine(classes, all_scores.gather(1, classes), height, width, top)
 
     def combine(
-        self, classes: torch.Tensor, scores: torch.Tensor, height: Any, width: Any
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(``needed_classes``, their scores) on the patch grid -> the three full-size outputs."""
-        semantic, confidence, eval_scores = classes[:, :1], scores[:, :1], scores[:, 1:]
-        eval_full = F.interpolate(
-            eval_scores, size=(height, width), mode="bilinear", align_corners=False
+        self,
+        classes: torch.Tensor,
+        scores: torch.Tensor,
+        height: Any,
+        width: Any,
+        top: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """(``needed_classes``, their scores) on the patch grid -> the three full-size outputs,
+        plus ``unknown`` when ``top`` (max over all classes of S, [B,1,h,w]) is given.
+
+        Everything that can be is done on the patch grid; at full size each output is written by
+        as few passes as possible: each bilinear map (1 - S of an eval label, 1 - top) upsampled
+        on its own (one fused upsampling would need a channel split, a full-size copy, after
+        it), an elementwise minimum over the eval labels (not a channel reduction, which ONNX
+        Runtime runs far slower), one clamp; semantic (uint8) and confidence (already clamped)
+        by exact integer-index gathers. 1 - S is upsampled rather than S: the same values up to
+        float rounding (bilinear weights sum to one), with the subtraction on the patch grid.
+        """
+        anomaly = None
+        for k in range(1, scores.shape[1]):
+            full = _bilinear_resize(1.0 - scores[:, k], height, width)
+            anomaly = full if anomaly is None else torch.minimum(anomaly, full)
+        outputs = (
+            anomaly.clamp(0.0, 1.0),
+            _nearest_resize(classes[:, 0].to(torch.uint8), height, width),
+            _nearest_resize(scores[:, 0].clamp(0.0, 1.0), height, width),
         )
-        anomaly = (1.0 - eval_full.amax(dim=1)).clamp(0.0, 1.0)
-        rows = _nearest_index(height, classes.shape[2], classes.device)
-        cols = _nearest_index(width, classes.shape[3], classes.device)
-        patch_maps = torch.cat([semantic.to(scores.dtype), confidence], dim=1)
-        # columns first, on the small map, then whole rows: ONNX Runtime's Gather on the last
-        # axis moves one element at a time (was 60 % of a CPU frame at 518x1036), on axis 2 it
-        # copies rows of W contiguous values. Same values either order.
-        full = patch_maps.index_select(3, cols).index_select(2, rows)
-        semantic_full = full[:, 0].to(torch.uint8)
-        confidence_full = full[:, 1].clamp(0.0, 1.0)
-        return anomaly, semantic_full, confidence_full
+        if top is None:
+            return outputs
+        return (*outputs, _bilinear_resize(1.0 - top[:, 0], height, width).clamp(0.0, 1.0))
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able description (model_config.json, docs/architecture.md §7.2)."""

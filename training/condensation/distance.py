@@ -6,6 +6,12 @@ repeating one of the class's own prototypes, which leaves every minimum unchange
 +inf mask. The distance is the MatMul expansion |e|^2 + |P|^2 - 2 e.P (fp32), clipped at 0 before
 the square root. Both sides are first shifted by the prototypes' mean (distances are translation
 invariant), which keeps the norms small and the cancellation error of the expansion low.
+
+Cost: the [N, C*Kmax] matrix |P|^2 - 2 e.P is one matrix product with the |P|^2 term as its bias
+(ONNX ``Gemm`` with alpha = -2), so it is written once and read once by the per-class minimum over
+Kmax; |e|^2 does not depend on the prototype and is added after the minimum, on [N, C]. Only the
+classes asked for are computed (``classes``): the end-to-end module's three contract outputs need
+the semantic class and the eval labels, not all C.
 """
 
 from __future__ import annotations
@@ -72,15 +78,40 @@ class PrototypeDistance(nn.Module):
         self.flat.copy_(shifted.float())
         self.sq_norms.copy_((shifted * shifted).sum(dim=1).float())
 
-    def _distances(self, e: torch.Tensor) -> torch.Tensor:
+    def _distances(self, e: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, D] -> [N, C] (or [N, len(classes)] for the listed class ids, in that order)."""
         e = e.float() - self.center
-        squared = (e * e).sum(dim=1, keepdim=True) + self.sq_norms - 2.0 * (e @ self.flat.T)
-        squared = squared.reshape(e.shape[0], self.num_classes, self.kmax).amin(dim=2)
-        return squared.clamp_min(0.0).sqrt()
+        flat, sq_norms, count = self.flat, self.sq_norms, self.num_classes
+        if classes is not None:
+            columns = (
+                classes[:, None] * self.kmax + torch.arange(self.kmax, device=e.device)
+            ).reshape(-1)
+            flat, sq_norms, count = flat[columns], sq_norms[columns], classes.shape[0]
+        partial = torch.addmm(sq_norms, e, flat.t(), alpha=-2.0)  # |P|^2 - 2 e.P
+        nearest = partial.reshape(e.shape[0], count, self.kmax).amin(dim=2)
+        return (nearest + (e * e).sum(dim=1, keepdim=True)).clamp_min(0.0).sqrt()
+
+    def _chunked(self, e: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        chunk = self.chunk_rows
+        if chunk is None or _exporting() or e.shape[0] <= chunk:
+            return self._distances(e, classes)
+        return torch.cat([self._distances(part, classes) for part in e.split(chunk)])
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        chunk = self.chunk_rows
-        exporting = torch.compiler.is_exporting() or torch.compiler.is_compiling()
-        if chunk is None or exporting or e.shape[0] <= chunk:
-            return self._distances(e)
-        return torch.cat([self._distances(part) for part in e.split(chunk)])
+        return self._chunked(e)
+
+    def at(self, e: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """e [N, D], classes [N, M] int64 -> [N, M]: entry (n, m) is the distance of patch n to
+        class classes[n, m]. Same values as ``forward(e).gather(1, classes)``, but in eager mode
+        only the classes that occur in ``classes`` are computed (a graph being exported has no
+        data-dependent sizes, so it computes all C and gathers)."""
+        if _exporting():
+            return self._chunked(e).gather(1, classes)
+        present = torch.unique(classes)
+        return self._chunked(e, present).gather(
+            1, torch.searchsorted(present, classes.contiguous())
+        )
+
+
+def _exporting() -> bool:
+    return torch.compiler.is_exporting() or torch.compiler.is_compiling()

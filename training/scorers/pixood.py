@@ -49,16 +49,15 @@ class PixOODScorer(Scorer):
     def scores_at(
         self, features: torch.Tensor, logits: torch.Tensor, classes: torch.Tensor
     ) -> torch.Tensor:
-        """The decision strategy for the requested classes only (K columns instead of C): its
-        binary search is the expensive part of the scorer, the distances are one MatMul."""
+        """Distances and decision for the requested classes only (K columns instead of C):
+        in eager mode only the prototypes of classes that occur are compared
+        (``PrototypeDistance.at``)."""
         b, d, h, w = features.shape
         k = classes.shape[1]
-        dists = self.distance(features.permute(0, 2, 3, 1).reshape(-1, d))
-        flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
         flat_classes = classes.permute(0, 2, 3, 1).reshape(-1, k)
-        scores = self.decision.scores(
-            flat_logits.gather(1, flat_classes), dists.gather(1, flat_classes), flat_classes
-        )
+        dists = self.distance.at(features.permute(0, 2, 3, 1).reshape(-1, d), flat_classes)
+        flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+        scores = self.decision.scores(flat_logits.gather(1, flat_classes), dists, flat_classes)
         return scores.reshape(b, h, w, k).permute(0, 3, 1, 2)
 
     def get_config(self) -> dict[str, Any]:
