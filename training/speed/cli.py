@@ -1,42 +1,51 @@
 """`pixood-bench`: SPEED of one model - where the time goes and how fast each runtime is.
 
 Not to be confused with `pixood-benchmark` (pixood_ros/comparison), which compares the anomaly
-QUALITY of several models. Runs (each can be switched off): per-stage PyTorch timings; PyTorch
-eager vs ONNX Runtime end to end at several sizes (the model is exported on the fly); the decision
-stage vs a scipy implementation of the published formulation; optionally the ROS node vs the bare
-engine (`python -m pixood_ros.speed.node_vs_engine`, in a subprocess: training code never imports
-rclpy). Prints tables and writes everything as JSON.
+QUALITY of several models. Every figure is measured at one thread count for PyTorch and ONNX
+Runtime alike (`--threads`, default 1), stated in every table and in the JSON. Sections:
+
+- default: per-stage PyTorch timings; PyTorch eager vs ONNX Runtime at several sizes (the model is
+  exported on the fly); the decision stage vs scipy; optionally the ROS node vs the bare engine
+  (`python -m pixood_ros.speed.node_vs_engine`, in a subprocess: training code never imports
+  rclpy);
+- `--ratios`: the ratio rows of the speed targets, both sides measured alternately in one run;
+- `--growth`: cost-growth tables with resolution, tokens and prototypes per class;
+- `--gpu`: frames per second of random ViT-S/B/L models on CUDA and the share of the FLOP bound.
+
+`--ratios` and `--growth` run instead of the default sections (together if both are given);
+`--gpu` runs alone. Prints Markdown tables and writes every figure as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import platform
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from pixood_ros import durable
-from pixood_ros.cli import OneLineParser, UserError, count, positive_int, run_command
+from pixood_ros.cli import OneLineParser, UserError, positive_float, positive_int, run_command
 
+from ..models.backbone import DINOV2_ARCHS
 from ..options import add_sizes
+from .environment import DEFAULT_THREADS
+from .gpu import DEFAULT_ARCHS
+from .gpu import DEFAULT_SIZES as GPU_SIZES
+from .models import TINY_ARCH
 
 PROG = "pixood-bench"
 DEFAULT_SIZES = ("240x320", "480x640")
+GROWTH_KINDS = ("resolution", "tokens", "prototypes")
+RATIO_SIZES = ("1080x1920", "256x512")
+GROWTH_SIZES = ("256x512", "480x640", "720x1280", "1080x1920", "2160x3840")
+LONG_SIDES = (448, 896, 1344, 1918)
+PROTOTYPES = (64, 256, 1000)
+DECISION_PIXELS = 77 * 137  # the 1080p patch grid of a ViT/14 (1078x1918 network input)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=PROG,
-        description="Speed of a PixOOD model: per-stage PyTorch timings, PyTorch vs ONNX Runtime "
-        "frames per second at several sizes, peak memory, decision stage vs scipy. (The anomaly "
-        "quality of several models: pixood-benchmark.)",
-    )
-    source = parser.add_argument_group("model (one of)")
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("model (one of; --gpu needs none)")
     source.add_argument("ckpt_dir", nargs="?", type=Path, help="checkpoint directory to load")
     source.add_argument("--tiny", action="store_true", help="a tiny random model (seconds on CPU)")
     source.add_argument(
@@ -57,29 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="network input long side for --tiny/--backbone models (multiple of 14; "
         "default 112 for --tiny, 518 for --backbone)",
     )
+    parser.add_argument("--onnx", type=Path, default=None, help="use this exported file instead")
+
+
+def add_classic_options(parser: argparse.ArgumentParser) -> None:
     add_sizes(parser, "--sizes", DEFAULT_SIZES, "input image sizes, e.g. 1078x1918 on a GPU")
-    parser.add_argument(
-        "--repeats", type=positive_int, default=5, help="timed runs per measurement"
-    )
-    parser.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        default=None,
-        help="PyTorch device (default: cuda when available); ONNX Runtime uses CUDA there too",
-    )
-    parser.add_argument(
-        "--threads",
-        type=count,
-        default=0,
-        help="CPU threads for PyTorch and ONNX Runtime alike (0 = each library's default); on a "
-        "busy machine 1 gives the steadiest, like-for-like numbers",
-    )
     parser.add_argument("--no-stages", action="store_true", help="skip per-stage timings")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime comparison")
-    parser.add_argument("--onnx", type=Path, default=None, help="use this exported file instead")
     parser.add_argument("--no-decision", action="store_true", help="skip decision vs scipy")
     parser.add_argument(
-        "--decision-pixels", type=positive_int, default=20000, help="pixels for decision vs scipy"
+        "--decision-pixels",
+        type=positive_int,
+        default=DECISION_PIXELS,
+        help=f"pixels for decision vs scipy (default {DECISION_PIXELS}: the 1080p ViT patch grid)",
     )
     parser.add_argument(
         "--decision-grid",
@@ -96,6 +95,99 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--node-args", default="", help="extra arguments for the node benchmark, one string"
     )
+
+
+def add_ratio_and_growth_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ratios and cost growth")
+    group.add_argument(
+        "--ratios",
+        action="store_true",
+        help="engine large/small input, eager/ONNX Runtime on --vit-arch at --vit-size, "
+        "decision vs scipy: both sides of each alternately in one run",
+    )
+    add_sizes(group, "--ratio-sizes", RATIO_SIZES, "LARGE SMALL input sizes of the engine ratio")
+    group.add_argument(
+        "--vit-arch",
+        default="vit_small_patch14_dinov2",
+        help="random-weight DINOv2 architecture of the eager/ONNX Runtime ratio ('tiny': the "
+        "test-sized model)",
+    )
+    add_sizes(group, "--vit-size", ("518x1036",), "network input size of that ratio")
+    group.add_argument(
+        "--growth",
+        nargs="*",
+        choices=GROWTH_KINDS,
+        default=None,
+        help=f"cost-growth tables (no value: all of {', '.join(GROWTH_KINDS)})",
+    )
+    add_sizes(group, "--growth-sizes", GROWTH_SIZES, "input sizes of the resolution table")
+    group.add_argument(
+        "--long-sides",
+        nargs="+",
+        type=positive_int,
+        default=list(LONG_SIDES),
+        help="network long sides of the token table (multiples of 14; default "
+        f"{' '.join(map(str, LONG_SIDES))})",
+    )
+    group.add_argument(
+        "--prototypes",
+        nargs="+",
+        type=positive_int,
+        default=list(PROTOTYPES),
+        help="prototypes per class of the prototype table (random prototypes; default "
+        f"{' '.join(map(str, PROTOTYPES))})",
+    )
+    add_sizes(group, "--frame-size", ("1080x1920",), "frame of the token and prototype tables")
+
+
+def add_gpu_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("GPU mode")
+    group.add_argument(
+        "--gpu",
+        action="store_true",
+        help="frames per second of random-weight DINOv2 models on CUDA (PyTorch fp16 autocast, "
+        "ONNX Runtime CUDA / TensorRT when installed) and the share of the FLOP bound",
+    )
+    group.add_argument(
+        "--gpu-archs", nargs="+", default=list(DEFAULT_ARCHS), help="DINOv2 architectures"
+    )
+    add_sizes(group, "--gpu-sizes", GPU_SIZES, "network input sizes (multiples of 14)")
+    group.add_argument(
+        "--peak-tflops",
+        type=positive_float,
+        default=None,
+        help="the device's dense fp16 peak, TFLOP/s (default: a table of known GPUs by name)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=PROG,
+        description="Speed of a PixOOD model at one thread count for PyTorch and ONNX Runtime: "
+        "per-stage timings, PyTorch vs ONNX Runtime, decision stage vs scipy, speed ratios, "
+        "cost growth, GPU throughput. (The anomaly quality of several models: pixood-benchmark.)",
+    )
+    add_model_options(parser)
+    add_classic_options(parser)
+    add_ratio_and_growth_options(parser)
+    add_gpu_options(parser)
+    parser.add_argument(
+        "--repeats", type=positive_int, default=5, help="timed runs per measurement"
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="PyTorch device of the default sections (default: cuda when available; ONNX "
+        "Runtime uses CUDA there too)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=DEFAULT_THREADS,
+        help="CPU threads for PyTorch and ONNX Runtime alike (intra-op; inter-op 1; default "
+        f"{DEFAULT_THREADS}: steady, like-for-like numbers on a busy machine)",
+    )
     parser.add_argument(
         "-o", "--json", type=Path, default=Path("pixood_bench.json"), help="JSON report path"
     )
@@ -104,102 +196,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_benchmark_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
     chosen = sum([args.ckpt_dir is not None, args.tiny, args.backbone is not None])
+    if args.gpu:
+        if chosen or args.ratios or args.growth is not None:
+            parser.error("--gpu times its own random models: give no model, --ratios or --growth")
+        return None
     if chosen != 1:
         parser.error("give exactly one of CKPT_DIR, --tiny or --backbone")
     if args.ckpt_dir is not None:
         from pixood_training.checkpoint import load_model
 
         return load_model(args.ckpt_dir)
-    from pixood_training.model import PixOODModel, tiny_model
+    from .models import random_model
 
     if args.tiny:
-        return tiny_model(network_long_side=args.network_long_side or 112)
+        return random_model(TINY_ARCH, args.network_long_side or 112)
     if not args.random_weights:
         parser.error("--backbone builds an untrained model: add --random-weights to confirm")
-    from pixood_training.models.backbone import BackboneConfig, DinoV2Backbone
-    from pixood_training.models.decoder import MLPDecoder
-    from pixood_training.scorers.baselines import MSPScorer
-
     try:
-        backbone = DinoV2Backbone(BackboneConfig(arch=args.backbone))
+        return random_model(args.backbone, args.network_long_side or 518)
     except ValueError as exc:
         parser.error(str(exc))
-    decoder = MLPDecoder(backbone.out_channels, 19)
-    return PixOODModel(
-        backbone, decoder, MSPScorer(), network_long_side=args.network_long_side or 518
-    ).eval()
-
-
-def run_node_benchmark(onnx_path: Path, size: tuple[int, int], extra: str) -> dict[str, Any]:
-    """Node vs engine throughput from the node package's own benchmark, in a subprocess."""
-    if importlib.util.find_spec("pixood_ros.speed.node_vs_engine") is None:
-        return {"skipped": "pixood_ros.speed.node_vs_engine is not available"}
-    result_path = onnx_path.with_name(onnx_path.stem + "_node.json")
-    command = [
-        sys.executable, "-m", "pixood_ros.speed.node_vs_engine", str(onnx_path),
-        "--height", str(size[0]), "--width", str(size[1]), "--json", str(result_path),
-        *shlex.split(extra),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode == 0 and result_path.is_file():
-        return {"command": command, "returncode": 0, "result": json.loads(result_path.read_text())}
-    return {
-        "command": command,
-        "returncode": done.returncode,
-        "output": done.stdout[-4000:],
-        "errors": done.stderr[-2000:],
-    }
-
-
-def print_tables(report: dict[str, Any]) -> None:
-    if "stages" in report:
-        stages = report["stages"]
-        print(
-            f"\nPyTorch per-stage timings at {stages['height']}x{stages['width']} "
-            f"({report['device']}):"
-        )
-        for name, timing in stages["stages"].items():
-            print(f"  {name:<22} {timing['median_ms']:>10.2f} ms")
-        print(
-            f"  {'sum':<22} {stages['sum_of_stages_ms']:>10.2f} ms "
-            f"(stages reproduce forward: {stages['matches_forward']})"
-        )
-        if stages.get("decision_strategy_share") is not None:
-            print(f"  decision strategy share: {100 * stages['decision_strategy_share']:.1f} %")
-    if "end_to_end" in report:
-        print("\nEnd to end (median ms / frames per second):")
-        print(f"  {'size':>11} | {'PyTorch':>18} | {'ONNX Runtime':>18} | speed-up | peak RSS")
-        for row in report["end_to_end"]["sizes"]:
-            torch_part = f"{row['pytorch']['median_ms']:8.1f} / {row['pytorch']['fps']:6.1f}"
-            onnx = row.get("onnxruntime")
-            onnx_part = f"{onnx['median_ms']:8.1f} / {onnx['fps']:6.1f}" if onnx else "-"
-            speedup = f"{row['onnx_speedup']:7.2f}x" if onnx else "-"
-            print(
-                f"  {row['height']:>5}x{row['width']:<5} | {torch_part:>18} | {onnx_part:>18} "
-                f"| {speedup:>8} | {row['peak_rss_mb']:.0f} MB"
-            )
-    if "decision_vs_scipy" in report:
-        d = report["decision_vs_scipy"]
-        print(
-            f"\nDecision stage, {d['pixels']} pixels x {d['num_classes']} classes: scipy "
-            f"{d['scipy']['median_ms']:.1f} ms, tensor {d['tensor']['median_ms']:.1f} ms, "
-            f"speed-up {d['speedup']:.1f}x, max |Δ score| {d['max_abs_diff']:.1e}"
-        )
-    if "node" in report:
-        node = report["node"].get("result")
-        if node is not None:
-            print(
-                f"\nNode vs engine at {node['size'][0]}x{node['size'][1]}: node "
-                f"{node['node_fps']:.1f} fps / engine {node['engine_fps']:.1f} fps = ratio "
-                f"{node['ratio']:.2f} (cpu_ratio {node.get('cpu_ratio') or float('nan'):.2f})"
-            )
-        else:
-            print(f"\nNode vs engine: {json.dumps(report['node'])[:400]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.growth == []:
+        args.growth = list(GROWTH_KINDS)
+    if len(args.ratio_sizes) != 2 or len(args.vit_size) != 1 or len(args.frame_size) != 1:
+        parser.error("--ratio-sizes takes LARGE SMALL; --vit-size and --frame-size one HxW each")
+    args.vit_size, args.frame_size = args.vit_size[0], args.frame_size[0]
+    known = (TINY_ARCH, *DINOV2_ARCHS)
+    for arch in (args.vit_arch, *args.gpu_archs):
+        if arch not in known:
+            parser.error(f"unknown architecture {arch!r}; choose one of {', '.join(known)}")
     return run_command(PROG, lambda: measure(args, parser))
 
 
@@ -212,77 +242,34 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from . import sections
+    from .environment import apply_threads, machine
+    from .report import report_lines
+
+    device = args.device or ("cuda" if torch.cuda.is_available() and not args.gpu else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda but no CUDA device is usable")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    threads = apply_threads(args.threads)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    model = load_benchmark_model(args, parser).to(device)  # CheckpointError is a UserError
-    report: dict[str, Any] = {
-        "device": device,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_threads": torch.get_num_threads(),
-        "model": str(args.ckpt_dir or ("tiny" if args.tiny else args.backbone)),
-        "backbone": model.backbone.config.to_dict(),
-        "network_long_side": model.network_long_side,
-    }
-    if device == "cuda":
-        report["gpu"] = torch.cuda.get_device_name()
-    report.update(_timings(args, model, device))
-    durable.write_text(args.json, json.dumps(report, indent=2) + "\n")
-    print_tables(report)
-    print(f"\nreport written to {args.json}")
-
-
-def _timings(args: argparse.Namespace, model: Any, device: str) -> dict[str, Any]:
-    """The report sections: stages, end_to_end, decision_vs_scipy, node (each unless off)."""
-    import torch
-
-    from pixood_training.export.parity import parity_image
-
-    from .end_to_end import benchmark_end_to_end
-    from .stages import time_stages
-
-    report: dict[str, Any] = {}
-    height, width = args.sizes[-1]
-    if not args.no_stages:
-        image = torch.from_numpy(parity_image(height, width, seed=0))[None].to(device)
-        report["stages"] = {
-            "height": height,
-            "width": width,
-            **time_stages(model, image, args.repeats, device),
-        }
-    onnx_path = args.onnx
-    if args.node and onnx_path is None:
-        # The node benchmark needs a model file that outlives this step: export next to the JSON.
-        from pixood_training.export.metadata import model_metadata
-        from pixood_training.export.onnx_export import export_onnx
-
-        onnx_path = args.json.with_suffix(".onnx")
-        cpu_model = model.to("cpu")
-        export_onnx(cpu_model, onnx_path, model_metadata(cpu_model.get_config(), cpu_model))
+    model = load_benchmark_model(args, parser)  # CheckpointError is a UserError
+    report: dict[str, Any] = {"device": device, "threads": threads, "machine": machine()}
+    if model is None:
+        report["model"] = "random " + ", ".join(args.gpu_archs)
+        report.update(sections.gpu_section(args))
+    else:
         model = model.to(device)
-    report["end_to_end"] = benchmark_end_to_end(
-        model,
-        args.sizes,
-        args.repeats,
-        device,
-        onnx_path=onnx_path,
-        with_onnx=not args.no_onnx,
-        threads=args.threads,
-    )
-    if not args.no_decision:
-        from .decision_vs_scipy import benchmark_decision
-
-        report["decision_vs_scipy"] = benchmark_decision(
-            pixels=args.decision_pixels, grid_size=args.decision_grid, repeats=args.repeats
-        )
-    if args.node:
-        report["node"] = run_node_benchmark(onnx_path, args.sizes[-1], args.node_args)
-    return report
+        report["model"] = str(args.ckpt_dir or ("tiny" if args.tiny else args.backbone))
+        report["backbone"] = model.backbone.config.to_dict()
+        report["network_long_side"] = model.network_long_side
+        if args.ratios:
+            report.update(sections.ratio_section(args, model.to("cpu")))
+        if args.growth:
+            report.update(sections.growth_sections(args, model.to("cpu")))
+        if not args.ratios and not args.growth:
+            report.update(sections.classic_sections(args, model, device))
+    durable.write_text(args.json, json.dumps(report, indent=2) + "\n")
+    print("\n".join(report_lines(report)))
+    print(f"\nreport written to {args.json}")
 
 
 if __name__ == "__main__":

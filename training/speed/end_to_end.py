@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from pixood_training.export.metadata import model_metadata
-from pixood_training.export.onnx_export import export_onnx
 from pixood_training.export.parity import parity_image
 
+from .environment import ort_options
+from .models import export_to
 from .timing import peak_rss_mb, time_call
 
 
@@ -31,12 +31,12 @@ def benchmark_end_to_end(
     device: str = "cpu",
     onnx_path: str | Path | None = None,
     with_onnx: bool = True,
-    threads: int = 0,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Rows per size: PyTorch and ONNX Runtime median ms / fps, plus memory peaks.
 
-    ``threads`` > 0 gives ONNX Runtime that many intra-op threads (the caller sets PyTorch's),
-    so both runtimes get the same cores; 0 keeps ONNX Runtime's default (all physical cores).
+    ONNX Runtime gets ``threads`` intra-op threads, the count the caller gave PyTorch
+    (environment.apply_threads), so both runtimes get the same cores.
     """
     model = model.eval().to(device)
     session = None
@@ -44,13 +44,10 @@ def benchmark_end_to_end(
     if with_onnx:
         if onnx_path is None:
             temp_dir = tempfile.TemporaryDirectory(prefix="pixood-bench-")
-            onnx_path = Path(temp_dir.name) / "model.onnx"
-            cpu_model = model.to("cpu")
-            export_onnx(cpu_model, onnx_path, model_metadata(cpu_model.get_config(), cpu_model))
-            model = model.to(device)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(0, threads)
-        session = ort.InferenceSession(str(onnx_path), options, providers=ort_providers(device))
+            onnx_path = export_to(model, Path(temp_dir.name) / "model.onnx")
+        session = ort.InferenceSession(
+            str(onnx_path), ort_options(threads), providers=ort_providers(device)
+        )
     rows = []
     try:
         for index, (height, width) in enumerate(sizes):
@@ -86,6 +83,6 @@ def benchmark_end_to_end(
     return {
         "device": device,
         "onnx_providers": session.get_providers() if session is not None else None,
-        "onnx_intra_op_threads": threads if threads > 0 else "default",
+        "onnx_intra_op_threads": threads,
         "sizes": rows,
     }

@@ -21,24 +21,37 @@ def time_call(
     fn: Callable[[], Any], repeats: int, warmup: int = 1, device: str = "cpu"
 ) -> dict[str, float]:
     """Median / mean / min milliseconds of `fn()` over `repeats` runs after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    samples = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return {
-        "median_ms": statistics.median(samples),
-        "mean_ms": statistics.fmean(samples),
-        "min_ms": min(samples),
-        "repeats": len(samples),
-    }
+    return time_alternating({"fn": fn}, repeats, warmup, device)["fn"]
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (MB)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3  # bytes on macOS, kB on Linux
+
+
+def time_alternating(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: str = "cpu"
+) -> dict[str, dict[str, float]]:
+    """`time_call` for several functions whose times are compared, one call of each per round:
+    load changes on a shared machine then hit every side alike, so their ratio stays honest."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(max(1, repeats)):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {
+        name: {
+            "median_ms": statistics.median(values),
+            "mean_ms": statistics.fmean(values),
+            "min_ms": min(values),
+            "repeats": len(values),
+        }
+        for name, values in samples.items()
+    }
