@@ -10,9 +10,11 @@ stamps, so the measuring side costs as little as possible.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,8 @@ class NodeRig:
         self.taken = 0  # frames the node's inference thread took out of its mailbox
         self.handed = 0  # results its publisher thread took (or that were discarded)
         self.discarded = 0  # results replaced before the publisher took them
+        # CPU seconds of the node's two threads in their stage's work (each adds only its own)
+        self.stage_cpu = {"inference": 0.0, "publishing": 0.0}
         self.node = self._paced_node(segmenter, model, input_qos)
         self.tester = rclpy.create_node("pixood_bench_io", context=self.context)
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -108,9 +112,14 @@ class NodeRig:
                 super().__init__(*args, **kwargs)
                 self._mailbox = HandOverMailbox()
 
+            def infer(self, *args: Any) -> Any:
+                with rig.thread_cpu("inference"):
+                    return super().infer(*args)
+
             def _publish_frame(self, index: int, result: Any) -> None:
                 rig.result_handed()
-                super()._publish_frame(index, result)
+                with rig.thread_cpu("publishing"):
+                    super()._publish_frame(index, result)
 
             def _discard_result(self, index: int, result: Any) -> None:
                 rig.result_handed(discarded=True)
@@ -137,6 +146,15 @@ class NodeRig:
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()
         return executor, thread
+
+    @contextlib.contextmanager
+    def thread_cpu(self, stage: str) -> Iterator[None]:
+        """Adds the calling thread's CPU time inside the block to `stage_cpu[stage]`."""
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self.stage_cpu[stage] += time.thread_time() - start
 
     def result_handed(self, discarded: bool = False) -> None:
         with self.answered:
@@ -191,6 +209,7 @@ class NodeRig:
                 raise RuntimeError("the node did not answer a warm-up frame within 30 s")
         stats = self.node.channels[0].stats
         dropped_before, discarded_before = stats.snapshot().dropped, self.discarded
+        stage_cpu_before = dict(self.stage_cpu)
         first_index = self.index + 1
         cpu = time.process_time()
         start = time.perf_counter()
@@ -225,6 +244,9 @@ class NodeRig:
             "published": published,
             "seconds": duration,
             "cpu_seconds": cpu,
+            "stage_cpu_seconds": {
+                stage: spent - stage_cpu_before[stage] for stage, spent in self.stage_cpu.items()
+            },
             "outputs_received": counts,
             "fps": counts[self.outputs[-1]] / duration,
             "dropped_in_node": stats.snapshot().dropped - dropped_before,

@@ -31,6 +31,9 @@ def test_bench_reports_node_and_engine_throughput(tmp_path, capsys):
     assert result["node"]["dropped_in_node"] == result["node"]["results_dropped"]
     engine_cpu, node_cpu = result["engine"]["cpu_ms_per_frame"], result["node"]["cpu_ms_per_frame"]
     assert result["cpu_ratio"] == pytest.approx(engine_cpu / node_cpu)
+    stages = result["node"]["stage_cpu_ms_per_frame"]
+    assert set(stages) == {"inference", "publishing"} and min(stages.values()) > 0
+    assert result["pipeline_ratio"] == pytest.approx(engine_cpu / max(stages.values()))
     # the node never outruns its own model
     assert result["node_fps"] <= result["engine_fps"] * 1.2
 
