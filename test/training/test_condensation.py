@@ -194,3 +194,24 @@ def test_config_from_training_section():
     config = training.condensation()
     assert config.K == 7 and config.epochs == 3 and config.seed == training.seed
     assert config.temperature(0) == 0.5 and abs(_config(epochs=100).temperature(100) - 2.0) < 1e-12
+
+
+def test_reseeding_stops_at_nine_tenths_of_the_epochs(monkeypatch):
+    """Published: re-seeding in epochs [1, 0.9 x epochs); an explicit stop is still honoured."""
+    from pixood_training.condensation import trainer as trainer_module
+
+    assert CondensationConfig(epochs=100).reseed_stop_epoch == 90
+    assert CondensationConfig(epochs=30).reseed_stop_epoch == 27
+    assert CondensationConfig(epochs=30, reinit_stop_epoch=12).reseed_stop_epoch == 12
+    _, batches = _blob_data(seed=4, batches=4, per_batch=150)
+    trainer = CondensationTrainer(_config(epochs=10, reinit_stop_epoch=None), dim=DIM)
+    epochs = []
+    real = trainer_module.reseed_weak_prototypes
+
+    def record(*args, **kwargs):
+        epochs.append(trainer.epoch)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "reseed_weak_prototypes", record)
+    trainer.fit(batches)
+    assert epochs and max(epochs) == 8 and min(epochs) >= 1

@@ -25,7 +25,8 @@ class CondensationConfig:
     reset_threshold: float = 0.5  # rho: a prototype is valid while RA > rho * RB / K
     reinit: bool = True  # re-seed weak prototypes during training
     reinit_first_epoch: int = 1
-    reinit_stop_epoch: int = 90  # exclusive
+    # first epoch without re-seeding; None = 0.9 x epochs as published (90 of 100)
+    reinit_stop_epoch: int | None = None
     reinit_every: int | None = None  # iterations between re-seeds; None = floor(batches / 2)
     reinit_noise: float = 1e-6 / 32
     init_noise: float = 0.1  # jitter of prototypes drawn with replacement
@@ -49,6 +50,15 @@ class CondensationConfig:
             raise ValueError("chunk_rows must be >= 1")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    @property
+    def reseed_stop_epoch(self) -> int:
+        """Re-seeding runs in epochs [reinit_first_epoch, this): the published 0.9 x epochs
+        (docs/method.md §4.5) unless ``reinit_stop_epoch`` is set; a fixed 90 would re-seed to the
+        end of any run shorter than 100 epochs."""
+        if self.reinit_stop_epoch is not None:
+            return self.reinit_stop_epoch
+        return (9 * self.epochs) // 10
 
     def scale_for(self, dim: int) -> float:
         return self.distance_scale if self.distance_scale is not None else 100.0 / math.sqrt(dim)

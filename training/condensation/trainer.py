@@ -183,7 +183,7 @@ class CondensationTrainer:
                     self._loss_sum += loss
                     self._loss_batches += 1
                     reseed_due = cfg.reinit and self.iteration % period == 0
-                    if reseed_due and cfg.reinit_first_epoch <= self.epoch < cfg.reinit_stop_epoch:
+                    if reseed_due and cfg.reinit_first_epoch <= self.epoch < cfg.reseed_stop_epoch:
                         self.reseeded += reseed_weak_prototypes(
                             self.model, x_white.detach(), y, self.optimizer, self.generator
                         )

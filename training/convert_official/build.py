@@ -112,9 +112,11 @@ def _backbone_config(
 
 
 def build_decision(
-    official: OfficialPixOOD, epsilon: float = DEFAULT_EPSILON
+    official: OfficialPixOOD, epsilon: float = DEFAULT_EPSILON, rule: str = "published"
 ) -> tuple[DecisionStrategy, list[int], int]:
-    """DecisionStrategy from the official N-P model; also kept knots per class, dropped count."""
+    """DecisionStrategy from the official N-P model; also kept knots per class, dropped count.
+    ``published`` replays the authors' tables; ``monotone`` refits them for the monotone rule
+    from the same Gaussians (docs/method.md §5.6)."""
     decision = DecisionStrategy.from_tables(
         official.class_means,
         official.class_covs,
@@ -124,6 +126,7 @@ def build_decision(
         official.knots_y,
         epsilon=epsilon,
         slope=DIST_TO_SIM_SLOPE,
+        rule=rule,
     )
     dropped = sum(
         int((~(np.isfinite(x) & np.isfinite(y))).sum())
@@ -185,6 +188,7 @@ def convert_official(
     class_names: Sequence[str] | None = None,
     epsilon: float = DEFAULT_EPSILON,
     eval_scale_factor: int = 1,
+    rule: str = "published",
 ) -> tuple[PixOODModel, ConversionReport]:
     """Build our end-to-end model from the official files (docs/method.md §7).
 
@@ -209,7 +213,7 @@ def convert_official(
     decoder = MLPDecoder(int(in_channels), int(num_classes), hidden_channels=int(hidden))
     decoder.load_state_dict({k.removeprefix("decoder."): decoder_state[k] for k in DECODER_KEYS})
 
-    decision, kept, dropped = build_decision(official, epsilon)
+    decision, kept, dropped = build_decision(official, epsilon, rule)
     padded, proto_counts = pad_prototypes(official.prototypes)
     scorer = PixOODScorer(padded, decision)
     report.prototypes_per_class = [int(n) for n in proto_counts.tolist()]

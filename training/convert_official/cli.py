@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "every finite knot)",
     )
     parser.add_argument(
+        "--rule",
+        choices=["published", "monotone"],
+        default="published",
+        help="decision rule: published (default, reproduces the authors' model) or monotone "
+        "(tables refitted from the same Gaussians; docs/method.md)",
+    )
+    parser.add_argument(
         "-o",
         "--output",
         type=Path,
@@ -174,6 +181,7 @@ def convert(args: argparse.Namespace) -> None:
             eval_labels=args.eval_labels,
             epsilon=DEFAULT_EPSILON if args.epsilon is None else args.epsilon,
             eval_scale_factor=args.eval_scale_factor,
+            rule=args.rule,
         )
         bar.update(1)
         try:

@@ -8,10 +8,11 @@ per-class subsample of the last-block features), so the benchmark compares score
 same backbone and decoder.
 
 Output: one checkpoint directory per scorer, ``checkpoints/<scorer>/`` (docs/architecture.md §7.2);
-``checkpoints/pixood`` is the PixOOD model. Each model is evaluated end to end (uint8 image in,
-anomaly map at input resolution out, as deployed) on the ``decide.eval_split`` data split with
-``pixood_ros.metrics`` (AP, AUROC, FPR95). Resume: the collected training statistics and every
-finished scorer (checkpoint + metrics) are recorded in ``decide/state.pt``.
+``checkpoints/pixood`` is the PixOOD model (``decide.rule``); under the default monotone rule
+``checkpoints/pixood_published`` holds the same fit with the published rule. Each model is
+evaluated end to end (uint8 image in, anomaly map at input resolution out, as deployed) on the
+``decide.eval_split`` data split with ``pixood_ros.metrics`` (AP, AUROC, FPR95). Resume: the
+collected training statistics and every finished scorer (checkpoint + metrics) are recorded in ``decide/state.pt``.
 """
 
 from __future__ import annotations
@@ -91,16 +92,18 @@ def collect_training_statistics(
     }
 
 
-def _fit_pixood(stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig) -> Scorer:
+def _fit_pixood(
+    stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig, rule: str | None = None
+) -> Scorer:
+    """PixOOD with ``decide.rule`` (or ``rule``): the decision rule is in its config."""
     from ..condensation import pad_prototypes
     from ..decision import fit_decision
     from ..scorers.pixood import PixOODScorer
 
-    num_classes = cfg.data.num_classes
-    grid_size = int(cfg.decide.grid_size)
     decision = fit_decision(
-        stats["labels"], stats["logits"], stats["dists"], num_classes, grid_size=grid_size
-    )
+        stats["labels"], stats["logits"], stats["dists"], cfg.data.num_classes,
+        grid_size=int(cfg.decide.grid_size), rule=rule or cfg.decide.rule,
+    )  # fmt: skip
     padded, _ = pad_prototypes(prototypes)
     return PixOODScorer(padded, decision)
 
@@ -136,10 +139,26 @@ FITTERS: dict[type[Scorer], Fitter] = {
 }
 
 
+# Written beside checkpoints/pixood whenever decide.rule is monotone: same prototypes and fit,
+# the published decision rule (docs/method.md §5.6), so comparisons show both.
+PIXOOD_PUBLISHED = "pixood_published"
+
+
+def scorer_names(cfg: TrainConfig) -> list[str]:
+    """decide.scorers, with pixood_published right after pixood under the monotone rule."""
+    names = list(cfg.decide.scorers)
+    if cfg.decide.rule == "monotone" and "pixood" in names and PIXOOD_PUBLISHED not in names:
+        names.insert(names.index("pixood") + 1, PIXOOD_PUBLISHED)
+    return names
+
+
 def fit_scorer(
     name: str, stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainConfig
 ) -> Scorer:
-    """The scorer registered under ``name``, fitted on the training statistics."""
+    """The scorer registered under ``name`` (or the published-rule PixOOD), fitted on the
+    training statistics."""
+    if name == PIXOOD_PUBLISHED:
+        return _fit_pixood(stats, prototypes, cfg, rule="published")
     cls = SCORERS.get(name)
     if cls not in FITTERS:
         raise ValueError(f"no fitting rule for scorer {name!r}")
@@ -227,7 +246,7 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         exp.log(f"{STAGE}: split {eval_role!r} has no OOD masks; skipping anomaly metrics")
         eval_data = None
     results: dict[str, Any] = dict(state["done"])
-    for step, name in enumerate(cfg.decide.scorers, start=1):
+    for step, name in enumerate(scorer_names(cfg), start=1):
         if name in results and exp.path("checkpoints", name, "model.safetensors").is_file():
             continue
         torch.manual_seed(cfg.seed)
