@@ -12,7 +12,8 @@ Output: one checkpoint directory per scorer, ``checkpoints/<scorer>/`` (docs/arc
 ``checkpoints/pixood_published`` holds the same fit with the published rule. Each model is
 evaluated end to end (uint8 image in, anomaly map at input resolution out, as deployed) on the
 ``decide.eval_split`` data split with ``pixood_ros.metrics`` (AP, AUROC, FPR95). Resume: the
-collected training statistics and every finished scorer (checkpoint + metrics) are recorded in ``decide/state.pt``.
+collected training statistics and every finished scorer (checkpoint + metrics) are recorded in
+``decide/state.pt``.
 """
 
 from __future__ import annotations
