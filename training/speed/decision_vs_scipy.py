@@ -44,7 +44,9 @@ def benchmark_decision(
     labels, logits, dists = synthetic_patches(num_classes, 400, seed)
     # The tensor side uses the thinned table the exported model ships (default epsilon); the
     # scipy side the full published table.
-    strategy = fit_decision(labels, logits, dists, num_classes, grid_size=grid_size)
+    strategy = fit_decision(
+        labels, logits, dists, num_classes, grid_size=grid_size, rule="published"
+    )
     _, eval_logits, eval_dists = synthetic_patches(
         num_classes, max(1, -(-pixels // num_classes)), seed + 1
     )
