@@ -160,7 +160,8 @@ def _load_engine(options: EvalOptions) -> Any:
     from pixood_ros.engine import ModelError, Segmenter
 
     try:
-        engine = Segmenter(options.model, providers=options.providers)
+        # the other stages of the frame loop need the cores between model calls
+        engine = Segmenter(options.model, providers=options.providers, spin_wait=False)
     except ModelError as exc:
         raise UserError(f"cannot use model: {exc}") from exc
     check_mode(options.anomaly_mode, engine.info.anomaly_modes, options.model.name)

@@ -32,7 +32,7 @@ _QUANTISED = ("anomaly_score", "confidence")
 _PNG16 = "mono16; png compressed mono16"
 _JPEG = "bgr8; jpeg compressed bgr8"
 _FORMATS = {"anomaly_score": _PNG16, "confidence": _PNG16, "overlay": _JPEG}
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FAST_FILTERS]
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
 def quantise(scores: np.ndarray) -> np.ndarray:
