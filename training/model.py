@@ -30,9 +30,10 @@ from torch import nn
 
 from pixood_ros.cityscapes import CLASS_NAMES, PALETTE
 
+from .models import upsample
 from .models.backbone import DinoV2Backbone
 from .models.decoder import MLPDecoder
-from .models.preprocess import normalize, preprocess_image
+from .models.preprocess import PATCH_SIZE, normalize, preprocess_image
 from .scorers.base import Scorer
 
 # The one Cityscapes label space of the project (names and colours in train-id order).
@@ -41,31 +42,12 @@ CITYSCAPES_PALETTE = PALETTE
 DEFAULT_EVAL_LABELS = (0, 1)  # road + sidewalk ("road obstacle" mode of the official code)
 
 
-def _nearest_index(out_size: Any, in_size: Any, device: torch.device) -> torch.Tensor:
-    """Source index floor(i * in / out) of PyTorch's 'nearest' resize, in exact integers."""
-    return (torch.arange(out_size, device=device) * in_size) // out_size
-
-
-def _bilinear_resize(grid: torch.Tensor, height: Any, width: Any) -> torch.Tensor:
-    """[B,h,w] -> [B,H,W] bilinear, ``align_corners=False`` (PyTorch's and the official rule)."""
-    # unsqueeze / squeeze, not [:, None] / [:, 0]: the exporter turns an index into a Gather,
-    # which copies the full-size map; a Squeeze is free.
-    size = (height, width)
-    full = F.interpolate(grid.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
-    return full.squeeze(1)
-
-
-def _nearest_resize(grid: torch.Tensor, height: Any, width: Any) -> torch.Tensor:
-    """[B,h,w] -> [B,H,W] nearest, as two gathers: columns first on the small map, then whole
-    rows (ONNX Runtime's Gather on the last axis moves one element at a time, on axis 1 it
-    copies rows of W contiguous values). Exact: the values are copied, never interpolated."""
-    cols = _nearest_index(width, grid.shape[2], grid.device)
-    rows = _nearest_index(height, grid.shape[1], grid.device)
-    return grid.index_select(2, cols).index_select(1, rows)
-
-
 class PixOODModel(nn.Module):
     """uint8 RGB [1,H,W,3] -> (anomaly f32 [1,H,W], semantic u8 [1,H,W], confidence f32 [1,H,W])."""
+
+    grid_stride = (
+        PATCH_SIZE  # input pixels per logit-grid cell (a family with finer logits says so)
+    )
 
     def __init__(
         self,
@@ -117,6 +99,14 @@ class PixOODModel(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.decoder.num_classes
+
+    @property
+    def matrix_upsampling(self) -> bool:
+        """Bilinear upsampling by matrix products: chosen when the network size is fixed and
+        the scoring grid is therefore known to stay a few dozen rows high
+        (models/upsample.py: faster there, slower on large grids; same values)."""
+        rows = (self.network_long_side // self.grid_stride) * self.eval_scale_factor
+        return 0 < rows <= upsample.MATRIX_MAX_GRID_ROWS
 
     # -- training helpers -------------------------------------------------------------------
     def features_and_logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,18 +190,20 @@ class PixOODModel(nn.Module):
         by exact integer-index gathers. 1 - S is upsampled rather than S: the same values up to
         float rounding (bilinear weights sum to one), with the subtraction on the patch grid.
         """
+        matrices = self.matrix_upsampling
         anomaly = None
         for k in range(1, scores.shape[1]):
-            full = _bilinear_resize(1.0 - scores[:, k], height, width)
+            full = upsample.bilinear(1.0 - scores[:, k], height, width, matrices)
             anomaly = full if anomaly is None else torch.minimum(anomaly, full)
         outputs = (
             anomaly.clamp(0.0, 1.0),
-            _nearest_resize(classes[:, 0].to(torch.uint8), height, width),
-            _nearest_resize(scores[:, 0].clamp(0.0, 1.0), height, width),
+            upsample.nearest(classes[:, 0].to(torch.uint8), height, width),
+            upsample.nearest(scores[:, 0].clamp(0.0, 1.0), height, width),
         )
         if top is None:
             return outputs
-        return (*outputs, _bilinear_resize(1.0 - top[:, 0], height, width).clamp(0.0, 1.0))
+        unknown = upsample.bilinear(1.0 - top[:, 0], height, width, matrices)
+        return (*outputs, unknown.clamp(0.0, 1.0))
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able description (model_config.json, docs/architecture.md §7.2)."""

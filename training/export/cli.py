@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pixood_ros import durable
-from pixood_ros.cli import EXIT_FAILED, OneLineParser, UserError, run_command
+from pixood_ros.cli import EXIT_FAILED, OneLineParser, UserError, count, positive_int, run_command
 
 from ..options import add_sizes
 
@@ -49,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=18,
         help="ONNX opset (>= 18, needed for the antialiased in-graph resize; default 18)",
+    )
+    parser.add_argument(
+        "--eval-scale-factor",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="test-time upsampling: features and logits are bilinearly upsampled N times before "
+        "scoring (the published eval_scale_factor; the authors evaluated at 7). Finer score "
+        "maps, cost grows with N^2 (default: the checkpoint's value)",
+    )
+    parser.add_argument(
+        "--network-long-side",
+        type=count,
+        default=None,
+        metavar="N",
+        help="network input size: the image's longest side is resized to N (a multiple of the "
+        "patch size, 14 for DINOv2); 0 = the image's own size floored to a multiple of 14, as "
+        "the published inference does (cost grows with the image). Written to the metadata "
+        "(default: the checkpoint's value)",
     )
     add_sizes(
         parser,
@@ -117,13 +136,20 @@ def export(args: argparse.Namespace) -> int:
     from pixood_training.checkpoint import load_model, read_model_config
 
     from .onnx_export import export_model
+    from .overrides import apply_overrides
     from .parity import format_parity_table
 
     model = load_model(args.ckpt_dir)  # CheckpointError is a UserError
-    model_config = read_model_config(args.ckpt_dir)
+    model_config = apply_overrides(
+        model,
+        read_model_config(args.ckpt_dir),
+        eval_scale_factor=args.eval_scale_factor,
+        network_long_side=args.network_long_side,
+    )
     print(
         f"exporting {args.ckpt_dir} -> {output} (opset {args.opset}"
-        f"{', fp16 backbone' if args.fp16 else ''})"
+        f"{', fp16 backbone' if args.fp16 else ''}, network long side "
+        f"{model.network_long_side or 'native'}, eval scale factor {model.eval_scale_factor})"
     )
     report = export_model(
         model,
