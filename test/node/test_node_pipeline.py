@@ -88,6 +88,21 @@ def test_stop_with_frames_in_flight_accounts_for_every_result():
 
 # --- over a real graph ---------------------------------------------------------------------
 
+
+def _slow_node(delay: float):
+    """A node factory whose model takes `delay` s more than the real engine."""
+
+    def make(**kwargs) -> PixoodNode:
+        return PixoodNode(
+            segmenter_factory=lambda s: SlowSegmenter(
+                Segmenter(s.model_path, providers=["cpu"], warmup=False), delay
+            ),
+            **kwargs,
+        )
+
+    return make
+
+
 COMPRESSED = ("overlay", "anomaly_mask", "semantic")
 
 
@@ -183,16 +198,8 @@ def test_nothing_is_rendered_or_encoded_for_outputs_nobody_subscribes(
 
 @pytest.mark.ros
 def test_every_published_frame_is_complete_and_in_order(graph_factory, model_path):
-    def slow_node(**kwargs):
-        return PixoodNode(
-            segmenter_factory=lambda s: SlowSegmenter(
-                Segmenter(s.model_path, providers=["cpu"], warmup=False), 0.03
-            ),
-            **kwargs,
-        )
-
     params = {"model_path": str(model_path), "input_qos": "reliable", **CPU}
-    graph = graph_factory(slow_node, params)
+    graph = graph_factory(_slow_node(0.03), params)
     assert graph.node.autostart()
     graph.wait_connected()
     frame = make_image_msg(rng_image(120, 160, 2), "rgb8", 0)
@@ -223,16 +230,8 @@ def test_every_published_frame_is_complete_and_in_order(graph_factory, model_pat
 
 @pytest.mark.ros
 def test_shutdown_with_frames_in_flight_returns_every_output_set(graph_factory, model_path):
-    def slow_node(**kwargs):
-        return PixoodNode(
-            segmenter_factory=lambda s: SlowSegmenter(
-                Segmenter(s.model_path, providers=["cpu"], warmup=False), 0.05
-            ),
-            **kwargs,
-        )
-
     params = {"model_path": str(model_path), "input_qos": "reliable", **CPU}
-    graph = graph_factory(slow_node, params)
+    graph = graph_factory(_slow_node(0.05), params)
     assert graph.node.autostart()
     graph.wait_connected()
     channel = graph.node.channels[0]
