@@ -213,6 +213,8 @@ def _finish(s: _Session, run: Run) -> EvalResult:
         run.error, run.exit_code = _judge(run, has_gt, s.metrics)
     rep = _build_report(s, run)
     rep["outputs"] = s.outputs.describe()
+    if run.read and s.metrics.spilled_bytes:  # written, then removed at the end
+        rep["outputs"]["temporary_score_file_bytes_per_frame"] = s.metrics.spilled_bytes / run.read
     rep["plots"] = report.write_plots(s.metrics, s.options.out_dir)
     report.write_json(rep, s.options.out_dir)
     report.write_markdown(rep, s.options.out_dir)

@@ -234,10 +234,13 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
         f"{fmt(lat['p99'], 2)} | {fmt(lat['max'], 2)} |",
         "",
     ]
-    written = report.get("outputs", {}).get("output_bag_bytes_per_frame")
-    if written is not None:
-        form = report["outputs"]["output_form"]
-        lines += [f"Output bag ({form}): {written / 1e6:.2f} MB per frame.", ""]
+    outputs = report.get("outputs", {})
+    if outputs.get("output_bag_bytes_per_frame") is not None:
+        written = outputs["output_bag_bytes_per_frame"] / 1e6
+        lines += [f"Output bag ({outputs['output_form']}): {written:.2f} MB per frame.", ""]
+    if outputs.get("temporary_score_file_bytes_per_frame") is not None:
+        spilled = outputs["temporary_score_file_bytes_per_frame"] / 1e6
+        lines += [f"Temporary score file (best-F1 pass, removed): {spilled:.2f} MB per frame.", ""]
     metrics = report["metrics"]
     lines += _metrics_lines(metrics)
     for note in metrics.get("notes", []):

@@ -168,6 +168,11 @@ class EvalMetrics:
             self.components.update(score, labels)
         self.frames_with_ood_gt += 1
 
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes of the temporary score file of the best-F1 component pass (0 without it)."""
+        return self._spill.bytes_written if self._spill is not None else 0
+
     def close(self) -> None:
         if self._spill is not None:
             self._spill.close()
