@@ -179,11 +179,12 @@ def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
     engine_rounds, node_rounds = _measure_rounds(args, segmenter, outputs)
     engine = _sum_rounds(engine_rounds)
     node = _node_totals(node_rounds, outputs)
+    threads = intra_op_threads(args.threads)
     return {
         "model": str(args.model),
         "execution_provider": segmenter.active_provider,
         # one ONNX Runtime session serves both sides, so both run at this thread count
-        "intra_op_threads": intra_op_threads(args.threads),
+        "intra_op_threads": threads,
         "size": [args.height, args.width],
         "encoding": args.encoding,
         "input_qos": args.input_qos,
@@ -209,8 +210,9 @@ def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
         if node["cpu_ms_per_frame"]
         else None,
         # Engine CPU per frame over the busier of the node's two threads: the throughput ratio
-        # when each thread has a core of its own (the pipeline's bound, steady under load).
-        "pipeline_ratio": _pipeline_ratio(engine, node),
+        # when each thread has a core of its own (the pipeline's bound, steady under load);
+        # None where the model's work is not all in the inference thread (see _pipeline_ratio).
+        "pipeline_ratio": _pipeline_ratio(engine, node, segmenter.active_provider, threads),
     }
 
 
@@ -268,9 +270,13 @@ def _node_totals(node_rounds: list[dict], outputs: tuple[str, ...]) -> dict:
     return node
 
 
-def _pipeline_ratio(engine: dict, node: dict) -> float | None:
+def _pipeline_ratio(engine: dict, node: dict, provider: str, threads: int) -> float | None:
+    """None unless the model runs on the CPU in the inference thread alone (one intra-op
+    thread): only then does that thread's CPU time hold all of the model's work."""
     stages = [v for v in node["stage_cpu_ms_per_frame"].values() if v]
-    return engine["cpu_ms_per_frame"] / max(stages) if stages else None
+    if provider != "CPUExecutionProvider" or threads != 1 or not stages:
+        return None
+    return engine["cpu_ms_per_frame"] / max(stages)
 
 
 def summary_line(result: dict) -> str:
@@ -286,7 +292,7 @@ def summary_line(result: dict) -> str:
         f"{node['cpu_ms_per_frame']:.1f} ms in all (cpu_ratio {result['cpu_ratio']:.2f}), "
         f"inference thread {stages['inference'] or 0:.1f} ms, publisher thread "
         f"{stages['publishing'] or 0:.1f} ms (pipeline_ratio "
-        f"{pipeline if pipeline is not None else float('nan'):.2f}); "
+        f"{'n/a' if pipeline is None else f'{pipeline:.2f}'}); "
         f"{node['dropped_in_node']} frames dropped in the node"
     )
 
