@@ -190,11 +190,14 @@ class PixOODModel(nn.Module):
         by exact integer-index gathers. 1 - S is upsampled rather than S: the same values up to
         float rounding (bilinear weights sum to one), with the subtraction on the patch grid.
         """
-        matrices = self.matrix_upsampling
-        anomaly = None
-        for k in range(1, scores.shape[1]):
-            full = upsample.bilinear(1.0 - scores[:, k], height, width, matrices)
-            anomaly = full if anomaly is None else torch.minimum(anomaly, full)
+        num_eval = scores.shape[1] - 1
+        maps = [1.0 - scores[:, k] for k in range(1, num_eval + 1)]
+        if top is not None:
+            maps.append(1.0 - top[:, 0])
+        full = upsample.bilinear(maps, height, width, self.matrix_upsampling)
+        anomaly = full[0]
+        for eval_map in full[1:num_eval]:
+            anomaly = torch.minimum(anomaly, eval_map)
         outputs = (
             anomaly.clamp(0.0, 1.0),
             upsample.nearest(classes[:, 0].to(torch.uint8), height, width),
@@ -202,8 +205,7 @@ class PixOODModel(nn.Module):
         )
         if top is None:
             return outputs
-        unknown = upsample.bilinear(1.0 - top[:, 0], height, width, matrices)
-        return (*outputs, unknown.clamp(0.0, 1.0))
+        return (*outputs, full[num_eval].clamp(0.0, 1.0))
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able description (model_config.json, docs/architecture.md §7.2)."""

@@ -113,6 +113,9 @@ def test_cli_exports_fp16_with_parity_table_and_report(exported, tmp_path, capsy
         (["{empty}"], "checkpoint config not found"),
         (["{empty}", "--check-sizes", "12by4"], "HEIGHTxWIDTH"),
         (["{empty}", "--opset", "13"], "--opset must be at least 18"),
+        (["{empty}", "--eval-scale-factor", "0"], "--eval-scale-factor: must be >= 1"),
+        (["{empty}", "--eval-scale-factor", "2.5"], "--eval-scale-factor: not a whole number"),
+        (["{empty}", "--network-long-side", "-14"], "--network-long-side: must be >= 0"),
     ],
 )
 def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys, argv, message):
@@ -144,3 +147,63 @@ def test_cli_output_has_no_third_party_info_lines(exported, tmp_path):
     printed = done.stdout + done.stderr
     assert "wrote" in printed and output.is_file()
     assert "INFO" not in printed, printed[:2000]
+
+
+def _full_size_nodes(proto: onnx.ModelProto) -> list[str]:
+    """Op types of the nodes that write a tensor with both image dimensions (H and W)."""
+    shapes = {
+        v.name: {d.dim_param for d in v.type.tensor_type.shape.dim}
+        for v in [*proto.graph.value_info, *proto.graph.output]
+    }
+    full = {"H", "W"}, {"height", "width"}
+    return [
+        node.op_type
+        for node in proto.graph.node
+        if any(any(dims <= shapes.get(o, set()) for dims in full) for o in node.output)
+    ]
+
+
+def _assert_few_full_size_passes(proto: onnx.ModelProto, upsampling: str) -> None:
+    """The full-size work is the input layout change and, per output, its upsampling and one
+    elementwise pass: no channel reduction, split or concatenation of full-size maps."""
+    nodes = [op for op in _full_size_nodes(proto) if op != "Squeeze"]  # a view, no pass
+    assert nodes.count(upsampling) == 3, nodes  # two eval labels and unknown, one map each
+    assert set(nodes) == {"Transpose", "Cast", upsampling, "Min", "Clip", "Gather"}, nodes
+    assert len(nodes) <= 11, nodes  # Transpose, Cast, 3 upsamplings, Min, 2 Clips, 3 Gathers
+
+
+def test_full_size_work_is_a_few_elementwise_passes(exported):
+    _assert_few_full_size_passes(onnx.load(str(exported[0])), "MatMul")  # fixed network size
+
+
+def test_cli_export_options_override_the_checkpoint(exported, tmp_path, capsys):
+    path, ckpt_dir = exported
+    output = tmp_path / "native_x2.onnx"
+    argv = [str(ckpt_dir), "-o", str(output), "--eval-scale-factor", "2",
+            "--network-long-side", "0", "--check-sizes", "40x60"]  # fmt: skip
+    code = export_main(argv)
+    assert code == 0, capsys.readouterr()
+    proto = onnx.load(str(output))
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    config = read_model_config(ckpt_dir)
+    assert metadata["network_long_side"] == "0"
+    assert metadata["config_hash"] == config_hash(
+        config | {"eval_scale_factor": 2, "network_long_side": 0}
+    )
+    _assert_few_full_size_passes(proto, "Resize")  # the grid grows with the image
+    image = parity_image(70, 98, seed=3)
+    base = Segmenter(path, providers=["cpu"], warmup=False)(image)
+    native = Segmenter(output, providers=["cpu"], warmup=False)(image)
+    assert np.abs(base.anomaly_score - native.anomaly_score).max() > 1e-2
+    model = load_model(ckpt_dir)
+    model.eval_scale_factor, model.network_long_side = 2, 0
+    with torch.no_grad():
+        anomaly = model(torch.from_numpy(image)[None])[0][0].numpy()
+    assert np.abs(native.anomaly_score - anomaly).max() <= 1e-3
+
+
+def test_cli_network_size_the_model_cannot_take_is_one_line(exported, capsys):
+    code = export_main([str(exported[1]), "--network-long-side", "100", "--skip-parity"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--network-long-side 100" in err and "multiple of 14" in err

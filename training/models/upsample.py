@@ -40,18 +40,23 @@ def bilinear_matrix(
     ).to(torch.float32)
 
 
-def bilinear(grid: torch.Tensor, height: Any, width: Any, matrices: bool) -> torch.Tensor:
-    """[B,h,w] -> [B,H,W] bilinear; ``matrices`` picks the form (same values to rounding)."""
+def bilinear(
+    maps: list[torch.Tensor], height: Any, width: Any, matrices: bool
+) -> list[torch.Tensor]:
+    """Each [B,h,w] map (same grid) -> [B,H,W] bilinear; ``matrices`` picks the form (same
+    values to rounding); the interpolation matrices are built once for all maps."""
     if matrices:
+        grid = maps[0]
         rows = bilinear_matrix(height, grid.shape[1], grid.device)
-        cols = bilinear_matrix(width, grid.shape[2], grid.device)
-        return torch.matmul(rows, torch.matmul(grid, cols.t()))
+        cols = bilinear_matrix(width, grid.shape[2], grid.device).t()
+        return [torch.matmul(rows, torch.matmul(m, cols)) for m in maps]
     # unsqueeze / squeeze rather than [:, None] / [:, 0]: the exporter turns an index into a
     # Gather, which would copy the full-size map; a Squeeze is free.
-    full = F.interpolate(
-        grid.unsqueeze(1), size=(height, width), mode="bilinear", align_corners=False
-    )
-    return full.squeeze(1)
+    size = (height, width)
+    return [
+        F.interpolate(m.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+        for m in maps
+    ]
 
 
 def _nearest_index(out_size: Any, in_size: Any, device: torch.device) -> torch.Tensor:
