@@ -82,6 +82,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         seed: int = 0,
         resize: bool = True,
         description: str = "data set",
+        stride: int = 14,
     ) -> None:
         if not samples:
             raise DatasetError(f"{description}: no samples found")
@@ -97,6 +98,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.resize = resize
         self.description = description
+        self.stride = int(stride)  # network sides are multiples of it (14 ViT, 32 InternImage)
         self.epoch = 0
         self.has_ood = all(s.ood is not None for s in samples)
 
@@ -111,6 +113,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self.size is not None:
             return self.size
         assert self.long_side is not None
+        if self.stride != 14:  # the InternImage family's rule (training/internimage/model.py)
+            from ..internimage.model import network_size as stride_32_size
+
+            h, w = stride_32_size(int(height), int(width), int(self.long_side))
+            return int(h), int(w)
         return network_size(height, width, self.long_side)
 
     def load_raw(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -363,6 +370,7 @@ def build_dataset(
         "hflip": bool(data_config.get("hflip", False)) and augment,
         "seed": seed,
         "resize": resize,
+        "stride": int(data_config.get("stride", 14)),
     }
     if kind in ("cityscapes", "synth"):
         root = data_config.get("root")

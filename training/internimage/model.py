@@ -44,6 +44,8 @@ def network_size(height: Any, width: Any, long_side: int = 0) -> tuple[Any, Any]
 class InternImageModel(PixOODModel):
     """uint8 RGB [1,H,W,3] -> the model-file outputs, InternImage + UperNet inside."""
 
+    grid_stride = 4  # input pixels per logit-grid cell (UperNet predicts at 1/4)
+
     def __init__(
         self,
         backbone: InternImage,

@@ -92,6 +92,10 @@ def _run_stage(stage: str, exp: Experiment, ctx) -> None:
         "condense": run_condense,
         "decide": run_decide,
     }
+    if exp.config.model.family == "internimage" and stage == "decide":
+        from ..internimage.stages import run_decide as run_internimage_decide
+
+        runners["decide"] = run_internimage_decide
     runners[stage](exp, ctx)
 
 
@@ -100,6 +104,7 @@ def preflight(config: TrainConfig) -> None:
     a wrong path fails in a second with one line instead of after the first stage."""
     from . import parts
 
+    parts.check_family(config)
     weights = config.model.backbone_weights
     if weights is not None and not Path(weights).is_file():
         raise ConfigError(f"model.backbone_weights file {weights} not found")
@@ -120,12 +125,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         stages = active_stages(config)
         if args.stage not in ("all", *stages):
-            raise ConfigError(
-                f"stage {args.stage} is off in this config (set pretrain.enabled=true to use it)"
+            hint = (
+                "model.family internimage has no condensation (PixOOD's scorer does not apply)"
+                if args.stage == "condense"
+                else "set pretrain.enabled=true to use it"
             )
+            raise ConfigError(f"stage {args.stage} is off in this config ({hint})")
         preflight(config)
         exp = Experiment(out, config, is_main=ctx.is_main)
         exp.write_config()
+        if "condense" not in stages:
+            exp.log("condense: skipped, model.family internimage has no condensation stage")
         requested = stages if args.stage == "all" else [args.stage]
         first = stages.index(requested[0])
         for earlier in stages[:first]:

@@ -56,8 +56,12 @@ STATE_FILE, STATE_RECORD = "state.pt", "state.json"
 
 
 def active_stages(config: TrainConfig) -> list[str]:
-    """The stages `all` runs: the pretrain stand-in only when ``pretrain.enabled``."""
-    return [s for s in STAGES if s != "pretrain" or config.pretrain.enabled]
+    """The stages `all` runs: the pretrain stand-in only when ``pretrain.enabled``; no
+    condensation for the InternImage family (training/internimage/stages.py)."""
+    skipped = {"pretrain"} if not config.pretrain.enabled else set()
+    if config.model.family == "internimage":
+        skipped.add("condense")
+    return [s for s in STAGES if s not in skipped]
 
 
 # Test hook: PIXOOD_TRAIN_TEST_KILL="<stage>:<step>" SIGKILLs the process right after that stage
