@@ -3,8 +3,9 @@ headers, so `ros2 bag play` of it shows in rviz exactly what the node would have
 
 The pictures are the node's own (`pixood_ros.render.outputs`: same mask rule and overlay); the
 overlay arrives rendered (the video shows the same picture). Topics, under namespace `ns` (the
-node's private namespace, default `/pixood_node`), in the compact form by default (mcap chunks
-zstd-compressed, scores as 16-bit PNG, overlay as JPEG: `pixood_ros.bag.output_codec`) or, with
+node's private namespace, default `/pixood_node`), in the compact form by default (zstd-compressed
+mcap chunks or sqlite3 messages, scores as 16-bit PNG, overlay as JPEG:
+`pixood_ros.bag.output_codec`) or, with
 `raw`, exactly as the node publishes them: `anomaly_score` 32FC1, `anomaly_mask` mono8 (0/255),
 `semantic` mono8, `confidence` 32FC1, `overlay` bgr8. The input frames are copied alongside as
 stored, so the replay is self-contained.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +53,35 @@ class OutputBag:
     ) -> None:
         self.path = path
         self.raw = raw
-        self._writer = bagio.open_writer(path, storage)
-        if storage == "mcap" and not raw:
-            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        # sqlite3 objects work only in the thread that made them: every call on the writer runs
+        # in this one thread, whichever thread writes a frame or closes the bag
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="output-bag")
+        try:
+            self._call(self._open, storage, ns, input_topic, input_type)
+        except BaseException:
+            self._thread.shutdown()
+            raise
+        self.topics = {c.topic: c.msgtype for c in [self._input, *self._outputs.values()]}
+        self.frames = 0
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return self._thread.submit(function, *args).result()
+
+    def _open(self, storage: str, ns: str, input_topic: str, input_type: str) -> None:
+        self._writer = bagio.open_writer(self.path, storage)
+        if not self.raw:  # zstd: whole mcap chunks, or each message of a sqlite3 bag
+            mode = CompressionMode.STORAGE if storage == "mcap" else CompressionMode.MESSAGE
+            self._writer.set_compression(mode, CompressionFormat.ZSTD)
         self._writer.open()
         self._input = self._writer.add_connection(
             input_topic, input_type, typestore=bagio.TYPESTORE
         )
         self._outputs = {}
         for name in OUTPUT_NAMES:
-            suffix, msgtype = output_codec.stored_form(name, raw)
+            suffix, msgtype = output_codec.stored_form(name, self.raw)
             self._outputs[name] = self._writer.add_connection(
                 output_topic(ns, suffix), msgtype, typestore=bagio.TYPESTORE
             )
-        self.topics = {c.topic: c.msgtype for c in [self._input, *self._outputs.values()]}
-        self.frames = 0
 
     def write(
         self, frame: BagMessage, result: Any, threshold: float, overlay_bgr: np.ndarray
@@ -85,15 +102,21 @@ class OutputBag:
         }
         main = threading.current_thread() is threading.main_thread()
         with deferred() if main else contextlib.nullcontext():
-            self._writer.write(self._input, frame.bag_time_ns, frame.raw)
-            for name, connection in self._outputs.items():
-                self._writer.write(connection, frame.bag_time_ns, raw[name])
+            self._call(self._write_frame, frame, raw)
             self.frames += 1
+
+    def _write_frame(self, frame: BagMessage, raw: dict[str, bytes]) -> None:
+        self._writer.write(self._input, frame.bag_time_ns, frame.raw)
+        for name, connection in self._outputs.items():
+            self._writer.write(connection, frame.bag_time_ns, raw[name])
 
     def close(self) -> None:
         """Finish the bag and flush it to disk (OSError when the disk is full)."""
         with deferred():
-            bagio.finish_writer(self._writer, self.path)
+            try:
+                self._call(bagio.finish_writer, self._writer, self.path)
+            finally:
+                self._thread.shutdown()
 
     def bytes_on_disk(self) -> int:
         """Size of the finished bag's files."""

@@ -19,7 +19,7 @@ from pixood_ros.frames import Frame
 from pixood_ros.synth.dataset import frame_rng
 from pixood_ros.synth.scene import render_scene
 
-H, W = 240, 320
+H, W = 360, 640
 NS = "/pixood_node"
 CAMERA = "/camera/image_raw"
 SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "checkpoints" / "pixood_demo.onnx"
@@ -47,7 +47,12 @@ def runs(tmp_path_factory, frames) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("forms")
     paths = {"model": SHIPPED_MODEL}
     paths["bag"] = bag_from(frames, root / "bag", compressed="jpeg")
-    for form, extra in (("compact", []), ("raw", ["--raw-outputs"])):
+    forms = (
+        ("compact", []),
+        ("raw", ["--raw-outputs"]),
+        ("sqlite3", ["--output-storage", "sqlite3"]),
+    )
+    for form, extra in forms:
         paths[form] = root / form
         args = [paths["model"], paths["bag"], "-o", paths[form], *COMMON]
         assert main([str(a) for a in [*args, "--threshold", str(THRESHOLD), *extra]]) == 0
@@ -74,6 +79,18 @@ def test_default_output_bag_is_compact(runs):
     # the mcap chunks name their compression
     assert b"zstd" in next(compact.glob("*.mcap")).read_bytes()
     assert b"zstd" not in next(raw.glob("*.mcap")).read_bytes()
+
+
+def test_compact_sqlite3_bag_compresses_each_message(runs):
+    compact, raw = runs["sqlite3"] / "output_bag", runs["raw"] / "output_bag"
+    assert bag_bytes(compact) < 0.1 * bag_bytes(raw)
+    assert "compression_mode: message" in (compact / "metadata.yaml").read_text()
+    _, from_sqlite = read_all(compact)
+    _, from_mcap = read_all(runs["compact"] / "output_bag")
+    for topic in COMPACT_TOPICS.values():
+        for (ta, a), (tb, b) in zip(from_sqlite[topic], from_mcap[topic], strict=True):
+            assert ta == tb == bagio.stamp_to_ns(a.header.stamp)
+            assert np.array_equal(a.data, b.data)
 
 
 def test_compact_outputs_read_back_within_the_stated_bound(runs):
