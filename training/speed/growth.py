@@ -24,7 +24,7 @@ from .timing import time_alternating
 def resolution_growth(segmenter: Any, sizes: list[tuple[int, int]], repeats: int) -> list[dict]:
     """Engine time per input size, and per megapixel."""
     runs = {size: engine_frame(segmenter, *size, seed=i) for i, size in enumerate(sizes)}
-    timings = time_alternating({f"{h}x{w}": fn for (h, w), fn in runs.items()}, repeats)
+    timings = time_alternating({f"{h}x{w}": fn for (h, w), fn in runs.items()}, repeats, settle=1)
     rows = []
     for height, width in sizes:
         timing = timings[f"{height}x{width}"]

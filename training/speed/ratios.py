@@ -53,6 +53,7 @@ def engine_size_ratio(
     timings = time_alternating(
         {labels[size]: engine_frame(segmenter, *size, seed=i) for i, size in enumerate(labels)},
         repeats,
+        settle=1,
     )
     return ratio_row(
         "engine large / small input",

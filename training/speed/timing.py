@@ -31,10 +31,16 @@ def peak_rss_mb() -> float:
 
 
 def time_alternating(
-    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, device: str = "cpu"
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    device: str = "cpu",
+    settle: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """`time_call` for several functions whose times are compared, one call of each per round:
-    load changes on a shared machine then hit every side alike, so their ratio stays honest."""
+    """`time_call` for several functions whose times are compared, one timed call of each per
+    round: load changes on a shared machine then hit every side alike, so their ratio stays
+    honest. `settle` untimed calls precede each timed one (an engine fed a new input size
+    re-plans its memory on the first call, which a camera's fixed-size stream never pays)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -42,6 +48,9 @@ def time_alternating(
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(max(1, repeats)):
         for name, fn in fns.items():
+            for _ in range(settle):
+                fn()
+            synchronize(device)
             start = time.perf_counter()
             fn()
             synchronize(device)
