@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.contract import NODE_OUTPUTS
+from pixood_ros.render.compressed import COMPRESSED_SUFFIX
 
 # Frames each side processes before its clock starts.
 WARMUP_FRAMES = 5
@@ -49,7 +50,7 @@ class NodeRig:
     ) -> None:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CompressedImage, Image
 
         from pixood_ros.image_conversion import array_to_image
 
@@ -70,7 +71,7 @@ class NodeRig:
         self.arrivals: dict[str, list[tuple[float, int]]] = {name: [] for name in outputs}
         self.subscriptions = [
             self.tester.create_subscription(
-                Image,
+                CompressedImage if n.endswith(COMPRESSED_SUFFIX) else Image,
                 f"/{NODE_NAME}/{n}",
                 lambda data, n=n: self._on_output(n, data),
                 reliable,
@@ -130,7 +131,8 @@ class NodeRig:
             Parameter("input_qos", value=input_qos),
             Parameter("warmup", value=False),
         ]
-        overrides += [Parameter(f"publish_{n}", value=n in self.outputs) for n in NODE_OUTPUTS]
+        wanted = {name.removesuffix(COMPRESSED_SUFFIX) for name in self.outputs}
+        overrides += [Parameter(f"publish_{n}", value=n in wanted) for n in NODE_OUTPUTS]
         return PacedNode(
             NODE_NAME,
             context=self.context,

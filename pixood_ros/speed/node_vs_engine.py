@@ -45,6 +45,7 @@ from pixood_ros.cli import (
 )
 from pixood_ros.contract import NODE_OUTPUTS
 from pixood_ros.node.threads import intra_op_threads
+from pixood_ros.render.compressed import CODECS, COMPRESSED_SUFFIX
 from pixood_ros.speed.node_rig import WARMUP_FRAMES, NodeRig
 
 PROG = "pixood_ros.speed.node_vs_engine"
@@ -101,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         help="node input QoS (default reliable: no frames lost in DDS, so only the node drops)",
     )
     parser.add_argument("--no-overlay", action="store_true", help="do not publish ~/overlay")
+    parser.add_argument(
+        "--compressed",
+        action="store_true",
+        help="subscribe to the compressed forms of overlay (JPEG), mask and semantic (PNG) "
+        "instead of the raw ones, as a viewer over a network would",
+    )
     parser.add_argument(
         "--providers",
         type=split_names,
@@ -175,7 +182,11 @@ def _sum_rounds(rounds: list[dict], extra: tuple[str, ...] = ()) -> dict:
 
 def run_benchmark(args: argparse.Namespace, segmenter: Any) -> dict:
     """Alternating engine and node rounds; totals, per-round figures and the ratio."""
-    outputs = tuple(n for n in NODE_OUTPUTS if not (args.no_overlay and n == "overlay"))
+    outputs = tuple(
+        n + COMPRESSED_SUFFIX if args.compressed and n in CODECS else n
+        for n in NODE_OUTPUTS
+        if not (args.no_overlay and n == "overlay")
+    )
     engine_rounds, node_rounds = _measure_rounds(args, segmenter, outputs)
     engine = _sum_rounds(engine_rounds)
     node = _node_totals(node_rounds, outputs)

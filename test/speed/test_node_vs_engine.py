@@ -39,6 +39,18 @@ def test_bench_reports_node_and_engine_throughput(tmp_path, capsys):
     assert result["node_fps"] <= result["engine_fps"] * 1.2
 
 
+@pytest.mark.ros
+@pytest.mark.slow
+def test_bench_can_take_the_compressed_outputs(tmp_path, capsys):
+    model = make_handmade_model(tmp_path / "m.onnx")
+    size = ["--width", "64", "--height", "48", "--duration", "0.4", "--rounds", "1"]
+    assert bench.main([str(model), *size, "--compressed", "--no-progress"]) == 0
+    received = json.loads(capsys.readouterr().out)["node"]["outputs_received"]
+    compressed = {"overlay/compressed", "anomaly_mask/compressed", "semantic/compressed"}
+    assert set(received) == compressed | {"anomaly_score", "confidence"}
+    assert min(received.values()) > 0
+
+
 def test_bench_user_errors_exit_2(tmp_path, capsys):
     assert bench.main([str(tmp_path / "missing.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
