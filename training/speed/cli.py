@@ -246,7 +246,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from .environment import apply_threads, machine
     from .report import report_lines
 
-    device = args.device or ("cuda" if torch.cuda.is_available() and not args.gpu else "cpu")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda but no CUDA device is usable")
     threads = apply_threads(args.threads)
