@@ -83,8 +83,9 @@ class ScoreSpill:
         if scores.shape != labels.shape or scores.ndim != 2:
             raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be HxW")
         height, width = scores.shape
-        self._file.write(np.ascontiguousarray(scores, dtype=np.float32).tobytes())
-        self._file.write(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+        # the arrays' own buffers, without a copy
+        self._file.write(np.ascontiguousarray(scores, dtype=np.float32).data)
+        self._file.write(np.ascontiguousarray(labels, dtype=np.uint8).data)
         self._frames.append((self._offset, height, width))
         self._offset += 5 * height * width
 

@@ -226,8 +226,12 @@ class EvalMetrics:
     ) -> None:
         """Raises ValueError for class ids outside the model's classes (255 = void is fine)."""
         self.confusion.update(semantic, labels)
+        correct = semantic == labels
         valid = labels != 255
-        self.calibration.update(confidence[valid], semantic[valid] == labels[valid])
+        if valid.all():  # no void: no copies of the frame's pixels
+            self.calibration.update(confidence, correct)
+        else:
+            self.calibration.update(confidence[valid], correct[valid])
         self.frames_with_semantic_gt += 1
 
     def pixel_curve(self, whole_frame: bool = False) -> BinaryCurve | None:
