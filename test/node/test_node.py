@@ -22,6 +22,7 @@ from sensor_msgs.msg import CompressedImage
 from test_node_graph import (
     OUTPUTS,
     NodeGraph,
+    SlowSegmenter,
     assert_outputs_match,
     frames_in_several_encodings,
     make_compressed_msg,
@@ -337,18 +338,6 @@ def test_lazy_subscription_follows_output_subscribers(graph_factory, model_path)
     assert graph.wait_until(lambda: channel.subscription is not None, 5.0)
     graph.tester.destroy_subscription(listener)
     assert graph.wait_until(lambda: channel.subscription is None, 5.0)
-
-
-class SlowSegmenter:
-    """The real engine plus a fixed delay: a model slower than the camera."""
-
-    def __init__(self, inner: Segmenter, delay: float) -> None:
-        self.inner, self.delay = inner, delay
-        self.active_provider, self.info = inner.active_provider, inner.info
-
-    def __call__(self, rgb, out=None):
-        time.sleep(self.delay)
-        return self.inner(rgb, out=out)
 
 
 def _rss_bytes() -> int:

@@ -199,6 +199,18 @@ class NodeGraph:
         self.tester.destroy_node()
 
 
+class SlowSegmenter:
+    """The real engine plus a fixed delay: a model slower than the camera."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+        self.active_provider, self.info = inner.active_provider, inner.info
+
+    def __call__(self, rgb, out=None):
+        time.sleep(self.delay)
+        return self.inner(rgb, out=out)
+
+
 # --- frames and the outputs the node must publish for them -----------------------------------
 
 

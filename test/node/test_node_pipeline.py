@@ -12,8 +12,15 @@ import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage
-from test_node import CPU, SlowSegmenter, active_graph
-from test_node_graph import OUTPUTS, make_image_msg, reliable, rng_image, stamp_ns
+from test_node import CPU, active_graph
+from test_node_graph import (
+    OUTPUTS,
+    SlowSegmenter,
+    make_image_msg,
+    reliable,
+    rng_image,
+    stamp_ns,
+)
 
 from pixood_ros import image_conversion as ic
 from pixood_ros.engine import Segmenter
