@@ -14,9 +14,11 @@ fourth, the optional ``unknown_score`` output the exporter writes (pixood_ros.an
 known class explains the pixel"). It scores every class once and takes the other three from
 those scores, so they are the same values as ``forward``'s.
 
-Only the eval-label channels are upsampled bilinearly (docs/architecture.md §6: upsampling all 19
-maps to full resolution dominates CPU time); semantic and confidence are gathered with integer
-nearest indices (exact, and identical in PyTorch and ONNX Runtime).
+Everything is computed on the scoring grid; only the final maps reach input size, each in as
+few full-size passes as possible (``combine``, models/upsample.py): the eval-label maps and the
+unknown map are upsampled one by one (as 1 - S, the same values to float rounding), the eval-label
+maximum is an elementwise minimum of those, semantic and confidence are gathered with exact integer
+nearest indices. Upsampling all 19 maps to full resolution would dominate CPU time.
 """
 
 from __future__ import annotations
