@@ -128,3 +128,18 @@ def test_decide_fits_the_published_variant_beside_the_monotone_model():
     assert fit_scorer(PIXOOD_PUBLISHED, stats, prototypes, cfg).decision.rule == "published"
     published = load_config(None, ["data.root=x", "decide.rule=published"])
     assert PIXOOD_PUBLISHED not in scorer_names(published)
+
+
+def test_a_jump_in_the_table_is_looked_up_exactly():
+    """A zero-width knot pair (a tie group's mass) is right-continuous: F at its ratio is the
+    upper mass, just below it the lower one; the lookup's bound is within 1e-4."""
+    u = np.r_[np.linspace(-10.0, 2.0, 300), 2.0, np.linspace(2.5, 8.0, 200)].astype(np.float32)
+    y = np.r_[np.linspace(0.0, 0.3, 300), 0.7, np.linspace(0.71, 1.0, 200)]
+    strategy = DecisionStrategy.from_log_knots(
+        np.array([[5.0, 0.5]]), np.array([[[1.0, 0.0], [0.0, 0.01]]]), np.zeros(2),
+        np.diag([4.0, 0.02]), [(u.astype(np.float64), y)], rule="monotone",
+    )  # fmt: skip
+    assert strategy.lookup_error.max() <= 1e-4
+    at = torch.tensor([[2.0], [float(np.nextafter(np.float32(2.0), np.float32(0.0)))]])
+    got = strategy.mass_below(at)[:, 0]
+    assert abs(got[0].item() - 0.7) <= 1e-6 and abs(got[1].item() - 0.3) <= 1e-5

@@ -1,14 +1,24 @@
-"""Bucketed lookup of the LR -> mass knot table (docs/method.md §5.7): one gather per score.
+"""Bucketed lookup of the LR -> mass knot table (docs/method.md §5.7): three flat gathers per score.
 
-The knot table defines F(u), u = log r: linear in r between knots (as scipy's interp1d), the
-ramp y_0 e^(u - u_0) below the first knot, constant above the last. The lookup splits [lo, hi]
-(where F leaves TAIL and reaches y_last - TAIL) into B equal buckets in u and keeps at most one
-knot per bucket: the one farthest from the chord of its bucket. A bucket's row holds that knot and
-its kept neighbours, i.e. the two exact pieces of the thinned F over the bucket, so a score is one
-row gather, one compare and the interpolation. Between kept knots the lookup is F with knots
-dropped: both are piecewise linear in r, so their largest difference sits at a knot and is
-computed exactly when the table is built; B doubles (2^8 .. 2^14) until it is at most
-``LOOKUP_TOLERANCE`` for every class (the bound reached is kept in ``error``).
+The knot table defines F(u), u = log r: linear in r between knots (as scipy's interp1d), the ramp
+y_0 r / r_0 below the first knot, constant above the last, and right-continuous at a jump (a
+zero-width knot pair: F at the pair's ratio is its upper mass). Per class, [lo, hi] (where F
+leaves TAIL and reaches y_last - TAIL) is cut into COARSE equal buckets; coarse bucket j gets
+1 + its share of B fine buckets in proportion to its knots. Each fine bucket keeps at most one
+knot p (a pair counts as one; lo, hi and jumps first, otherwise the knot farthest from its
+bucket's chord) and stores the two exact pieces around it as F = A + B e^(u - p): one gather for
+p, one compare u >= p, two gathers for A and B. The bucket index is computed by the same float32
+function when the table is built and when it is read, and it is monotone in u, so every query
+lies between the kept knots around its bucket and the compare resolves jumps exactly.
+
+Between kept knots the lookup is F with knots dropped: both are piecewise linear in r, so their
+largest difference sits at a knot (or just left of a jump). It is measured there in float32 when
+the table is built; B doubles (2^10 .. 2^15) until it is at most ``LOOKUP_TOLERANCE`` for every
+class (the bound reached is kept in ``error``).
+
+The graph is laid out for ONNX Runtime's CPU kernels: scores as [C, N] (a per-class constant is a
+[C, 1] column, whose broadcast is as cheap as a same-shape op; a [C] row broadcast is ~6x slower)
+and tables as flat 1-D arrays read by ``torch.gather`` (GatherElements, ~10x faster than Gather).
 """
 
 from __future__ import annotations
@@ -22,176 +32,187 @@ LOOKUP_TOLERANCE = 1e-4  # target max |lookup - knot table|, well below the 1e-3
 TAIL = 1e-6  # mass left to the ramp below lo and to the constant above hi
 BUCKETS_LOG2 = range(10, 16)
 COARSE = 256  # first-level buckets per class
-ROW = 6  # p0, p1, p2 (log-ratio knots), q0, q1, q2 (their masses)
-_EXP_FLOOR = -80.0  # exp arguments below this only ever stand for "0"
-_LINEAR_BELOW = 1e-4  # knot gaps (in log r) below which r-linear == u-linear to ~1e-5
-
-
-def exp_nonpositive(x: torch.Tensor) -> torch.Tensor:
-    """exp(x) for x <= 0, arguments floored at _EXP_FLOOR: exp of huge negative values or results
-    in the denormal range take a 20-40x slower path in the CPU kernels."""
-    return torch.exp(x.clamp_min(_EXP_FLOOR))
-
-
-def r_linear(
-    u: torch.Tensor, u0: torch.Tensor, u1: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor
-) -> torch.Tensor:
-    """Mass at log-ratio u on the piece from (u0, y0) to (u1, y1), linear in r = e^u and clamped
-    to the piece: w = (e^d - 1) / (e^gap - 1), written with e^{-x} only."""
-    gap = (u1 - u0).clamp_min(0.0)
-    d = torch.minimum((u - u0).clamp_min(0.0), gap)
-    safe_gap = gap.clamp_min(_LINEAR_BELOW)
-    w_exp = (
-        exp_nonpositive(d - safe_gap)
-        * (1.0 - exp_nonpositive(-d))
-        / (1.0 - exp_nonpositive(-safe_gap))
-    )
-    w_lin = d / gap.clamp_min(1e-30)
-    w = torch.where(gap < _LINEAR_BELOW, w_lin, w_exp).clamp(0.0, 1.0)
-    return y0 + w * (y1 - y0)
-
-
-def lookup_mass(
-    u: torch.Tensor,
-    tables: tuple[torch.Tensor, torch.Tensor],
-    params: list[torch.Tensor],
-    class_index: torch.Tensor,
-) -> torch.Tensor:
-    """F(u): ``tables`` = coarse rows [C*K1, 4] and fine rows [C*B, 6]; ``params`` = lo,
-    K1/(hi - lo), y_lo, hi, y_top and ``class_index`` (int32) the class of each entry, each
-    broadcast to or picked for u's entries."""
-    coarse_rows, rows = tables
-    lo, inv_h, y_lo, hi, y_top = params
-    position = ((u - lo) * inv_h).clamp(0.0, float(COARSE - 1)).to(torch.int32)
-    coarse = coarse_rows.index_select(0, (class_index * COARSE + position).reshape(-1))
-    start, fine_inv, edge, last = coarse.reshape(*u.shape, 4).unbind(-1)
-    fine = ((u - edge) * fine_inv).clamp_min(0.0)
-    fine = torch.minimum(fine, last).to(torch.int32) + start.to(torch.int32)
-    p0, p1, p2, q0, q1, q2 = (
-        rows.index_select(0, fine.reshape(-1)).reshape(*u.shape, ROW).unbind(-1)
-    )
-    right = u >= p1
-    inner = r_linear(
-        u,
-        torch.where(right, p1, p0),
-        torch.where(right, p2, p1),
-        torch.where(right, q1, q0),
-        torch.where(right, q2, q1),
-    )
-    ramp = y_lo * exp_nonpositive((u - lo).clamp_max(0.0))
-    return torch.where(u < lo, ramp, torch.where(u >= hi, y_top, inner)).clamp(0.0, 1.0)
+JUMP_WEIGHT = 16.0  # a jump must own its bucket: it gets the fine buckets of 16 knots
+_V_MAX = float(np.nextafter(np.float32(COARSE), np.float32(0)))  # keeps v's bucket in the class
+_EXP_RANGE = (-80.0, 88.0)  # e^x stays finite and out of the slow denormal range
 
 
 @dataclass
-class BucketTable:
-    coarse: np.ndarray  # [C * COARSE, 4]: first fine row, fine buckets per unit u, edge, count-1
-    rows: np.ndarray  # [C * buckets, 6]
-    params: np.ndarray  # [C, 5]: lo, COARSE / (hi - lo), y_lo, hi, y_top
-    buckets: int
-    error: np.ndarray  # [C] max |lookup - knot table|
+class Lookup:
+    """Flat float32 / int32 tables of all classes (``classes`` rows each for the params)."""
+
+    inv: torch.Tensor  # [C] coarse buckets per unit u
+    shift: torch.Tensor  # [C] -lo * inv
+    coarse_base: torch.Tensor  # [C] int32: c * COARSE
+    fine_count: torch.Tensor  # [C * COARSE] float32: fine buckets of a coarse bucket
+    fine_start: torch.Tensor  # [C * COARSE] int32: its first fine bucket (global)
+    knot: torch.Tensor  # [C * B]: the bucket's knot p
+    a: torch.Tensor  # [2 * C * B]: A of (left, right) piece
+    b: torch.Tensor  # [2 * C * B]: B of (left, right) piece
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {name: getattr(self, name) for name in LOOKUP_FIELDS}
 
 
-def _inverse(u: np.ndarray, y: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """The knot table with a knot added where F first reaches ``target`` (on its r-linear
-    piece, so F is unchanged) and the index of that knot."""
-    i = int(np.searchsorted(y, target, side="left"))
-    if i == 0 or i == y.size or y[i] == target:
-        return u, y, min(i, y.size - 1)
-    r0, r1 = np.exp(u[i - 1] - u[i]), 1.0  # ratios relative to the right knot
-    w = (target - y[i - 1]) / (y[i] - y[i - 1])
-    at = u[i] + np.log(r0 + w * (r1 - r0))
-    return np.insert(u, i, at), np.insert(y, i, target), i
+LOOKUP_FIELDS = tuple(Lookup.__dataclass_fields__)
 
 
-def _fine_buckets(
-    points: np.ndarray, lo: float, inv_h: float, counts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse rows [COARSE, 4] (class-local first fine row) and the fine bucket of ``points``:
-    coarse bucket j holds 1 + its share of the fine buckets, in proportion to its knots."""
-    fine = counts.astype(np.int64)
-    starts = np.r_[0, np.cumsum(fine)[:-1]]
-    edges = lo + np.arange(COARSE) / inv_h if inv_h > 0 else np.full(COARSE, lo)
-    fine_inv = fine * inv_h
-    coarse = np.stack([starts, fine_inv, edges, fine - 1], axis=1).astype(np.float64)
-    j = np.clip(np.floor((points - lo) * inv_h), 0, COARSE - 1).astype(np.int64)
-    k = np.minimum(np.maximum(np.floor((points - edges[j]) * fine_inv[j]), 0), fine[j] - 1)
-    return coarse, starts[j] + k.astype(np.int64)
+def _flat_take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for a 1-D table, exported as one GatherElements."""
+    return torch.gather(table, 0, index.reshape(-1)).reshape(index.shape)
 
 
-def _class_rows(
-    u: np.ndarray, y: np.ndarray, buckets: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Coarse rows [COARSE, 4], fine rows [B, 6] and params [5] of one class's knot table
-    (sorted u, non-decreasing y)."""
-    if u.size == 0:
-        coarse = np.zeros((COARSE, 4))
-        return coarse, np.zeros((buckets, ROW)), np.zeros(5)
-    u, y, i_lo = _inverse(u, y, TAIL)
-    u, y, i_hi = _inverse(u, y, y[-1] - TAIL)
-    if y[i_lo] > TAIL:  # the table starts above TAIL: its own ramp is exact
-        i_lo = 0
-    i_hi = max(i_hi, i_lo)
-    lo, hi = u[i_lo], u[i_hi]
-    inv_h = COARSE / (hi - lo) if hi > lo else 0.0
-    inner = np.arange(i_lo + 1, i_hi)
-    per_coarse = np.bincount(
-        np.clip(np.floor((u[inner] - lo) * inv_h), 0, COARSE - 1).astype(np.int64),
-        minlength=COARSE,
-    )
-    share = (buckets - COARSE) / max(inner.size, 1)
-    coarse, bucket = _fine_buckets(u[inner], lo, inv_h, 1 + np.floor(per_coarse * share))
-    if inner.size:
-        starts = np.flatnonzero(np.r_[True, np.diff(bucket) != 0])
-        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, inner.size]))
-        ends = np.r_[starts[1:], inner.size] - 1
-        a, b = inner[starts] - 1, inner[ends] + 1  # the knots around each bucket's knots
-        w = (u[inner] - u[a][group]) / np.maximum(u[b] - u[a], 1e-300)[group]
-        deviation = np.abs(y[inner] - (y[a][group] + w * (y[b] - y[a])[group]))
-        order = np.lexsort((-deviation, group))
-        first = order[np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]]
-        chosen, chosen_bucket = inner[first], bucket[first]
-    else:
-        chosen, chosen_bucket = inner, bucket
-    kept = np.r_[i_lo, chosen, i_hi]
-    kept_bucket = np.r_[-1, chosen_bucket, buckets]
-    pos = np.searchsorted(kept_bucket, np.arange(buckets), side="left")
-    own = kept_bucket[pos] == np.arange(buckets)
-    index = np.stack([kept[pos - 1], kept[pos], kept[np.where(own, pos + 1, pos)]], axis=1)
-    rows = np.concatenate([u[index], y[index]], axis=1)
-    return coarse, rows, np.array([lo, inv_h, y[i_lo], hi, y[-1]])
+def fine_bucket(u: torch.Tensor, table: Lookup, per_class: list[torch.Tensor]) -> torch.Tensor:
+    """Global fine bucket (int32) of every u; ``per_class`` = inv, shift, coarse_base broadcast
+    to u (a [C, 1] column) or picked per entry. Monotone in u within a class."""
+    inv, shift, coarse_base = per_class
+    v = (u * inv + shift).clamp(0.0, _V_MAX)
+    whole = torch.floor(v)
+    coarse = whole.to(torch.int32) + coarse_base
+    inside = (v - whole) * _flat_take(table.fine_count, coarse)
+    return inside.to(torch.int32) + _flat_take(table.fine_start, coarse)
 
 
-def _errors(knots: list[tuple[np.ndarray, np.ndarray]], table: BucketTable) -> np.ndarray:
-    """Largest |lookup - knot table| per class, at the knots (float64)."""
-    errors = np.zeros(len(knots))
-    tables = (torch.from_numpy(table.coarse), torch.from_numpy(table.rows))
-    for c, (u, y) in enumerate(knots):
-        if u.size == 0:
+def lookup_mass(u: torch.Tensor, table: Lookup, per_class: list[torch.Tensor]) -> torch.Tensor:
+    """F(u) for float32 u (see ``fine_bucket`` for ``per_class``)."""
+    bucket = fine_bucket(u, table, per_class)
+    offset = u - _flat_take(table.knot, bucket)
+    side = bucket * 2 + (offset >= 0.0).to(torch.int32)
+    x = torch.exp(offset.clamp(*_EXP_RANGE))
+    return (_flat_take(table.a, side) + _flat_take(table.b, side) * x).clamp(0.0, 1.0)
+
+
+def _points(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct knot positions with the mass just left of (yl) and at (yr) each."""
+    first = np.r_[True, u[1:] != u[:-1]]
+    last = np.r_[u[1:] != u[:-1], True]
+    return u[first], y[first], y[last]
+
+
+def _mass_at(u: np.ndarray, y: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The knot table's F at ``query`` in float64 (right-continuous at jumps)."""
+    pu, yl, yr = _points(u, y)
+    i = np.searchsorted(pu, query, side="right") - 1
+    j = np.minimum(i + 1, pu.size - 1)
+    base = np.where(i >= 0, pu[np.maximum(i, 0)], -np.inf)
+    y0 = np.where(i >= 0, yr[np.maximum(i, 0)], 0.0)
+    # r-linear weight from the point at/below the query to the next one (from r = 0 below u_0)
+    with np.errstate(invalid="ignore", over="ignore"):  # the branches np.where drops
+        w = np.exp(query - pu[j]) * -np.expm1(base - query) / -np.expm1(base - pu[j])
+    return np.where(i >= pu.size - 1, yr[-1], y0 + np.clip(w, 0, 1) * (yl[j] - y0))
+
+
+def _range(u: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """[lo, hi]: where F first reaches TAIL (the first knot when it starts above) and y_last -
+    TAIL, both on F's r-linear pieces (knots added there leave F unchanged)."""
+    ends = []
+    for target in (TAIL, y[-1] - TAIL):
+        i = int(np.clip(np.searchsorted(y, target, side="left"), 0, y.size - 1))
+        if i == 0 or y[i] == target or u[i] == u[i - 1]:
+            ends.append(float(u[i]))
             continue
-        u_t = torch.from_numpy(u)
-        picked = [torch.full_like(u_t, float(v)) for v in table.params[c]]
-        index = torch.full(u_t.shape, c, dtype=torch.int32)
-        got = lookup_mass(u_t, tables, picked, index).numpy()
-        inside = (u >= table.params[c, 0]) & (u <= table.params[c, 3])
-        errors[c] = max(float(np.abs(got - y)[inside].max(initial=0.0)), TAIL)
-    return errors
+        w = (target - y[i - 1]) / (y[i] - y[i - 1])
+        ends.append(float(u[i] + np.log(np.exp(u[i - 1] - u[i]) * (1 - w) + w)))
+    return ends[0], max(ends)
 
 
-def build_bucket_table(
+def _pieces(pu: np.ndarray, yl: np.ndarray, yr: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """[len(own), 4]: (A, B) of the left and right piece around kept points ``own`` (indices
+    into pu, sorted; -1 = none before, the ramp from r = 0; beyond the last: constant)."""
+    p = pu[own]
+    before = np.r_[-1, own[:-1]]
+    after = np.r_[own[1:], -1]
+    y_left = np.where(before >= 0, yr[before], 0.0)
+    with np.errstate(over="ignore"):  # a far neighbour: e^gap = inf, the piece is flat
+        b_left = (yl[own] - y_left) / np.where(before >= 0, -np.expm1(pu[before] - p), 1.0)
+        gap = np.where(after >= 0, pu[after] - p, 1.0)
+        b_right = np.where(after >= 0, (yl[after] - yr[own]) / np.expm1(gap), 0.0)
+    return np.stack([yl[own] - b_left, b_left, yr[own] - b_right, b_right], axis=1)
+
+
+def _with_range(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The table with knots added at float32 lo and hi (on F, so F is unchanged)."""
+    lo, hi = (float(np.float32(v)) for v in _range(u, y))
+    extra = np.array([v for v in (lo, hi) if v not in u])
+    at = np.searchsorted(u, extra)
+    return np.insert(u, at, extra), np.insert(y, at, _mass_at(u, y, extra)), lo, hi
+
+
+def _class_lookup(u: np.ndarray, y: np.ndarray, buckets: int) -> Lookup:
+    """Class-local tables (coarse_base 0, fine_start from 0) of one knot table."""
+    u, y, lo, hi = _with_range(u, y)
+    pu, yl, yr = _points(u, y)
+    inv = np.float32(COARSE / (hi - lo) if hi > lo else 0.0)
+    f32 = torch.float32
+    table = Lookup(torch.tensor([inv]), torch.tensor([-lo * inv], dtype=f32),
+                   torch.zeros(1, dtype=torch.int32), torch.ones(COARSE),
+                   torch.zeros(COARSE, dtype=torch.int32), torch.zeros(0), torch.zeros(0),
+                   torch.zeros(0))  # fmt: skip
+    per_class = [table.inv, table.shift, table.coarse_base]
+    u32 = torch.from_numpy(pu).float()
+    inner = (pu > lo) & (pu < hi)
+    coarse = torch.floor((u32 * table.inv + table.shift).clamp(0.0, _V_MAX)).long().numpy()
+    # fine buckets in proportion to the knots in [lo, hi], a jump weighing JUMP_WEIGHT knots
+    weight = np.where((pu >= lo) & (pu <= hi), np.where(yr > yl, JUMP_WEIGHT, 1.0), 0.0)
+    counts = np.bincount(coarse, weight, minlength=COARSE)
+    fine = 1 + np.floor(counts * ((buckets - COARSE) / max(weight.sum(), 1.0)))
+    table.fine_count = torch.from_numpy(fine).float()
+    table.fine_start = torch.from_numpy(np.r_[0, np.cumsum(fine)[:-1]]).to(torch.int32)
+    bucket = fine_bucket(u32, table, per_class).long().numpy()
+    # priority: lo and hi, then jumps, then the distance from the chord of the neighbours; the
+    # points beyond [lo, hi] (F within TAIL of the ramp / constant there) last
+    y_mid = 0.5 * (yl + yr)
+    chord = np.interp(pu, pu[[0, -1]], y_mid[[0, -1]])
+    if pu.size > 2:
+        w = (pu[1:-1] - pu[:-2]) / (pu[2:] - pu[:-2])
+        chord[1:-1] = y_mid[:-2] + w * (y_mid[2:] - y_mid[:-2])
+    priority = np.where(yr > yl, 1.0 + yr - yl, np.abs(y_mid - chord))
+    priority = np.where(inner, priority, np.where((pu == lo) | (pu == hi), 3.0, -1.0))
+    order = np.lexsort((-priority, bucket))
+    own = order[np.r_[True, bucket[order][1:] != bucket[order][:-1]]]  # sorted by bucket
+    pieces = _pieces(pu, yl, yr, own)
+    row = np.minimum(np.searchsorted(bucket[own], np.arange(buckets)), own.size - 1)
+    table.knot = torch.from_numpy(pu[own][row]).float()
+    table.a = torch.from_numpy(pieces[row][:, [0, 2]].reshape(-1)).float()
+    table.b = torch.from_numpy(pieces[row][:, [1, 3]].reshape(-1)).float()
+    return table
+
+
+def _error(u: np.ndarray, y: np.ndarray, table: Lookup) -> float:
+    """max |lookup - F| at the knots and just left of each jump, the lookup run in float32."""
+    pu, yl, yr = _points(u, y)
+    left = np.nextafter(pu[yr > yl].astype(np.float32), np.float32(-np.inf))
+    query = torch.from_numpy(np.r_[pu.astype(np.float32), left])
+    got = lookup_mass(query, table, [table.inv, table.shift, table.coarse_base])
+    return float(np.abs(got.double().numpy() - _mass_at(u, y, query.double().numpy())).max())
+
+
+def _empty(buckets: int) -> Lookup:
+    """F = 0: a class without a table."""
+    zeros = torch.zeros
+    return Lookup(zeros(1), zeros(1), zeros(1, dtype=torch.int32), torch.ones(COARSE),
+                  zeros(COARSE, dtype=torch.int32), zeros(buckets), zeros(2 * buckets),
+                  zeros(2 * buckets))  # fmt: skip
+
+
+def build_lookup(
     knots: list[tuple[np.ndarray, np.ndarray]], tolerance: float = LOOKUP_TOLERANCE
-) -> BucketTable:
-    """The smallest fine-bucket count in BUCKETS_LOG2 whose lookup is within ``tolerance`` of
-    every class's knot table (the largest one when none is)."""
-    table = None
+) -> tuple[Lookup, int, np.ndarray]:
+    """The tables of all classes, their fine-bucket count B and the error of each class: the
+    smallest B in BUCKETS_LOG2 within ``tolerance`` for every class (the largest when none is)."""
     for log2 in BUCKETS_LOG2:
         buckets = 1 << log2
-        built = [_class_rows(u, y, buckets) for u, y in knots]
-        coarse = np.concatenate([k + [c * buckets, 0, 0, 0] for c, (k, _, _) in enumerate(built)])
-        rows = np.concatenate([r for _, r, _ in built])
-        params = np.stack([p for _, _, p in built])
-        table = BucketTable(coarse, rows, params, buckets, np.zeros(len(knots)))
-        table.error = _errors(knots, table)
-        if table.error.max() <= tolerance:
+        tables = [_class_lookup(u, y, buckets) if u.size else _empty(buckets) for u, y in knots]
+        pairs = zip(knots, tables, strict=True)
+        error = np.array([_error(u, y, t) if u.size else 0.0 for (u, y), t in pairs])
+        if error.max() <= tolerance:
             break
-    assert table is not None
-    return table
+    base = torch.arange(len(knots), dtype=torch.int32)
+    joined = Lookup(
+        *(torch.cat([getattr(t, name) for t in tables]) for name in ("inv", "shift")),
+        base * COARSE,
+        torch.cat([t.fine_count for t in tables]),
+        torch.cat([t.fine_start + c * buckets for c, t in enumerate(tables)]),
+        *(torch.cat([getattr(t, name) for t in tables]) for name in ("knot", "a", "b")),
+    )
+    return joined, buckets, error

@@ -25,7 +25,7 @@ from .gaussian import (
     regularize_covariance,
 )
 from .knots import class_knots, knots_from_interp, thin_knots
-from .lookup import build_bucket_table, lookup_mass
+from .lookup import LOOKUP_FIELDS, Lookup, build_lookup, lookup_mass
 from .rules import check_rule, monotone_box
 
 GRID_SIZE = 2000
@@ -37,8 +37,26 @@ _U_LIMIT = 1.0e30
 
 
 def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """table[index] for a 1-D table as one flat gather (``index_select`` is the fast kernel)."""
-    return table.index_select(0, index.reshape(-1)).reshape(index.shape)
+    """table[index] for a 1-D table as one flat gather (GatherElements in ONNX, lookup.py)."""
+    return torch.gather(table, 0, index.reshape(-1)).reshape(index.shape)
+
+
+def _ratio_terms(
+    means: np.ndarray, covs: np.ndarray, ood_means: np.ndarray, ood_covs: np.ndarray
+) -> np.ndarray:
+    """[C, 8] float64 (m0, m1, q00, q01, q11, g0, g1, k0): the log-ratio as a polynomial in
+    d = z - m (class mean), u = d0 (q00 d0 + q01 d1 + g0) + d1 (q11 d1 + g1) + k0, i.e.
+    log N_c - log N_ood with e = m - m_ood: k0 = log-norm difference + e'P_ood e / 2,
+    g = P_ood e, q = (P_ood - P_c) / 2 (q01 doubled). Around the class mean, where the mass is,
+    it keeps the float32 precision of the centred form in 12 elementwise ops instead of 24."""
+    prec, log_norm = precision_terms(means, covs)
+    ood_prec, ood_log_norm = precision_terms(ood_means, ood_covs)
+    e0, e1 = (means - ood_means).T
+    o00, o01, o11 = ood_prec.T
+    q = 0.5 * (ood_prec - prec)
+    g0, g1 = o00 * e0 + o01 * e1, o01 * e0 + o11 * e1
+    k0 = log_norm - ood_log_norm + 0.5 * (o00 * e0 * e0 + 2 * o01 * e0 * e1 + o11 * e1 * e1)
+    return np.stack([means[:, 0], means[:, 1], q[:, 0], 2 * q[:, 1], q[:, 2], g0, g1, k0], 1)
 
 
 class DecisionStrategy(nn.Module):
@@ -182,65 +200,72 @@ class DecisionStrategy(nn.Module):
 
     @torch.no_grad()
     def _derive(self) -> None:
-        """Non-persistent evaluation state from the persistent one: the clamp box (monotone) and
-        the bucketed lookup. Both follow from the checkpoint, so they are not stored in it."""
+        """Non-persistent evaluation state from the persistent one: the clamp box (monotone), the
+        log-ratio polynomial and the bucketed lookup. All follow from the checkpoint, so they are
+        not stored in it."""
         device = self.table_u.device
         means, covs = self.means.cpu().numpy(), self.covs.cpu().numpy()
-        low, high = monotone_box(means, covs, self.ood_means.cpu().numpy(),
-                                 self.ood_covs.cpu().numpy())  # fmt: skip
-        self.register_buffer("clamp_low", torch.from_numpy(low).float().to(device), False)
-        self.register_buffer("clamp_high", torch.from_numpy(high).float().to(device), False)
-        table = build_bucket_table(self.knots())
-        self.buckets = table.buckets
-        self.lookup_error = table.error
-        coarse = torch.from_numpy(table.coarse).float().clamp(-_U_LIMIT, _U_LIMIT)
-        self.register_buffer("lookup_coarse", coarse.to(device), False)
-        rows = torch.from_numpy(table.rows).float().clamp(-_U_LIMIT, _U_LIMIT)
-        self.register_buffer("lookup_rows", rows.to(device), False)
-        params = torch.from_numpy(table.params).float().clamp(-_U_LIMIT, _U_LIMIT)
-        self.register_buffer("lookup_params", params.t().contiguous().to(device), False)
+        ood_means, ood_covs = self.ood_means.cpu().numpy(), self.ood_covs.cpu().numpy()
+        low, high = monotone_box(means, covs, ood_means, ood_covs)
+        derived = {"clamp_low": low, "clamp_high": high,
+                   "ratio_terms": _ratio_terms(means, covs, ood_means, ood_covs)}  # fmt: skip
+        for name, value in derived.items():
+            tensor = torch.from_numpy(value).float().clamp(-_U_LIMIT, _U_LIMIT)
+            self.register_buffer(name, tensor.t().contiguous().to(device), False)
+        table, self.buckets, self.lookup_error = build_lookup(self.knots())
+        for name, tensor in table.tensors().items():
+            self.register_buffer(f"lookup_{name}", tensor.to(device), False)
 
     # -- evaluation -----------------------------------------------------------------------------
-    # ``classes`` (optional, same shape as the inputs, integer class ids) evaluates each entry for
-    # its own class instead of column c = class c: the end-to-end model only needs S at the
-    # semantic class and the eval labels, a few columns, not all C (docs/architecture.md §6).
+    # Without ``classes`` the inputs [N, C] are scored as [C, N] (per-class values are [C, 1]
+    # columns: cheap broadcasts in ONNX Runtime, lookup.py). ``classes`` (same shape as the
+    # inputs, integer class ids) evaluates each entry for its own class instead: the end-to-end
+    # model only needs S at the semantic class and the eval labels, a few columns, not all C
+    # (docs/architecture.md §6).
     def _per_class(self, values: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
-        """[C] per-class values, broadcast over columns (classes None) or picked per entry."""
-        return values if classes is None else _take(values, classes)
+        """[C] per-class values as a [C, 1] column (classes None) or picked per entry."""
+        return values[:, None] if classes is None else _take(values, classes)
+
+    def _log_ratio(self, logits: torch.Tensor, dists: torch.Tensor,
+                   classes: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        """u in the layout of the inputs ([C, N] when classes is None)."""
+        z0 = logits.float().clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
+        z1 = distance_to_similarity(dists.float().clamp_min(0.0), self.slope)
+        if self.rule == "monotone":
+            low, high = self.clamp_low, self.clamp_high
+            z0 = torch.minimum(torch.maximum(z0, self._per_class(low[0], classes)),
+                               self._per_class(high[0], classes))  # fmt: skip
+            z1 = torch.minimum(torch.maximum(z1, self._per_class(low[1], classes)),
+                               self._per_class(high[1], classes))  # fmt: skip
+        m0, m1, q00, q01, q11, g0, g1, k0 = (
+            self._per_class(t, classes) for t in self.ratio_terms
+        )  # fmt: skip
+        d0, d1 = z0 - m0, z1 - m1
+        u = d0 * (q00 * d0 + q01 * d1 + g0) + d1 * (q11 * d1 + g1) + k0
+        return u.clamp(-_U_LIMIT, _U_LIMIT)
+
+    def _mass(self, u: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
+        """F(u) in the layout of u ([C, N] when classes is None)."""
+        table = Lookup(*(getattr(self, f"lookup_{name}") for name in LOOKUP_FIELDS))
+        if classes is None:
+            per_class = [table.inv[:, None], table.shift[:, None], table.coarse_base[:, None]]
+        else:
+            per_class = [_take(table.inv, classes), _take(table.shift, classes),
+                         _take(table.coarse_base, classes)]  # fmt: skip
+        return lookup_mass(u, table, per_class)
 
     def log_ratio(
         self, logits: torch.Tensor, dists: torch.Tensor, classes: torch.Tensor | None = None
     ) -> torch.Tensor:
         """u = log N(z; class) - log N(z; ood) per patch and class, [N, C] float32, finite; z
         clamped into the class's box under the monotone rule."""
-        z0 = logits.float().clamp(-_LOGIT_LIMIT, _LOGIT_LIMIT)
-        z1 = distance_to_similarity(dists.float().clamp_min(0.0), self.slope)
-        if self.rule == "monotone":
-            low, high = self.clamp_low, self.clamp_high
-            z0 = torch.minimum(torch.maximum(z0, self._per_class(low[:, 0], classes)),
-                               self._per_class(high[:, 0], classes))  # fmt: skip
-            z1 = torch.minimum(torch.maximum(z1, self._per_class(low[:, 1], classes)),
-                               self._per_class(high[:, 1], classes))  # fmt: skip
-
-        def quad(mean: torch.Tensor, prec: torch.Tensor) -> torch.Tensor:
-            m0, m1 = self._per_class(mean[:, 0], classes), self._per_class(mean[:, 1], classes)
-            p00, p01, p11 = (self._per_class(prec[:, j], classes) for j in range(3))
-            d0, d1 = z0 - m0, z1 - m1
-            return p00 * d0 * d0 + 2.0 * p01 * d0 * d1 + p11 * d1 * d1
-
-        u = self._per_class(self.log_norm_diff, classes) - 0.5 * (
-            quad(self.class_mean, self.class_prec) - quad(self.ood_mean, self.ood_prec)
-        )
-        return u.clamp(-_U_LIMIT, _U_LIMIT)
+        if classes is None:
+            return self._log_ratio(logits.t(), dists.t(), None).t()
+        return self._log_ratio(logits, dists, classes)
 
     def mass_below(self, u: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-        """F_c(exp(u)) for u [N, C] by the bucketed lookup (two row gathers per entry)."""
-        params = [self._per_class(p, classes) for p in self.lookup_params]
-        if classes is None:
-            index = torch.arange(self.num_classes, device=u.device, dtype=torch.int32)
-        else:
-            index = classes.to(torch.int32)
-        return lookup_mass(u, (self.lookup_coarse, self.lookup_rows), params, index)
+        """F_c(exp(u)) for u [N, C] by the bucketed lookup (three flat gathers per entry)."""
+        return self._mass(u.t(), None).t() if classes is None else self._mass(u, classes)
 
     def scores(
         self, logits: torch.Tensor, dists: torch.Tensor, classes: torch.Tensor | None = None
@@ -250,7 +275,9 @@ class DecisionStrategy(nn.Module):
         With ``classes`` (integer tensor shaped like ``logits``) entry (n, k) is scored for class
         ``classes[n, k]``: logits / dists then hold that class's values, any number of columns.
         """
-        return self.mass_below(self.log_ratio(logits, dists, classes), classes)
+        if classes is None:
+            return self._mass(self._log_ratio(logits.t(), dists.t(), None), None).t()
+        return self._mass(self._log_ratio(logits, dists, classes), classes)
 
     def forward(self, logits: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
         return self.scores(logits, dists)

@@ -1,16 +1,59 @@
-"""Speed of the tensor decision strategy (training/decision.py) against the published one: per
-pixel scipy `multivariate_normal.pdf` for class and OOD Gaussians, ratio, `interp1d` lookup
-(docs/method.md §5.4). Same fitted Gaussians and the same (unthinned) knot table on the same inputs,
-so the speed-up and the agreement are measured like for like."""
+"""Speed of the decision strategy (training/decision/) against the published one: per pixel scipy
+`multivariate_normal.pdf` for class and OOD Gaussians, ratio, `interp1d` lookup (docs/method.md
+§5.4). Same fitted Gaussians and the same (unthinned) knot table on the same inputs, so the
+speed-up and the agreement are measured like for like. Three sides alternate call by call, all on
+one thread: scipy, PyTorch eager, and the decision stage exported alone (dynamo exporter, opset 18,
+as training/export) in ONNX Runtime CPU (one intra-op and one inter-op thread, sequential)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
-from .timing import time_call
+from .timing import time_alternating
+
+PATCH_GRID = (77, 137)  # ViT-L/14 patches of a 1080p frame (issue 16's decision op target)
+OPSET = 18
+
+
+class _AllClasses(torch.nn.Module):
+    """The decision stage alone: logits [N, C], dists [N, C] -> scores [N, C]."""
+
+    def __init__(self, strategy: torch.nn.Module):
+        super().__init__()
+        self.strategy = strategy
+
+    def forward(self, logits: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
+        return self.strategy.scores(logits, dists)
+
+
+def export_decision(strategy: torch.nn.Module, path: Path, sample: tuple[torch.Tensor, ...]) -> int:
+    """Export the scoring of all classes to ``path`` (N dynamic); returns its node count."""
+    n = torch.export.Dim("n", min=2)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            _AllClasses(strategy).eval(), sample, dynamo=True, opset_version=OPSET,
+            dynamic_shapes=({0: n}, {0: n}), input_names=["logits", "dists"],
+            output_names=["scores"], verbose=False,
+        )  # fmt: skip
+    onnx.save(program.model_proto, str(path))
+    return len(program.model_proto.graph.node)
+
+
+def ort_session(path: Path, profile_prefix: str | None = None) -> ort.InferenceSession:
+    """CPU session with one intra-op and one inter-op thread, sequential execution."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def synthetic_patches(
@@ -29,13 +72,14 @@ def synthetic_patches(
 
 
 def benchmark_decision(
-    pixels: int = 20000,
+    pixels: int = PATCH_GRID[0] * PATCH_GRID[1],
     num_classes: int = 19,
     grid_size: int = 400,
     repeats: int = 3,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Fit once, evaluate `pixels` x `num_classes` scores both ways, report times and agreement."""
+    """Fit once, evaluate `pixels` x `num_classes` scores three ways (scipy, eager, exported in
+    ONNX Runtime), report times and agreement."""
     from scipy.interpolate import interp1d
     from scipy.stats import multivariate_normal
 
@@ -85,14 +129,23 @@ def benchmark_decision(
         with torch.no_grad():
             return strategy.scores(logits_t, dists_t)
 
-    scipy_timing = time_call(scipy_scores, repeats, warmup=0)
-    # Like for like: scipy / numpy use one core here, so the tensor side does too. (With several
-    # intra-op threads on a busy machine every parallel op also waits for descheduled OpenMP
-    # workers, which measures the machine's load rather than the decision stage.)
+    feed = {"logits": logits_t.numpy(), "dists": dists_t.numpy()}
+    # Like for like: scipy / numpy use one core here, so the other sides do too. (With several
+    # intra-op threads on a busy machine every parallel op also waits for descheduled workers,
+    # which measures the machine's load rather than the decision stage.)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tensor_timing = time_call(tensor_scores, repeats, warmup=1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "decision.onnx"
+            nodes = export_decision(strategy, path, (logits_t[:16], dists_t[:16]))
+            session = ort_session(path)
+            timings = time_alternating(
+                {"scipy": scipy_scores, "tensor": tensor_scores,
+                 "onnxruntime": lambda: session.run(None, feed)},
+                repeats, warmup=1,
+            )  # fmt: skip
+            exported = session.run(None, feed)[0]
     finally:
         torch.set_num_threads(threads)
     reference, ours = scipy_scores(), tensor_scores().double().numpy()
@@ -100,9 +153,15 @@ def benchmark_decision(
         "pixels": int(eval_logits.shape[0]),
         "num_classes": num_classes,
         "grid_size": grid_size,
-        "scipy": scipy_timing,
-        "tensor": tensor_timing,
+        "scipy": timings["scipy"],
+        "tensor": timings["tensor"],
+        "onnxruntime": timings["onnxruntime"],
         "tensor_threads": 1,
-        "speedup": scipy_timing["median_ms"] / max(tensor_timing["median_ms"], 1e-9),
+        "onnx_nodes": nodes,
+        "onnx_opset": OPSET,
+        "speedup": timings["scipy"]["median_ms"] / max(timings["tensor"]["median_ms"], 1e-9),
+        "onnx_speedup": timings["scipy"]["median_ms"]
+        / max(timings["onnxruntime"]["median_ms"], 1e-9),
         "max_abs_diff": float(np.abs(reference - ours).max()),
+        "onnx_max_abs_diff": float(np.abs(exported - ours).max()),
     }
