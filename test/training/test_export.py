@@ -207,3 +207,17 @@ def test_cli_network_size_the_model_cannot_take_is_one_line(exported, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--network-long-side 100" in err and "multiple of 14" in err
+
+
+def test_cli_fused_attention_keeps_parity(exported, tmp_path, capsys):
+    """--attention ort: one ONNX Runtime MultiHeadAttention per backbone block, same outputs."""
+    _, ckpt_dir = exported
+    output = tmp_path / "mha.onnx"
+    code = export_main([str(ckpt_dir), "-o", str(output), "--attention", "ort",
+                        "--check-sizes", "50x70", "33x91"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "parity ok" in printed, printed
+    proto = onnx.load(str(output))
+    fused = [n for n in proto.graph.node if n.op_type == "MultiHeadAttention"]
+    assert len(fused) == len(load_model(ckpt_dir).backbone.vit.blocks)
+    assert {n.domain for n in fused} == {"com.microsoft"}

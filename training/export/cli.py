@@ -18,6 +18,7 @@ from pixood_ros import durable
 from pixood_ros.cli import EXIT_FAILED, OneLineParser, UserError, count, positive_int, run_command
 
 from ..options import add_sizes
+from .attention import ATTENTION_FORMS
 
 PROG = "pixood-export"
 DEFAULT_CHECK_SIZES = ("180x320", "256x256", "301x403")
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=18,
         help="ONNX opset (>= 18, needed for the antialiased in-graph resize; default 18)",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTION_FORMS,
+        default="standard",
+        help="how the backbone's attention is written: 'standard' ONNX ops (portable, fused by "
+        "TensorRT) or 'ort', ONNX Runtime's fused MultiHeadAttention kernel (faster on CPU, "
+        "needs ONNX Runtime's contrib ops) (default: standard)",
     )
     parser.add_argument(
         "--eval-scale-factor",
@@ -161,6 +170,7 @@ def export(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=True,
         providers=args.providers,
+        attention=args.attention,
     )
     size_mb = output.stat().st_size / 1e6
     print(

@@ -18,6 +18,7 @@ import torch
 from pixood_ros import durable
 from pixood_ros.contract import MODEL_OUTPUTS, UNKNOWN_SCORE_OUTPUT
 
+from .attention import translation_table
 from .fp16 import with_half_precision_backbone
 from .metadata import model_metadata
 from .parity import ParityResult, check_parity, default_tolerances
@@ -66,9 +67,10 @@ def export_onnx(
     metadata: Mapping[str, str],
     opset: int = DEFAULT_OPSET,
     trace_size: tuple[int, int] = TRACE_SIZE,
+    attention: str = "standard",
 ) -> onnx.ModelProto:
     """Export `model` (a PixOODModel: image uint8 [1,H,W,3] -> the four `OUTPUT_NAMES`) to
-    `path` and return it."""
+    `path` and return it; `attention` picks how attention is written (export/attention.py)."""
     model = WithUnknownScore(model.eval().cpu()).eval()
     sample = torch.zeros((1, *trace_size, 3), dtype=torch.uint8)
     height = torch.export.Dim("height", min=2, max=16384)
@@ -84,6 +86,7 @@ def export_onnx(
             opset_version=opset,
             external_data=False,
             verbose=False,
+            custom_translation_table=translation_table(attention),
         )
     proto = program.model_proto
     name_dims(proto)
@@ -137,6 +140,7 @@ def export_model(
     seed: int = 0,
     progress: bool = False,
     providers: list[str] | None = None,
+    attention: str = "standard",
 ) -> ExportReport:
     """Export (optionally with an fp16 backbone), then check parity against the fp32 module.
 
@@ -144,7 +148,8 @@ def export_model(
     """
     output = Path(output)
     metadata = model_metadata(model_config, model)
-    export_onnx(with_half_precision_backbone(model) if fp16 else model, output, metadata, opset)
+    exported = with_half_precision_backbone(model) if fp16 else model
+    export_onnx(exported, output, metadata, opset, attention=attention)
     report = ExportReport(path=output, metadata=metadata, fp16=fp16)
     if check_sizes:
         tolerances = default_tolerances(fp16)
