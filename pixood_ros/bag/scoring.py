@@ -44,6 +44,7 @@ from pixood_ros.metrics.components import ComponentMetricAccumulator
 from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_from_histograms
 from pixood_ros.metrics.region import ScoredRegion
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
+from pixood_ros.metrics.semantic_frame import add_semantic_frame
 
 HISTOGRAM_BINS = 100
 ALL_PIXELS = ScoredRegion("all", None, "requested (all)")
@@ -225,13 +226,7 @@ class EvalMetrics:
         self, semantic: np.ndarray, confidence: np.ndarray, labels: np.ndarray
     ) -> None:
         """Raises ValueError for class ids outside the model's classes (255 = void is fine)."""
-        self.confusion.update(semantic, labels)
-        correct = semantic == labels
-        valid = labels != 255
-        if valid.all():  # no void: no copies of the frame's pixels
-            self.calibration.update(confidence, correct)
-        else:
-            self.calibration.update(confidence[valid], correct[valid])
+        add_semantic_frame(self.confusion, self.calibration, semantic, labels, confidence)
         self.frames_with_semantic_gt += 1
 
     def pixel_curve(self, whole_frame: bool = False) -> BinaryCurve | None:

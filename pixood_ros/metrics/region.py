@@ -21,6 +21,8 @@ EVAL_LABELS = "eval-labels"
 AUTO = "auto"
 REGIONS = (AUTO, ALL, EVAL_LABELS)
 VOID = 255
+_NOT_NORMAL = np.full(256, VOID, np.uint8)
+_NOT_NORMAL[0] = 0
 
 
 def spelling(text: str) -> str:
@@ -50,8 +52,21 @@ def restrict_labels(
         raise ValueError(
             f"semantic ground truth {semantic_gt.shape} and OOD labels {ood.shape} differ in shape"
         )
+    if ood.dtype == np.uint8 and semantic_gt.dtype == np.uint8:
+        return _restrict_uint8(ood, semantic_gt, classes)
     inside = np.isin(semantic_gt, np.asarray(classes, dtype=np.int64))
     return np.where(ood == 1, 1, np.where(inside & (ood == 0), 0, VOID)).astype(np.uint8)
+
+
+def _restrict_uint8(ood: np.ndarray, semantic_gt: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """The same labels from two 256-entry lookups (uint8 maps, the bag tools' case) instead of
+    float64-sized temporaries."""
+    outside = np.full(256, VOID, np.uint8)
+    outside[[c for c in classes if 0 <= c < 256]] = 0
+    labels = outside[semantic_gt]  # 0 inside the classes, 255 outside
+    labels |= _NOT_NORMAL[ood]  # void unless the pixel is labelled normal
+    np.putmask(labels, ood == 1, np.uint8(1))
+    return labels
 
 
 @dataclass(frozen=True)

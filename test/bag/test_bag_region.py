@@ -29,6 +29,15 @@ def test_region_keeps_exactly_the_eval_label_pixels_and_the_anomalies():
         restrict_labels(ood, semantic[:, :2], (0, 1))
 
 
+def test_uint8_maps_give_the_labels_of_wider_integer_maps():
+    rng = np.random.default_rng(2)
+    ood = rng.choice(np.array([0, 1, 2, V], np.uint8), (40, 50))
+    semantic = rng.integers(0, 256, (40, 50)).astype(np.uint8)
+    for classes in ((0, 1), (3, 300, -1), ()):
+        wide = restrict_labels(ood.astype(np.int64), semantic.astype(np.int64), classes)
+        np.testing.assert_array_equal(restrict_labels(ood, semantic, classes), wide)
+
+
 def test_region_choice_says_what_and_why():
     road = choose_region("auto", (0, 1), 19, has_semantic_gt=True)
     assert road.name == "eval-labels" and road.classes == (0, 1)
