@@ -44,7 +44,10 @@ EXTRAS = {
         "ros-kilted-lifecycle-msgs",
         "ros-kilted-std-srvs",
     ],
+    # SMIYC submission files (pixood-smiyc writes HDF5, as the SMIYC toolkit reads them).
+    "smiyc": ["h5py>=3"],
     "dev": [
+        "h5py>=3",
         "pytest>=8",
         "pytest-timeout>=2.3",
         "ruff>=0.6",
@@ -96,6 +99,8 @@ setup(
             "pixood-bench = pixood_training.speed.cli:main",
             "pixood-benchmark = pixood_ros.comparison.run:main",
             "pixood-convert-official = pixood_training.convert_official.cli:main",
+            "pixood-convert-internimage = pixood_training.internimage.convert:main",
+            "pixood-smiyc = pixood_ros.datasets.smiyc_cli:main",
         ],
     },
 )
