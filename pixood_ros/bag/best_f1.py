@@ -1,19 +1,18 @@
 """Component metrics at the data set's best-F1 threshold (SMIYC's operating point) without holding
 the frames in memory.
 
-The threshold is only known after the last frame, so the frames have to be seen twice. Pass 1
-(the evaluation itself) appends each frame's float32 scores and its (region-restricted) uint8
-labels to a temporary file (`ScoreSpill`, 5 bytes per pixel, deleted at the end) while the binned
-`PixelMetricAccumulator` counts them. Then:
+The threshold is only known after the last frame, so the frames are seen twice: the evaluation
+itself appends each frame to a temporary file (`ScoreSpill`, deleted at the end) while the
+binned `PixelMetricAccumulator` counts it; after the last frame the threshold is the best-F1
+point of that binned curve, a bin edge b / 65536, and one pass over the file computes the
+components with `score >= b / 65536`.
 
-1. From the histogram, every bin gets an upper bound of the F1 any threshold inside it can reach
-   (TP of the bin's lower edge, FP of the next edge); only bins whose bound reaches the best F1
-   already achieved at a bin edge can hold the exact optimum (usually one or two bins).
-2. One pass over the file collects the distinct scores in those bins with their label counts and
-   forms the exact curve points there: the threshold equals `pixel_metrics(...)`'s
-   `best_f1_threshold` (same F1 formula, same first-maximum rule) on all frames at once.
-3. A second pass computes the components with `score >= threshold`, the rule of
-   `pixood_ros.metrics.component_metrics(..., threshold=None)`.
+What is stored is what that pass needs, compactly (about 0.2 MB per 1080p frame instead of 10):
+the frame's region labels, and the fine score bin floor(score * 65536) (the histogram's bin, the
+output bag's 16-bit value) of the labelled pixels only (predictions inside void are cleared
+before the components are formed), row-major, delta-coded, each zstd-compressed. Exact: for an
+integer b, floor(score * 65536) >= b holds exactly when score >= b / 65536, so the stored bins
+pass the threshold for exactly the pixels the full-precision scores pass.
 
 A second pass over the output bag was not used because it may be switched off (--no-output-bag),
 live mode has none of its own, and the labels would have to be re-paired and re-restricted.
@@ -30,7 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pixood_ros.bag.histogram import FINE_BINS
 from pixood_ros.metrics.components import ComponentMetricAccumulator
+
+try:
+    from compression import zstd  # Python >= 3.14
+except ImportError:  # pragma: no cover - older Pythons: rosbags' own dependency
+    from backports import zstd
 
 VOID = 255
 SPILL_PREFIX = ".pixood_scores_"
@@ -62,14 +67,15 @@ def remove_stale_spills(folder: Path) -> list[Path]:
 
 
 class ScoreSpill:
-    """Append-only temporary file of (scores, labels) frames; read back one frame at a time."""
+    """Append-only temporary file of (fine score bins, region labels) frames; read back one frame
+    at a time as (bins of the labelled pixels, labels)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         prefix = f"{SPILL_PREFIX}{os.getpid()}_"
         self._dir = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
         self.path = self._dir / "scores.bin"
         self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close())
-        self._frames: list[tuple[int, int, int]] = []  # (offset, height, width)
+        self._frames: list[tuple[int, int, int, int, int]] = []  # offset, h, w, label, bin bytes
         self._offset = 0
 
     def __len__(self) -> int:
@@ -79,91 +85,35 @@ class ScoreSpill:
     def bytes_written(self) -> int:
         return self._offset
 
-    def append(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        if scores.shape != labels.shape or scores.ndim != 2:
-            raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be HxW")
-        height, width = scores.shape
-        # the arrays' own buffers, without a copy
-        self._file.write(np.ascontiguousarray(scores, dtype=np.float32).data)
-        self._file.write(np.ascontiguousarray(labels, dtype=np.uint8).data)
-        self._frames.append((self._offset, height, width))
-        self._offset += 5 * height * width
+    def append(self, bins: np.ndarray, labels: np.ndarray) -> None:
+        """`bins`: the frame's uint16 fine score bins (only the labelled pixels' are kept)."""
+        if bins.shape != labels.shape or bins.ndim != 2:
+            raise ValueError(f"bins {bins.shape} and labels {labels.shape} must be HxW")
+        labels = np.ascontiguousarray(labels, dtype=np.uint8)
+        kept = bins[labels != VOID].astype(np.uint16, copy=False)
+        deltas = kept.copy()
+        deltas[1:] -= kept[:-1]  # wraps modulo 2**16; a cumulative sum undoes it
+        packed_labels = zstd.compress(labels.data, level=1)
+        packed_bins = zstd.compress(deltas.data, level=1)
+        self._file.write(packed_labels)
+        self._file.write(packed_bins)
+        height, width = labels.shape
+        self._frames.append((self._offset, height, width, len(packed_labels), len(packed_bins)))
+        self._offset += len(packed_labels) + len(packed_bins)
 
     def frames(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         self._file.flush()
         with open(self.path, "rb") as reader:
-            for offset, height, width in self._frames:
+            for offset, height, width, label_bytes, bin_bytes in self._frames:
                 reader.seek(offset)
-                count = height * width
-                scores = np.fromfile(reader, np.float32, count).reshape(height, width)
-                labels = np.fromfile(reader, np.uint8, count).reshape(height, width)
-                yield scores, labels
+                labels = np.frombuffer(zstd.decompress(reader.read(label_bytes)), np.uint8)
+                deltas = np.frombuffer(zstd.decompress(reader.read(bin_bytes)), np.uint16)
+                yield np.cumsum(deltas, dtype=np.uint16), labels.reshape(height, width)
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _bin_index(scores: np.ndarray, bins: int) -> np.ndarray:
-    """The bin `PixelMetricAccumulator` puts each score in (same arithmetic)."""
-    return np.minimum((scores.astype(np.float64) * bins).astype(np.int64), bins - 1)
-
-
-def exact_best_f1_threshold(
-    pos_counts: np.ndarray, neg_counts: np.ndarray, spill: ScoreSpill
-) -> float | None:
-    """The exact best-F1 curve threshold of all spilled pixels (None without anomaly pixels).
-
-    `pos_counts` / `neg_counts` are the histogram of the same pixels from
-    `PixelMetricAccumulator` (bin b holds scores in [b/B, (b+1)/B))."""
-    pos = np.asarray(pos_counts, np.int64)
-    neg = np.asarray(neg_counts, np.int64)
-    bins = pos.size
-    n_pos = int(pos.sum())
-    if n_pos == 0:
-        return None
-    tp_from = np.cumsum(pos[::-1])[::-1]  # pixels in bins >= b
-    fp_from = np.cumsum(neg[::-1])[::-1]
-    fp_above = np.append(fp_from[1:], 0)  # pixels in bins > b
-    tp_above = np.append(tp_from[1:], 0)
-    used = (pos + neg) > 0
-    edge_f1 = 2 * tp_from / (tp_from + fp_from + n_pos)
-    achieved = float(edge_f1[used].max())
-    # a threshold inside bin b keeps at most tp_from[b] anomalies and at least fp_above[b] false
-    # alarms; F1 rises with TP and falls with FP, so this bounds every point of the bin
-    bound = 2 * tp_from / (tp_from + fp_above + n_pos)
-    candidates = np.flatnonzero(used & (bound >= achieved))
-    is_candidate = np.zeros(bins, dtype=bool)
-    is_candidate[candidates] = True
-
-    values, positives, negatives = [], [], []
-    for scores, labels in spill.frames():
-        keep = labels != VOID
-        kept = scores[keep]
-        chosen = is_candidate[_bin_index(kept, bins)]
-        if not chosen.any():
-            continue
-        unique, inverse = np.unique(kept[chosen], return_inverse=True)
-        positive = labels[keep][chosen] == 1
-        values.append(unique)
-        positives.append(np.bincount(inverse, weights=positive, minlength=unique.size))
-        negatives.append(np.bincount(inverse, weights=~positive, minlength=unique.size))
-    unique, inverse = np.unique(np.concatenate(values), return_inverse=True)
-    pos_at = np.bincount(inverse, weights=np.concatenate(positives)).astype(np.int64)
-    neg_at = np.bincount(inverse, weights=np.concatenate(negatives)).astype(np.int64)
-    # exact curve points inside the candidate bins, highest score first
-    order = np.arange(unique.size)[::-1]
-    unique, pos_at, neg_at = unique[order], pos_at[order], neg_at[order]
-    bin_of = _bin_index(unique, bins)
-    tp = np.empty(unique.size, np.int64)
-    fp = np.empty(unique.size, np.int64)
-    for b in np.unique(bin_of):
-        inside = bin_of == b
-        tp[inside] = tp_above[b] + np.cumsum(pos_at[inside])
-        fp[inside] = fp_above[b] + np.cumsum(neg_at[inside])
-    f1 = 2 * tp / (tp + fp + n_pos)
-    return float(unique[int(np.argmax(f1))])
 
 
 def components_at_threshold(
@@ -174,7 +124,11 @@ def components_at_threshold(
     min_pred_size: int | None,
     min_gt_size: int | None,
 ) -> dict[str, float]:
-    """SMIYC component metrics of the spilled frames with `score >= threshold`."""
+    """SMIYC component metrics of the spilled frames with `score >= threshold`, a bin edge
+    b / 65536 (ValueError for any other threshold: the stored bins could not decide it)."""
+    edge = threshold * FINE_BINS
+    if edge != int(edge):
+        raise ValueError(f"threshold {threshold!r} is not a multiple of 1/{FINE_BINS}")
     acc = ComponentMetricAccumulator(
         threshold=threshold,
         track=track,
@@ -182,6 +136,8 @@ def components_at_threshold(
         min_gt_size=min_gt_size,
         inclusive=True,
     )
-    for scores, labels in spill.frames():
-        acc.update(scores, labels)
+    for kept_bins, labels in spill.frames():
+        mask = np.zeros(labels.shape, dtype=bool)
+        mask[labels != VOID] = kept_bins >= int(edge)
+        acc.update_mask(mask, labels)
     return acc.compute()

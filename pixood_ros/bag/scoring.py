@@ -2,10 +2,11 @@
 bag never needs its frames in memory (histograms and per-component numbers only).
 
 - pixel AP / AUROC / FPR95 (+ best F1) from the binned `PixelMetricAccumulator`;
-- component sIoU / PPV / mean F1 (SMIYC rules), at the data set's exact best-F1 threshold
-  (`best-f1`, SMIYC's operating point, found after the last frame from a temporary score file:
-  `pixood_ros.bag.best_f1`) or at the node's mask threshold (`mask`: score >= threshold,
-  `pixood_ros.render.outputs.anomaly_mask`, the mask a robot really gets);
+- component sIoU / PPV / mean F1 (SMIYC rules), at the data set's best-F1 threshold of the
+  binned curve (`best-f1`, SMIYC's operating point at 1/65536, found after the last frame from a
+  compact temporary score file: `pixood_ros.bag.best_f1`) or at the node's mask threshold
+  (`mask`: score >= threshold, `pixood_ros.render.outputs.anomaly_mask`, the mask a robot
+  really gets);
 - all anomaly metrics inside the scored region (`pixood_ros.metrics.region`: every labelled
   pixel, or the model's eval-label classes + anomalies), and the pixel ones also over the whole
   frame (every labelled pixel, no ground-truth gating: what a robot's mask really does);
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import histogram
-from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold, exact_best_f1_threshold
+from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold
 from pixood_ros.bag.scoring_options import (
     BEST_F1,
     COMPONENT_THRESHOLDS,
@@ -41,7 +42,12 @@ from pixood_ros.cli import UserError
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
-from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_from_histograms
+from pixood_ros.metrics.curves import (
+    BinaryCurve,
+    DegenerateLabelsError,
+    best_f1,
+    curve_from_histograms,
+)
 from pixood_ros.metrics.region import ScoredRegion
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 from pixood_ros.metrics.semantic_frame import add_semantic_frame
@@ -164,7 +170,9 @@ class EvalMetrics:
             if self.pixel_whole_frame is not self.pixel:
                 self.pixel_whole_frame.update(score, ood)
         if self._spill is not None:
-            self._spill.append(score, labels)
+            if bins is None:  # scores outside [0, 1] on void pixels only (else raised above)
+                bins = histogram.fine_bins(np.where(labels == regions.VOID, 0, score))
+            self._spill.append(bins, labels)
         else:
             self.components.update(score, labels)
         self.frames_with_ood_gt += 1
@@ -193,9 +201,8 @@ class EvalMetrics:
             values = dict(self.components.compute())
             rule = {"rule": MASK, "value": self.threshold, "note": "the node's mask threshold"}
         else:
-            threshold = exact_best_f1_threshold(
-                self.pixel.pos_counts, self.pixel.neg_counts, self._spill
-            )
+            curve = self.pixel_curve()
+            threshold = best_f1(curve)[1] if curve is not None and curve.n_pos else None
             if threshold is None:
                 values = {}
                 rule = {"rule": BEST_F1, "value": None, "note": "undefined: no anomaly pixels"}
@@ -210,7 +217,7 @@ class EvalMetrics:
                 rule = {
                     "rule": BEST_F1,
                     "value": threshold,
-                    "note": "the data set's exact best-F1 pixel threshold (SMIYC)",
+                    "note": "the data set's best-F1 pixel threshold (SMIYC) at 1/65536",
                 }
             self._spill.close()
         rule.update(

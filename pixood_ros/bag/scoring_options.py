@@ -103,7 +103,8 @@ def add_scoring_arguments(
             choices=COMPONENT_THRESHOLDS,
             default=BEST_F1,
             help="threshold of the component metrics (sIoU/PPV/F1): best-f1 = the data set's "
-            "exact best-F1 pixel threshold as SMIYC does, found after the last frame with a "
-            "second pass over a temporary score file in the output folder (5 bytes per pixel, "
-            "removed at the end); mask = --threshold, the node's mask (default: best-f1)",
+            "best-F1 pixel threshold (at 1/65536) as SMIYC does, found after the last frame "
+            "with a second pass over a compact temporary score file in the output folder "
+            "(~0.1 byte per pixel, removed at the end); mask = --threshold, the node's mask "
+            "(default: best-f1)",
         )

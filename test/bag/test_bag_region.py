@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixood_ros.bag.best_f1 import ScoreSpill, exact_best_f1_threshold
+from pixood_ros.bag import histogram
+from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold
 from pixood_ros.bag.scoring import EvalMetrics
-from pixood_ros.metrics import component_metrics, pixel_metrics
+from pixood_ros.metrics import PixelMetricAccumulator, component_metrics, pixel_metrics
+from pixood_ros.metrics.components import ComponentMetricAccumulator
 from pixood_ros.metrics.region import ScoredRegion, choose_region, restrict_labels
 
 V = 255
@@ -78,8 +80,17 @@ def _frames(kind: str, count: int = 4, seed: int = 0):
     return frames
 
 
+def _at(threshold, scores, labels):
+    """Component metrics of the full-precision scores with score >= threshold."""
+    acc = ComponentMetricAccumulator(
+        threshold=threshold, min_pred_size=0, min_gt_size=0, inclusive=True
+    )
+    acc.update(scores, labels)
+    return acc.compute()
+
+
 @pytest.mark.parametrize("kind", ["levels", "floats", "crowded"])
-def test_best_f1_threshold_equals_component_metrics_on_all_frames(tmp_path, kind):
+def test_best_f1_components_are_those_of_the_full_precision_scores(tmp_path, kind):
     frames = _frames(kind)
     scores = [s for s, _ in frames]
     labels = [lab for _, lab in frames]
@@ -87,12 +98,22 @@ def test_best_f1_threshold_equals_component_metrics_on_all_frames(tmp_path, kind
         for s, lab in frames:
             m.add_ood(s, lab)
         got = m.summary([])["components"]
-    expected = component_metrics(scores, labels, None, min_pred_size=0, min_gt_size=0)
-    assert got["component_threshold"]["value"] == expected["threshold"]
-    assert expected["threshold"] == pixel_metrics(scores, labels)["best_f1_threshold"]
+    binned = PixelMetricAccumulator()
+    binned.update(scores, labels)
+    threshold = binned.compute()["best_f1_threshold"]  # the binned curve's best-F1 edge
+    assert got["component_threshold"]["value"] == threshold
+    assert threshold * 65536 == int(threshold * 65536)
+    # the stored 16-bit bins pass exactly the pixels the float32 scores pass at that edge
+    expected = _at(threshold, scores, labels)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=0, nan_ok=True), key
     assert got["component_threshold"]["rule"] == "best-f1"
+    # within 1/65536 of the exact threshold: bin edges at a finer grid than the scores' levels
+    # find the same F1; a single crowded bin is the case where they cannot
+    exact = pixel_metrics(scores, labels)
+    if kind != "crowded":
+        assert abs(exact["best_f1_threshold"] - threshold) < 1 / 65536
+        assert _at(exact["best_f1_threshold"], scores, labels)["f1_mean"] == got["f1_mean"]
     assert not list(tmp_path.iterdir()), "the temporary score file is removed"
 
 
@@ -109,11 +130,12 @@ def test_best_f1_threshold_inside_a_region(tmp_path):
     masked = [
         restrict_labels(lab, sem, (0, 1)) for (_, lab), sem in zip(frames, semantic, strict=True)
     ]
+    threshold = got["components"]["component_threshold"]["value"]
     expected = component_metrics(
         [s for s, _ in frames], masked, None, min_pred_size=0, min_gt_size=0
     )
-    assert got["components"]["component_threshold"]["value"] == expected["threshold"]
-    assert got["components"]["f1_mean"] == expected["f1_mean"]
+    assert abs(threshold - expected["threshold"]) < 1 / 65536
+    assert got["components"]["f1_mean"] == _at(threshold, [s for s, _ in frames], masked)["f1_mean"]
     assert got["pixel"]["n_neg"] == sum(int((m == 0).sum()) for m in masked)
     assert got["region"]["name"] == "eval-labels"
 
@@ -127,16 +149,21 @@ def test_without_anomalies_best_f1_components_are_undefined_with_a_note(tmp_path
     assert any("best-F1 needs anomaly pixels" in note for note in summary["notes"])
 
 
-def test_spill_returns_the_frames_it_was_given(tmp_path):
+def test_spill_returns_the_labelled_pixels_bins_and_stays_small(tmp_path):
     spill = ScoreSpill(tmp_path)
-    frames = [(np.random.default_rng(i).random((3 + i, 5)).astype(np.float32),
-               np.full((3 + i, 5), i, np.uint8)) for i in range(3)]  # fmt: skip
-    for s, lab in frames:
-        spill.append(s, lab)
-    assert spill.bytes_written == sum(5 * s.size for s, _ in frames)
-    for (s, lab), (s2, lab2) in zip(frames, spill.frames(), strict=True):
-        np.testing.assert_array_equal(s, s2)
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(3):
+        ramp = np.linspace(0, 1, 300 * 400, dtype=np.float32).reshape(300, 400)
+        labels = rng.choice(np.array([0, 1, V], np.uint8), ramp.shape, p=[0.5, 0.1, 0.4])
+        frames.append((histogram.fine_bins(ramp ** (i + 1)), labels))
+        spill.append(*frames[-1])
+    # 5 bytes per pixel before; smooth score maps delta-code to well under 1 byte
+    assert spill.bytes_written < 0.5 * sum(lab.size for _, lab in frames)
+    for (bins, lab), (kept, lab2) in zip(frames, spill.frames(), strict=True):
         np.testing.assert_array_equal(lab, lab2)
+        np.testing.assert_array_equal(bins[lab != V], kept)
+    with pytest.raises(ValueError, match="not a multiple of 1/65536"):
+        components_at_threshold(spill, 0.3, track="anomaly", min_pred_size=0, min_gt_size=0)
     spill.close()
     assert not list(tmp_path.iterdir())
-    assert exact_best_f1_threshold(np.zeros(4), np.ones(4), spill) is None
