@@ -40,24 +40,25 @@ def valid_labels(labels: np.ndarray) -> bool:
 
 def all_pixels(bins: np.ndarray) -> np.ndarray:
     """Fine histogram of every pixel."""
-    return np.bincount(bins.ravel(), minlength=FINE_BINS)
+    return np.bincount(bins.ravel().astype(np.intp), minlength=FINE_BINS)
 
 
 def labelled(
     bins: np.ndarray, ood: np.ndarray, region_labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(region anomaly, region in-distribution, whole-frame anomaly, whole-frame
-    in-distribution) fine histograms; `region_labels` is `ood` with the pixels outside the
-    scored region set void (or `ood` itself)."""
+    in-distribution, every pixel) fine histograms; `region_labels` is `ood` with the pixels
+    outside the scored region set void (or `ood` itself)."""
     code = np.minimum(ood, _VOID)
     if region_labels is not ood:
         left_out = (region_labels == VOID) & (ood != VOID)
         code += left_out.view(np.uint8) * np.uint8(3)
-    key = code.astype(np.int32) << 16
+    key = code.astype(np.intp) << 16  # bincount converts small integer types slowly
     key |= bins
     counts = np.bincount(key.ravel(), minlength=6 * FINE_BINS).reshape(6, FINE_BINS)
     region_pos, region_neg = counts[_POS], counts[_NEG]
-    return region_pos, region_neg, region_pos + counts[_POS + 3], region_neg + counts[_NEG + 3]
+    whole_pos, whole_neg = region_pos + counts[_POS + 3], region_neg + counts[_NEG + 3]
+    return region_pos, region_neg, whole_pos, whole_neg, counts.sum(0)
 
 
 def coarse(fine: np.ndarray, bins: int) -> np.ndarray:

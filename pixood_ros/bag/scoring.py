@@ -128,7 +128,8 @@ class EvalMetrics:
         self._component_summary: dict[str, object] | None = None
         self.confusion = ConfusionMatrixAccumulator(self.num_classes)
         self.calibration = CalibrationAccumulator()
-        self.score_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self._score_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self._uncounted: np.ndarray | None = None  # fine bins add_ood may still count
         self._binned: tuple[np.ndarray, np.ndarray | None] | None = None
         self.frames_with_ood_gt = 0
         self.frames_with_semantic_gt = 0
@@ -142,11 +143,27 @@ class EvalMetrics:
         return self._binned[1]
 
     def add_scores(self, score: np.ndarray) -> None:
+        """Count the frame in the all-pixels histogram (with add_ood's histogram when the frame
+        has OOD ground truth: one bincount per frame)."""
+        self._count_uncounted()
         bins = self._fine_bins(score)
         if bins is None:
-            self.score_hist += _histogram(score)
+            self._score_hist += _histogram(score)
         else:
-            self.score_hist += histogram.coarse(histogram.all_pixels(bins), HISTOGRAM_BINS)
+            self._uncounted = bins
+
+    def _count_uncounted(self, fine: np.ndarray | None = None) -> None:
+        if self._uncounted is not None:
+            if fine is None:
+                fine = histogram.all_pixels(self._uncounted)
+            self._score_hist += histogram.coarse(fine, HISTOGRAM_BINS)
+            self._uncounted = None
+
+    @property
+    def score_hist(self) -> np.ndarray:
+        """All pixels' scores in HISTOGRAM_BINS equal bins."""
+        self._count_uncounted()
+        return self._score_hist
 
     def add_ood(
         self, score: np.ndarray, ood: np.ndarray, semantic_gt: np.ndarray | None = None
@@ -160,6 +177,8 @@ class EvalMetrics:
         bins = self._fine_bins(score)
         if bins is not None and score.shape == ood.shape and histogram.valid_labels(ood):
             counts = histogram.labelled(bins, ood, labels)
+            if self._uncounted is bins:
+                self._count_uncounted(counts[4])
             self.pixel.pos_counts += counts[0]
             self.pixel.neg_counts += counts[1]
             if self.pixel_whole_frame is not self.pixel:

@@ -1,14 +1,11 @@
 """One frame of semantic ground truth into both semantic accumulators (confusion matrix and
-calibration) with a few `bincount`s over combined integer codes, instead of separate float64
-passes; the accumulated numbers are bit-for-bit those of `ConfusionMatrixAccumulator.update` and
-`CalibrationAccumulator.update` on the non-void pixels.
-
-Why the sums stay identical: `CalibrationAccumulator` sums each bin's confidences in float64, in
-pixel order. A float32 confidence of a bin above the first (>= 1/15 > 2**-4) is a multiple of
-2**-27 below 1, so with fewer than 2**25 pixels every partial sum is exact in float64: any
-order gives the same number, here an integer sum of confidence * 2**27 split in two histograms.
-The first bin (tiny confidences are finer than 2**-27) is summed in pixel order as before.
-Anything else (other dtypes, more than 15 calibration bins, confidences outside [0, 1]) takes the
+calibration) with three `bincount`s over integer codes (ground truth x prediction; calibration bin
+x correct; calibration bin weighted by confidence) instead of separate float64 passes. The
+accumulated numbers are bit-for-bit those of `ConfusionMatrixAccumulator.update` and
+`CalibrationAccumulator.update` on the non-void pixels: the same bins (a lookup on the exact
+16-bit quantised confidence, the accumulator's own float64 arithmetic where a bin edge falls
+inside a quantisation step), and the same float64 sums in the same pixel order (void pixels are
+summed into a bin of their own). Other dtypes or confidences outside [0, 1] take the
 accumulators' own path with its own errors.
 """
 
@@ -22,10 +19,7 @@ from .semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
 VOID = 255
 _FINE = 1 << 16  # confidence quantisation of the bin lookup (exact in float32)
-_SCALE_BITS = 27  # a confidence >= 2**-4 is a multiple of 2**-27
-_LO_BITS = 13
-_MAX_BINS = 15
-_MAX_PIXELS = 1 << 25
+_MAX_BINS = VOID - 1  # bins and the void bin fit in uint8
 _STRADDLES = 255  # lookup mark: the fine interval holds an edge of a calibration bin
 
 
@@ -49,7 +43,7 @@ def add_semantic_frame(
             calibration.update(confidence[valid], correct[valid])
         return
     g, p = gt.ravel(), pred.ravel()
-    pairs = np.bincount((g.astype(np.uint16) << 8) | p, minlength=1 << 16).reshape(256, 256)
+    pairs = np.bincount((g.astype(np.intp) << 8) | p, minlength=1 << 16).reshape(256, 256)
     _check_ids(pairs, confusion.num_classes)
     n = confusion.num_classes
     confusion.matrix += pairs[:n, :n]
@@ -66,7 +60,7 @@ def _fast_path_applies(
     shapes = pred.shape == gt.shape == confidence.shape
     if not shapes or pred.dtype != np.uint8 or gt.dtype != np.uint8:
         return False
-    if confidence.dtype != np.float32 or not 0 < confidence.size < _MAX_PIXELS:
+    if confidence.dtype != np.float32 or confidence.size == 0:
         return False
     if confusion.ignore_index != VOID or confusion.num_classes > VOID:
         return False
@@ -109,7 +103,7 @@ def _bin_lookup(n_bins: int) -> np.ndarray:
 def _calibration_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     fine = np.multiply(confidence, np.float32(_FINE), dtype=np.float32)
     np.minimum(fine, np.float32(_FINE - 1), out=fine)
-    bins = _bin_lookup(n_bins)[fine.astype(np.uint16)]
+    bins = _bin_lookup(n_bins).take(fine.astype(np.uint16))
     straddling = np.flatnonzero(bins == _STRADDLES)
     bins[straddling] = _old_bins(confidence[straddling], n_bins)
     return bins
@@ -119,25 +113,13 @@ def _add_calibration(
     acc: CalibrationAccumulator, confidence: np.ndarray, g: np.ndarray, p: np.ndarray
 ) -> None:
     n = acc.n_bins
-    group = _calibration_bins(confidence, n)
-    group <<= 1
-    group |= (g == p).view(np.uint8)  # 2 * bin + correct
-    np.putmask(group, g == VOID, np.uint8(2 * n))  # void pixels: a group of their own
-    scaled = np.multiply(confidence, np.float32(1 << _SCALE_BITS), dtype=np.float32)
-    fixed = scaled.astype(np.uint32)  # exact for every bin above the first
-    hi_bits = _SCALE_BITS + 1 - _LO_BITS  # confidence 1.0 needs the extra bit
-    key = group.astype(np.uint32) << hi_bits
-    key |= fixed >> _LO_BITS
-    high = np.bincount(key, minlength=(2 * n + 1) << hi_bits).reshape(2 * n + 1, -1)
-    key = group.astype(np.uint32) << _LO_BITS
-    key |= fixed & ((1 << _LO_BITS) - 1)
-    low = np.bincount(key, minlength=(2 * n + 1) << _LO_BITS).reshape(2 * n + 1, -1)
-    per_group = high.sum(1)[: 2 * n].reshape(n, 2)
-    acc.count += per_group.sum(1)
-    acc.correct += per_group[:, 1]
-    total = (high @ np.arange(high.shape[1], dtype=np.int64)) << _LO_BITS
-    total += low @ np.arange(low.shape[1], dtype=np.int64)
-    sums = total[: 2 * n].reshape(n, 2).sum(1).astype(np.float64) / float(1 << _SCALE_BITS)
-    first = np.flatnonzero(group < 2)  # the first bin, in pixel order as before
-    sums[0] = np.bincount(np.zeros(first.size, np.intp), weights=confidence[first], minlength=1)[0]
-    acc.conf_sum += sums
+    bins = _calibration_bins(confidence, n)
+    np.putmask(bins, g == VOID, np.uint8(n))  # void pixels: a bin of their own
+    index = bins.astype(np.intp)  # bincount converts small integer types slowly
+    sums = np.bincount(index, weights=confidence, minlength=n + 1)  # float64, pixel order
+    index <<= 1
+    index |= g == p
+    counts = np.bincount(index, minlength=2 * n + 2).reshape(n + 1, 2)
+    acc.count += counts[:n].sum(1)
+    acc.correct += counts[:n, 1]
+    acc.conf_sum += sums[:n]
