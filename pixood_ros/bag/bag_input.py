@@ -109,6 +109,12 @@ class BagInput:
             f"{salvage.stopped_at}: {salvage.stop_reason}"
         )
 
+    @property
+    def dataset(self) -> str | None:
+        """The published layout the bag was made from (pixood-make-bag --dataset, or detected),
+        from metadata.yaml's custom_data; None when it does not say or cannot be read."""
+        return bagio.custom_data(self.path).get(bagio.DATASET_KEY)
+
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()

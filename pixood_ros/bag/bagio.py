@@ -14,6 +14,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -28,6 +29,7 @@ COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 SQLITE_MAGIC = b"SQLite format 3\x00"
+DATASET_KEY = "pixood.dataset"  # custom_data key: the published layout a bag was made from
 BAG_VERSION = 9  # rosbag2 metadata version written by Iron and later; Humble reads up to 8 fine
 
 # Our ROS target distro; sensor_msgs/Image and CompressedImage are identical in all ROS 2 distros.
@@ -187,6 +189,16 @@ def choose_topic_from(
         raise BagError("the bag has no sensor_msgs/Image or CompressedImage topic")
     listed = ", ".join(f"{t} ({m.rsplit('/', 1)[-1]})" for t, m in sorted(images.items()))
     raise BagError(f"the bag has several image topics, choose one with --topic: {listed}")
+
+
+def custom_data(path: Path) -> dict[str, str]:
+    """metadata.yaml's custom_data of a bag folder ({} for a bare file or unreadable metadata)."""
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        custom = info.get("custom_data") or {}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in custom.items()} if isinstance(custom, dict) else {}
 
 
 def storage_identifier(path: Path) -> str:

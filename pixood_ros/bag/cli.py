@@ -21,6 +21,7 @@ from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
 from pixood_ros.bag.results import EvalResult
+from pixood_ros.bag.scoring import NO_SEMANTIC_LABELS
 from pixood_ros.bag.scoring_options import add_scoring_arguments
 from pixood_ros.cli import (
     OneLineParser,
@@ -203,6 +204,8 @@ def _print_summary(result: EvalResult, out_dir: Path) -> None:
     if pixel:
         line += f": AP {fmt(pixel.get('ap'))}, AUROC {fmt(pixel.get('auroc'))}, "
         line += f"FPR95 {fmt(pixel.get('fpr95'))}"
+        if NO_SEMANTIC_LABELS in rep["metrics"].get("notes", []):
+            line += f"; {NO_SEMANTIC_LABELS}"
     line += f"; engine {fmt(rep['speed']['engine_fps'], 1)} fps; report in {out_dir / 'report.md'}"
     print(line)
     if result.failed_frames:

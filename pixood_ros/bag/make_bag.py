@@ -95,8 +95,11 @@ def write_bag(
     limit: int | None = None,
     jpeg_quality: int = 90,
     progress: bool = True,
+    dataset: str | None = None,
 ) -> BagSummary:
-    """Write `source` into a new bag at `output`; a failed write leaves no half bag behind."""
+    """Write `source` into a new bag at `output`; a failed write leaves no half bag behind.
+    `dataset` (a published layout's name) is recorded in metadata.yaml's custom_data
+    (`DATASET_KEY`), so bag-eval can pick the data set's component track."""
     if rate <= 0:
         raise UserError(f"--rate must be positive, got {rate}")
     period_ns = round(1e9 / rate)
@@ -105,6 +108,8 @@ def write_bag(
     total = source.count if limit is None else min(limit, source.count or limit)
     try:
         with bagio.open_writer(output, storage) as writer:
+            if dataset is not None:
+                writer.set_custom_data(bagio.DATASET_KEY, dataset)
             image_conn = writer.add_connection(topic, image_type, typestore=bagio.TYPESTORE)
             summary.topics[topic] = image_type
             gt_conn = sem_conn = None
@@ -283,23 +288,24 @@ def _dataset_layout(args: argparse.Namespace) -> Layout | None:
     return detect_layout(args.input)
 
 
-def _source(args: argparse.Namespace) -> Source:
+def _source(args: argparse.Namespace) -> tuple[Source, Layout | None]:
+    """The frames, and the published layout they come from (None for other inputs)."""
     if args.synth is not None:
-        return synth_source(args.synth, args.split)
+        return synth_source(args.synth, args.split), None
     layout = _dataset_layout(args)
     if layout is None:
-        return folder_or_video_source(args.input, args.gt, args.semantic_gt)
+        return folder_or_video_source(args.input, args.gt, args.semantic_gt), None
     files = dataset_files(args.input, layout)
     masks = "no OOD masks" if files.masks is None else "their OOD masks"
     skipped = f"; {files.unlabelled} images without a mask left out" if files.unlabelled else ""
     print(f"{layout.title}: {len(files.images)} frames with {masks}{skipped}")
-    return dataset_source(files)
+    return dataset_source(files), layout
 
 
 def _run(args: argparse.Namespace) -> None:
     _check(args)
     try:
-        source = _source(args)
+        source, layout = _source(args)
     except SourceError as exc:
         raise UserError(str(exc)) from exc
     prepare_output(args.output, args.overwrite)
@@ -322,6 +328,7 @@ def _run(args: argparse.Namespace) -> None:
             limit=args.limit,
             jpeg_quality=args.jpeg_quality,
             progress=not args.no_progress,
+            dataset=layout.name if layout is not None else None,
         )
     except SourceError as exc:  # a frame or label that cannot be read, found while writing
         raise UserError(str(exc)) from exc

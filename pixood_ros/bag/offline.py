@@ -186,7 +186,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         )
         num_classes = len(engine.info.class_names)
         metrics = make_metrics(
-            options.scoring, options.threshold, region, num_classes, options.out_dir
+            options.scoring, options.threshold, region, num_classes, options.out_dir, bag.dataset
         )
         with metrics:
             outputs = _Outputs(options.outputs, options.out_dir, bag, topic, engine.info)

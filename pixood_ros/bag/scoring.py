@@ -39,6 +39,7 @@ from pixood_ros.bag.scoring_options import (
 )
 from pixood_ros.bag.scoring_options import add_scoring_arguments as add_scoring_arguments
 from pixood_ros.cli import UserError
+from pixood_ros.datasets import LAYOUTS
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
@@ -53,6 +54,7 @@ from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixA
 from pixood_ros.metrics.semantic_frame import add_semantic_frame
 
 HISTOGRAM_BINS = 100
+NO_SEMANTIC_LABELS = "semantic metrics: n/a (no semantic labels)"
 ALL_PIXELS = ScoredRegion("all", None, "requested (all)")
 
 
@@ -73,12 +75,19 @@ def make_metrics(
     region: ScoredRegion,
     num_classes: int,
     spill_dir: Path | None,
+    dataset: str | None = None,
 ) -> EvalMetrics:
-    """The metrics of one run, as every tool (offline, live, demo) configures them."""
+    """The metrics of one run, as every tool (offline, live, demo) configures them; `dataset`
+    (the published layout a bag was made from) gives `--track auto` that data set's track."""
+    track, track_note = scoring.track, None
+    if track == "auto" and dataset in LAYOUTS:
+        track = LAYOUTS[dataset].track
+        track_note = f"component track {track}: the bag was made from {dataset}"
     return EvalMetrics(
         threshold,
         num_classes=num_classes,
-        track=scoring.track,
+        track=track,
+        track_note=track_note,
         min_pred_size=scoring.min_pred_size,
         min_gt_size=scoring.min_gt_size,
         component_threshold=scoring.component_threshold,
@@ -102,6 +111,7 @@ class EvalMetrics:
         component_threshold: str = BEST_F1,
         region: ScoredRegion = ALL_PIXELS,
         spill_dir: Path | None = None,
+        track_note: str | None = None,
     ) -> None:
         if component_threshold not in COMPONENT_THRESHOLDS:
             raise ValueError(
@@ -113,6 +123,7 @@ class EvalMetrics:
         self.region = region
         track = component_track(track, region)
         self.track = track
+        self.track_note = track_note
         self.component_threshold = component_threshold
         self.pixel = PixelMetricAccumulator()
         # every labelled pixel; the same counts when the region is every labelled pixel
@@ -288,6 +299,10 @@ class EvalMetrics:
             if components["component_threshold"]["value"] is None:  # type: ignore[index]
                 notes.append("component metrics undefined: best-F1 needs anomaly pixels")
             out["components"] = {**components, "frames": self.frames_with_ood_gt}
+            if self.track_note:
+                notes.append(self.track_note)
+            if not self.frames_with_semantic_gt:
+                notes.append(NO_SEMANTIC_LABELS)
         if self.frames_with_semantic_gt:
             iou = self.confusion.iou()
             semantic: dict[str, object] = {"frames": self.frames_with_semantic_gt}
