@@ -19,7 +19,8 @@ from pixood_ros import durable
 from pixood_ros.cli import UserError
 
 from .documents import read_document
-from .model import PixOODModel, build_model
+from .families import build_model
+from .model import PixOODModel
 from .state_dict import state_dict_mismatch
 
 CONFIG_FILE = "model_config.json"

@@ -225,16 +225,12 @@ class PixOODModel(nn.Module):
         }
 
 
-def build_model(config: dict[str, Any]) -> PixOODModel:
+def build_pixood_model(config: dict[str, Any]) -> PixOODModel:
     """Module with the structure described by ``config`` (``get_config`` output), random weights.
 
-    Fill it with ``load_state_dict`` (checkpoint.load_model does) or train it. ``family``
-    "internimage" builds the InternImage + UperNet family (training/internimage/).
+    Fill it with ``load_state_dict`` (checkpoint.load_model does) or train it. Checkpoints of
+    either family are built through ``families.build_model``.
     """
-    if config.get("family", "dinov2") == "internimage":
-        from .internimage.model import build_internimage_model
-
-        return build_internimage_model(config)
     from .models.backbone import build_backbone
     from .scorers import build_scorer
 

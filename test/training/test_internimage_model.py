@@ -92,3 +92,16 @@ def test_checkpoint_round_trip_gives_the_same_outputs(tmp_path, preset, features
         features, logits = loaded.features_and_logits(loaded.preprocess(image))
     assert logits.shape[2:] == (64 // 4, 96 // 4)
     assert features.shape[1] == loaded.feature_dim
+
+
+def test_half_precision_backbone_wraps_the_multi_scale_backbone():
+    """`pixood-export --fp16` wraps the backbone; InternImage returns four feature maps."""
+    from pixood_training.export.fp16 import with_half_precision_backbone
+
+    model = tiny_internimage_model().eval()
+    image = torch.randint(0, 255, (1, 96, 128, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        full, half = model(image), with_half_precision_backbone(model)(image)
+    assert (full[1] == half[1]).float().mean() > 0.99  # semantic
+    assert torch.allclose(full[0], half[0], atol=1e-2)  # anomaly score
+    assert torch.allclose(full[2], half[2], atol=1e-2)  # confidence

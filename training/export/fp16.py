@@ -26,8 +26,11 @@ class HalfPrecisionBackbone(nn.Module):
         super().__init__()
         self.inner = backbone.half()
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.inner(image.to(torch.float16)).to(torch.float32)
+    def forward(self, image: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        features = self.inner(image.to(torch.float16))
+        if isinstance(features, (list, tuple)):  # multi-scale backbones (InternImage)
+            return [f.to(torch.float32) for f in features]
+        return features.to(torch.float32)
 
     def __getattr__(self, name: str):
         try:

@@ -17,10 +17,10 @@ from tqdm import tqdm
 
 from ..data.feature_cache import FeatureCache, build_feature_cache
 from ..models.preprocess import normalize
-from ..scorers import KMeansScorer, Scorer
+from ..scorers import Scorer
 from ..train import parts
 from ..train.config import TrainConfig
-from ..train.decide import _save_checkpoint, evaluate_anomaly, fit_scorer
+from ..train.decide import evaluate_anomaly, fit_scorer, save_checkpoint
 from ..train.distributed import DistContext
 from ..train.experiment import Experiment, maybe_test_kill
 from .model import InternImageModel
@@ -99,24 +99,6 @@ def training_statistics(cache: FeatureCache, cfg: TrainConfig) -> dict[str, torc
     }
 
 
-def fit(name: str, stats: dict[str, torch.Tensor], cfg: TrainConfig) -> Scorer:
-    """k-means with the configured rule; the logit scorers as the DINOv2 family fits them."""
-    if name != "kmeans":
-        return fit_scorer(name, stats, [], cfg)
-    km = cfg.decide.kmeans
-    return KMeansScorer.fit(
-        stats["kmeans_features"],
-        None,
-        stats["kmeans_labels"],
-        cfg.data.num_classes,
-        k=int(km.clusters_per_class),
-        seed=cfg.seed,
-        max_samples_per_class=int(km.max_samples_per_class),
-        max_iter=int(km.iterations),
-        rule=km.rule,
-    )
-
-
 def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
     cfg = exp.config
     cache, model = training_cache(exp, ctx)
@@ -135,8 +117,8 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
             exp.log(f"{STAGE}: {name} skipped: model.family internimage has no condensation")
             continue
         torch.manual_seed(cfg.seed)
-        scored = end_to_end(cfg, backbone, decoder, fit(name, stats, cfg))
-        _save_checkpoint(scored, exp.path("checkpoints", name))
+        scored = end_to_end(cfg, backbone, decoder, fit_scorer(name, stats, [], cfg))
+        save_checkpoint(scored, exp.path("checkpoints", name))
         metrics: dict[str, Any] = {"checkpoint": str(exp.path("checkpoints", name))}
         if eval_data is not None:
             metrics.update(evaluate_anomaly(scored, eval_data, cfg, ctx.device, f"eval {name}"))

@@ -120,6 +120,7 @@ def _fit_kmeans(stats: Statistics, prototypes: list[torch.Tensor], cfg: TrainCon
         seed=cfg.seed,
         max_samples_per_class=int(km.max_samples_per_class),
         max_iter=int(km.iterations),
+        rule=km.rule,
     )
 
 
@@ -212,7 +213,7 @@ def evaluate_anomaly(model: PixOODModel, dataset, cfg: TrainConfig, device, desc
     }
 
 
-def _save_checkpoint(model: PixOODModel, target) -> None:
+def save_checkpoint(model: PixOODModel, target) -> None:
     """save_model (fsynced files) into a temporary directory, then swap it in and flush the
     rename (never half a checkpoint)."""
     tmp = target.with_name(f".{target.name}.tmp")
@@ -253,7 +254,7 @@ def run_decide(exp: Experiment, ctx: DistContext) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         scorer = fit_scorer(name, stats, prototypes, cfg)
         model = build_end_to_end(cfg, backbone, decoder, scorer)
-        _save_checkpoint(model, exp.path("checkpoints", name))
+        save_checkpoint(model, exp.path("checkpoints", name))
         metrics: dict[str, Any] = {"checkpoint": str(exp.path("checkpoints", name))}
         if eval_data is not None:
             metrics.update(evaluate_anomaly(model, eval_data, cfg, ctx.device, f"eval {name}"))
