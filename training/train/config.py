@@ -147,16 +147,8 @@ class Stage1Section:
 # CondensationConfig options every training config lists (they are part of its hash).
 # reinit_stop_epoch joined when its default changed from a fixed 90 to 0.9 x epochs (as
 # published): listing it moves the condense hash, so a stage fitted the old way reruns.
-_LISTED = (
-    "K",
-    "epochs",
-    "lr",
-    "init_per_class",
-    "init_tau",
-    "reset_threshold",
-    "reinit",
-    "reinit_stop_epoch",
-)
+_LISTED = ("K", "epochs", "lr", "init_per_class", "init_tau", "reset_threshold", "reinit")
+_LISTED += ("reinit_stop_epoch",)
 
 
 def _listed_trainer_options() -> dict[str, Any]:
