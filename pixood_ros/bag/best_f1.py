@@ -25,12 +25,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pixood_ros.bag.histogram import FINE_BINS
 from pixood_ros.metrics.components import ComponentMetricAccumulator
+from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, best_f1
+from pixood_ros.metrics.score_storage import to_float16
+from pixood_ros.metrics.smiyc import SmiycPixelAccumulator
 
 try:
     from compression import zstd  # Python >= 3.14
@@ -116,28 +120,79 @@ class ScoreSpill:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class BestF1Point:
+    """The component threshold of one protocol: its value in score units (reported), the stored
+    code it compares against and how (`>=` for exact, `>` for SMIYC)."""
+
+    value: float
+    code: int
+    inclusive: bool
+    predicted: str
+    note: str
+
+
+def exact_point(curve: BinaryCurve | None) -> BestF1Point | None:
+    """Best-F1 point of the 65536-bin curve: a bin edge b / 65536; floor(score * 65536) >= b
+    holds exactly when score >= b / 65536. None without anomaly pixels."""
+    if curve is None or curve.n_pos == 0:
+        return None
+    value = best_f1(curve)[1]
+    return BestF1Point(
+        value,
+        int(value * FINE_BINS),
+        True,
+        "score >= value",
+        "the data set's best-F1 pixel threshold (SMIYC) at 1/65536",
+    )
+
+
+def smiyc_codes(scores: np.ndarray) -> np.ndarray:
+    """uint16 codes of SMIYC's stored float16 scores, in the order of their values (the bit
+    patterns of non-negative float16 numbers sort like the numbers; -0 becomes 0)."""
+    return to_float16(scores).view(np.uint16) & np.uint16(0x7FFF)
+
+
+def smiyc_point(acc: SmiycPixelAccumulator) -> BestF1Point | None:
+    """The SMIYC toolkit's component threshold: the binned best-F1 lower edge of the stored
+    float16 scores, applied with `stored > edge`. None when the toolkit's curve is undefined."""
+    try:
+        values = acc.compute()
+    except DegenerateLabelsError:
+        return None
+    edge = values["best_f1_stored"]  # a percentile: may lie between two float16 values
+    nearest = np.array([edge], dtype=np.float16)
+    code = int(nearest.view(np.uint16)[0] & 0x7FFF)
+    if float(nearest[0]) > edge:
+        code -= 1  # the last code whose value is <= edge: stored > edge is code > it
+    return BestF1Point(
+        values["best_f1_threshold"],
+        code,
+        False,
+        "float16 stored score > stored value (SMIYC)",
+        "SMIYC's binned best-F1 threshold of the stored float16 scores",
+    )
+
+
 def components_at_threshold(
     spill: ScoreSpill,
-    threshold: float,
+    point: BestF1Point,
     *,
     track: str,
     min_pred_size: int | None,
     min_gt_size: int | None,
 ) -> dict[str, float]:
-    """SMIYC component metrics of the spilled frames with `score >= threshold`, a bin edge
-    b / 65536 (ValueError for any other threshold: the stored bins could not decide it)."""
-    edge = threshold * FINE_BINS
-    if edge != int(edge):
-        raise ValueError(f"threshold {threshold!r} is not a multiple of 1/{FINE_BINS}")
+    """SMIYC component metrics of the spilled frames at `point` (codes compared exactly)."""
     acc = ComponentMetricAccumulator(
-        threshold=threshold,
+        threshold=point.value,
         track=track,
         min_pred_size=min_pred_size,
         min_gt_size=min_gt_size,
-        inclusive=True,
+        inclusive=point.inclusive,
     )
-    for kept_bins, labels in spill.frames():
+    for kept_codes, labels in spill.frames():
+        passed = kept_codes >= point.code if point.inclusive else kept_codes > point.code
         mask = np.zeros(labels.shape, dtype=bool)
-        mask[labels != VOID] = kept_bins >= int(edge)
+        mask[labels != VOID] = passed
         acc.update_mask(mask, labels)
     return acc.compute()

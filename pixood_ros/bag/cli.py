@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the component metrics with --component-threshold mask (default: %(default)s, PixOOD's "
         "calibrated scores)",
     )
-    add_scoring_arguments(parser, component_option=True)
+    add_scoring_arguments(parser, component_option=True, protocol_option=True)
     _add_output_arguments(parser)
     parser.add_argument(
         "--max-frames", type=positive_int, metavar="N", help="evaluate the first N frames"

@@ -65,3 +65,9 @@ def coarse(fine: np.ndarray, bins: int) -> np.ndarray:
     """`bins` equal-width bins summed from a fine histogram."""
     index = (np.arange(FINE_BINS, dtype=np.int64) * bins) // FINE_BINS
     return np.bincount(index, weights=fine, minlength=bins).astype(np.int64)
+
+
+def clipped(scores: np.ndarray, bins: int) -> np.ndarray:
+    """`bins` equal-width bins of scores outside [0, 1] too (clipped into the end bins)."""
+    idx = np.clip((scores.ravel() * bins).astype(np.int64), 0, bins - 1)
+    return np.bincount(idx, minlength=bins)

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from pixood_ros.bag import histogram
-from pixood_ros.bag.best_f1 import ScoreSpill, components_at_threshold
+from pixood_ros.bag.best_f1 import (
+    ScoreSpill,
+    components_at_threshold,
+    exact_point,
+    smiyc_codes,
+    smiyc_point,
+)
 from pixood_ros.bag.scoring_options import (
     BEST_F1,
     COMPONENT_THRESHOLDS,
@@ -43,18 +49,19 @@ from pixood_ros.datasets import LAYOUTS
 from pixood_ros.metrics import PixelMetricAccumulator
 from pixood_ros.metrics import region as regions
 from pixood_ros.metrics.components import ComponentMetricAccumulator
-from pixood_ros.metrics.curves import (
-    BinaryCurve,
-    DegenerateLabelsError,
-    best_f1,
-    curve_from_histograms,
-)
+from pixood_ros.metrics.curves import BinaryCurve, DegenerateLabelsError, curve_from_histograms
+from pixood_ros.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from pixood_ros.metrics.region import ScoredRegion
 from pixood_ros.metrics.semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 from pixood_ros.metrics.semantic_frame import add_semantic_frame
+from pixood_ros.metrics.smiyc import SmiycPixelAccumulator
 
 HISTOGRAM_BINS = 100
 NO_SEMANTIC_LABELS = "semantic metrics: n/a (no semantic labels)"
+SMIYC_NOTE = (
+    "SMIYC protocol (float16 storage, per-frame percentile bins, trapezoid AP; no AUROC); the "
+    "whole frame and the mask's operating point stay exact"
+)
 ALL_PIXELS = ScoredRegion("all", None, "requested (all)")
 
 
@@ -88,6 +95,7 @@ def make_metrics(
         num_classes=num_classes,
         track=track,
         track_note=track_note,
+        protocol=scoring.protocol,
         min_pred_size=scoring.min_pred_size,
         min_gt_size=scoring.min_gt_size,
         component_threshold=scoring.component_threshold,
@@ -112,12 +120,18 @@ class EvalMetrics:
         region: ScoredRegion = ALL_PIXELS,
         spill_dir: Path | None = None,
         track_note: str | None = None,
+        protocol: str = DEFAULT_PROTOCOL,
     ) -> None:
         if component_threshold not in COMPONENT_THRESHOLDS:
             raise ValueError(
                 f"component threshold must be one of {', '.join(COMPONENT_THRESHOLDS)}, "
                 f"got {component_threshold!r}"
             )
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.protocol = protocol
+        # SMIYC's percentile-binned pixel curve of the region (its pixel section, its components)
+        self.smiyc = SmiycPixelAccumulator() if protocol == "smiyc" else None
         self.threshold = float(threshold)
         self.num_classes = int(num_classes)
         self.region = region
@@ -159,7 +173,7 @@ class EvalMetrics:
         self._count_uncounted()
         bins = self._fine_bins(score)
         if bins is None:
-            self._score_hist += _histogram(score)
+            self._score_hist += histogram.clipped(score, HISTOGRAM_BINS)
         else:
             self._uncounted = bins
 
@@ -199,13 +213,25 @@ class EvalMetrics:
             self.pixel.update(score, labels)
             if self.pixel_whole_frame is not self.pixel:
                 self.pixel_whole_frame.update(score, ood)
+        if self.smiyc is not None:
+            self.smiyc.update(score, labels)
         if self._spill is not None:
-            if bins is None:  # scores outside [0, 1] on void pixels only (else raised above)
-                bins = histogram.fine_bins(np.where(labels == regions.VOID, 0, score))
-            self._spill.append(bins, labels)
+            self._spill.append(self._spill_codes(score, bins, labels), labels)
         else:
             self.components.update(score, labels)
         self.frames_with_ood_gt += 1
+
+    def _spill_codes(
+        self, score: np.ndarray, bins: np.ndarray | None, labels: np.ndarray
+    ) -> np.ndarray:
+        """uint16 codes the component threshold compares: the fine bins (exact protocol) or
+        SMIYC's stored float16 scores; scores outside [0, 1] only on void pixels (else the
+        accumulators raised) count as 0 there."""
+        if self.smiyc is None and bins is not None:
+            return bins
+        if bins is None:
+            score = np.where(labels == regions.VOID, 0, score)
+        return smiyc_codes(score) if self.smiyc is not None else histogram.fine_bins(score)
 
     @property
     def spilled_bytes(self) -> int:
@@ -227,31 +253,28 @@ class EvalMetrics:
         its value and, for best-f1, the reason when it is undefined."""
         if self._component_summary is not None:
             return self._component_summary
+        predicted = "score >= value"
         if self._spill is None:
             values = dict(self.components.compute())
             rule = {"rule": MASK, "value": self.threshold, "note": "the node's mask threshold"}
         else:
-            curve = self.pixel_curve()
-            threshold = best_f1(curve)[1] if curve is not None and curve.n_pos else None
-            if threshold is None:
+            point = smiyc_point(self.smiyc) if self.smiyc else exact_point(self.pixel_curve())
+            if point is None:
                 values = {}
                 rule = {"rule": BEST_F1, "value": None, "note": "undefined: no anomaly pixels"}
             else:
                 values = components_at_threshold(
                     self._spill,
-                    threshold,
+                    point,
                     track=self.track,
                     min_pred_size=self.components.min_pred_size,
                     min_gt_size=self.components.min_gt_size,
                 )
-                rule = {
-                    "rule": BEST_F1,
-                    "value": threshold,
-                    "note": "the data set's best-F1 pixel threshold (SMIYC) at 1/65536",
-                }
+                rule = {"rule": BEST_F1, "value": point.value, "note": point.note}
+                predicted = point.predicted
             self._spill.close()
         rule.update(
-            predicted="score >= value",
+            predicted=predicted,
             track=self.track,
             min_pred_size=self.components.min_pred_size,
             min_gt_size=self.components.min_gt_size,
@@ -328,11 +351,17 @@ class EvalMetrics:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
-                values = pixel.compute(on_degenerate="nan")
+                if self.smiyc is not None and not whole_frame:
+                    values = self.smiyc.compute()
+                    notes.append(f"{where} metrics: {SMIYC_NOTE}")
+                else:
+                    values = pixel.compute(on_degenerate="nan")
             except DegenerateLabelsError as exc:
                 values = {}
                 notes.append(f"{where} metrics: {exc}")
         for key, value in values.items():
+            if key == "auroc" and self.smiyc is not None and not whole_frame:
+                continue  # SMIYC's protocol has none (SMIYC_NOTE)
             if isinstance(value, float) and math.isnan(value):
                 notes.append(f"{where} {key} undefined: the labels lack anomaly or normal pixels")
         curve = self.pixel_curve(whole_frame)
@@ -358,11 +387,6 @@ def operating_point(curve: BinaryCurve, threshold: float) -> dict[str, float | i
         "flagged_anomaly_px": tp,
         "flagged_normal_px": fp,
     }
-
-
-def _histogram(score: np.ndarray) -> np.ndarray:
-    idx = np.clip((score.ravel() * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
-    return np.bincount(idx, minlength=HISTOGRAM_BINS)
 
 
 def _finite_or_none(value: float) -> float | None:

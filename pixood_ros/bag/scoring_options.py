@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pixood_ros.cli import count, options_from
 from pixood_ros.metrics import region as regions
+from pixood_ros.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from pixood_ros.metrics.region import ScoredRegion
 
 BEST_F1 = "best-f1"
@@ -37,6 +38,7 @@ class ScoringOptions:
     min_pred_size: int | None = None
     min_gt_size: int | None = None
     component_threshold: str = BEST_F1
+    protocol: str = DEFAULT_PROTOCOL
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ScoringOptions:
@@ -51,6 +53,8 @@ class ScoringOptions:
             "--component-threshold",
             self.component_threshold,
         ]
+        if self.protocol != DEFAULT_PROTOCOL:
+            args += ["--protocol", self.protocol]
         if self.track != "auto":
             args += ["--track", self.track]
         if self.min_pred_size is not None:
@@ -61,12 +65,15 @@ class ScoringOptions:
 
 
 def add_scoring_arguments(
-    parser: argparse.ArgumentParser, track_option: bool = True, component_option: bool = False
+    parser: argparse.ArgumentParser,
+    track_option: bool = True,
+    component_option: bool = False,
+    protocol_option: bool = False,
 ) -> None:
     """The options that decide what an anomaly evaluation scores, with one meaning and help text
     in pixood-bag-eval, pixood-benchmark and the demo: --eval-region, --track (optional: the
     demo always uses auto), --min-pred-size, --min-gt-size and (optional: the benchmark always
-    uses best-f1) --component-threshold."""
+    uses best-f1) --component-threshold and (optional: pixood-benchmark has its own) --protocol."""
     parser.add_argument(
         "--eval-region",
         type=regions.spelling,
@@ -107,4 +114,15 @@ def add_scoring_arguments(
             "with a second pass over a compact temporary score file in the output folder "
             "(~0.1 byte per pixel, removed at the end); mask = --threshold, the node's mask "
             "(default: best-f1)",
+        )
+    if protocol_option:
+        parser.add_argument(
+            "--protocol",
+            choices=PROTOCOLS,
+            default=DEFAULT_PROTOCOL,
+            help="exact (default): pixel metrics of the 65536-bin histogram, components at its "
+            "best-F1 edge with score >= t; smiyc: the SMIYC toolkit's pixel protocol (float16 "
+            "storage, per-frame percentile bins, trapezoid AP, no AUROC) and components at its "
+            "binned best-F1 threshold with score > t (docs/evaluation.md §3.7); the whole-frame "
+            "figures and the mask's operating point stay exact",
         )
