@@ -24,6 +24,30 @@ PROG = "pixood-export"
 DEFAULT_CHECK_SIZES = ("180x320", "256x256", "301x403")
 
 
+def add_inference_overrides(parser: argparse.ArgumentParser) -> None:
+    """Options that change how the exported file infers, overriding the checkpoint's values."""
+    group = parser.add_argument_group("inference settings written into the file")
+    group.add_argument(
+        "--eval-scale-factor",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="test-time upsampling: features and logits are bilinearly upsampled N times before "
+        "scoring (the published eval_scale_factor; the authors evaluated at 7). Finer score "
+        "maps, cost grows with N^2 (default: the checkpoint's value)",
+    )
+    group.add_argument(
+        "--network-long-side",
+        type=count,
+        default=None,
+        metavar="N",
+        help="network input size: the image's longest side is resized to N (a multiple of the "
+        "patch size, 14 for DINOv2); 0 = the image's own size floored to a multiple of 14, as "
+        "the published inference does (cost grows with the image). Written to the metadata "
+        "(default: the checkpoint's value)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=PROG,
@@ -59,25 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "TensorRT) or 'ort', ONNX Runtime's fused MultiHeadAttention kernel (faster on CPU, "
         "needs ONNX Runtime's contrib ops) (default: standard)",
     )
-    parser.add_argument(
-        "--eval-scale-factor",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="test-time upsampling: features and logits are bilinearly upsampled N times before "
-        "scoring (the published eval_scale_factor; the authors evaluated at 7). Finer score "
-        "maps, cost grows with N^2 (default: the checkpoint's value)",
-    )
-    parser.add_argument(
-        "--network-long-side",
-        type=count,
-        default=None,
-        metavar="N",
-        help="network input size: the image's longest side is resized to N (a multiple of the "
-        "patch size, 14 for DINOv2); 0 = the image's own size floored to a multiple of 14, as "
-        "the published inference does (cost grows with the image). Written to the metadata "
-        "(default: the checkpoint's value)",
-    )
+    add_inference_overrides(parser)
     add_sizes(
         parser,
         "--check-sizes",

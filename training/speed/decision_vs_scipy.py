@@ -71,36 +71,21 @@ def synthetic_patches(
     return labels, logits, dists
 
 
-def benchmark_decision(
-    pixels: int = PATCH_GRID[0] * PATCH_GRID[1],
-    num_classes: int = 19,
-    grid_size: int = 400,
-    repeats: int = 3,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Fit once, evaluate `pixels` x `num_classes` scores three ways (scipy, eager, exported in
-    ONNX Runtime), report times and agreement."""
+def published_scipy_scorer(
+    strategy: Any, top_logit: float, grid_size: int, logits: np.ndarray, sims: np.ndarray
+) -> Any:
+    """The published formulation on the same Gaussians: per class scipy pdf ratio, then
+    `interp1d` over the full (unthinned) knot table. Returns a function scoring ``logits`` /
+    ``sims`` [N, C] -> [N, C]."""
     from scipy.interpolate import interp1d
     from scipy.stats import multivariate_normal
 
-    from pixood_training.decision import fit_decision, ratio_mass_knots
+    from pixood_training.decision import ratio_mass_knots
 
-    labels, logits, dists = synthetic_patches(num_classes, 400, seed)
-    # The tensor side uses the thinned table the exported model ships (default epsilon); the
-    # scipy side the full published table.
-    strategy = fit_decision(
-        labels, logits, dists, num_classes, grid_size=grid_size, rule="published"
-    )
-    _, eval_logits, eval_dists = synthetic_patches(
-        num_classes, max(1, -(-pixels // num_classes)), seed + 1
-    )
-    eval_logits, eval_dists = eval_logits[:pixels], eval_dists[:pixels]
-    sims = 1.0 / (1.0 + strategy.slope * eval_dists)
-
-    means = strategy.means.numpy()
-    covs = strategy.covs.numpy()
+    num_classes = logits.shape[1]
+    means, covs = strategy.means.numpy(), strategy.covs.numpy()
     ood_mean, ood_cov = strategy.ood_means[0].numpy(), strategy.ood_covs[0].numpy()
-    top = max(float(logits.max()), 0.0) + 5.0
+    top = max(top_logit, 0.0) + 5.0
     logit_grid, sim_grid = np.linspace(-top, top, grid_size), np.linspace(0.0, 1.0, grid_size)
     lookups = []
     for c in range(num_classes):
@@ -114,13 +99,43 @@ def benchmark_decision(
     ood_pdf = multivariate_normal(ood_mean, ood_cov)
 
     def scipy_scores() -> np.ndarray:
-        out = np.empty((eval_logits.shape[0], num_classes))
+        out = np.empty((logits.shape[0], num_classes))
         for c in range(num_classes):
-            z = np.stack([eval_logits[:, c], sims[:, c]], axis=1)
+            z = np.stack([logits[:, c], sims[:, c]], axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = class_pdfs[c].pdf(z) / ood_pdf.pdf(z)
             out[:, c] = lookups[c](np.nan_to_num(ratio, nan=0.0, posinf=np.inf))
         return out
+
+    return scipy_scores
+
+
+def benchmark_decision(
+    pixels: int = PATCH_GRID[0] * PATCH_GRID[1],
+    num_classes: int = 19,
+    grid_size: int = 400,
+    repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit once, evaluate `pixels` x `num_classes` scores three ways (scipy, eager, exported in
+    ONNX Runtime), report times and agreement."""
+    from pixood_training.decision import fit_decision
+
+    labels, logits, dists = synthetic_patches(num_classes, 400, seed)
+    # The tensor side uses the thinned table the exported model ships (default epsilon); the
+    # scipy side the full published table.
+    strategy = fit_decision(
+        labels, logits, dists, num_classes, grid_size=grid_size, rule="published"
+    )
+    _, eval_logits, eval_dists = synthetic_patches(
+        num_classes, max(1, -(-pixels // num_classes)), seed + 1
+    )
+    eval_logits, eval_dists = eval_logits[:pixels], eval_dists[:pixels]
+    sims = 1.0 / (1.0 + strategy.slope * eval_dists)
+
+    scipy_scores = published_scipy_scorer(
+        strategy, float(logits.max()), grid_size, eval_logits, sims
+    )
 
     logits_t = torch.from_numpy(eval_logits).float()
     dists_t = torch.from_numpy(eval_dists).float()
