@@ -12,7 +12,9 @@ the frame's region labels, and the fine score bin floor(score * 65536) (the hist
 output bag's 16-bit value) of the labelled pixels only (predictions inside void are cleared
 before the components are formed), row-major, delta-coded, each zstd-compressed. Exact: for an
 integer b, floor(score * 65536) >= b holds exactly when score >= b / 65536, so the stored bins
-pass the threshold for exactly the pixels the full-precision scores pass.
+pass the threshold for exactly the pixels the full-precision scores pass. Under `--protocol
+smiyc` the codes are the bit patterns of SMIYC's stored float16 scores instead (ordered like the
+values), compared with `>` against the toolkit's threshold: again exactly its rule.
 
 A second pass over the output bag was not used because it may be switched off (--no-output-bag),
 live mode has none of its own, and the labels would have to be re-paired and re-restricted.
@@ -71,8 +73,8 @@ def remove_stale_spills(folder: Path) -> list[Path]:
 
 
 class ScoreSpill:
-    """Append-only temporary file of (fine score bins, region labels) frames; read back one frame
-    at a time as (bins of the labelled pixels, labels)."""
+    """Append-only temporary file of (uint16 score codes, region labels) frames; read back one
+    frame at a time as (codes of the labelled pixels, labels)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         prefix = f"{SPILL_PREFIX}{os.getpid()}_"
@@ -90,7 +92,7 @@ class ScoreSpill:
         return self._offset
 
     def append(self, bins: np.ndarray, labels: np.ndarray) -> None:
-        """`bins`: the frame's uint16 fine score bins (only the labelled pixels' are kept)."""
+        """`bins`: the frame's uint16 score codes (only the labelled pixels' are kept)."""
         if bins.shape != labels.shape or bins.ndim != 2:
             raise ValueError(f"bins {bins.shape} and labels {labels.shape} must be HxW")
         labels = np.ascontiguousarray(labels, dtype=np.uint8)
