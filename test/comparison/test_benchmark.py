@@ -5,6 +5,7 @@ outputs; README insertion between markers; one-line user errors; the reproductio
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,7 +134,10 @@ def test_bag_eval_scores_a_split_like_the_benchmark(benchmark, data, models, tmp
     rep = json.loads((tmp_path / "out" / "report.json").read_text())["metrics"]
     row = benchmark["json"]["results"][split]["road"]
     assert rep["region"]["name"] == "eval-labels"
-    assert rep["components"]["component_threshold"]["value"] == row["component_threshold"]
+    # bag-eval keeps 16-bit score bins for its component pass (<= 2 MB written per 1080p frame),
+    # so its best-F1 threshold is the bin edge at or below the benchmark's exact one
+    edge = math.floor(row["component_threshold"] * 65536) / 65536
+    assert rep["components"]["component_threshold"]["value"] == edge
     for key in ("siou", "ppv", "f1_mean"):
         assert rep["components"][key] == pytest.approx(row[key], abs=1e-12), key
     for key in ("ap", "auroc", "fpr95"):
