@@ -27,13 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 import yaml
 
-from pixood_ros.anomaly_modes import EVAL_LABELS
 from pixood_ros.comparison.rows import Row, comparison_rows, legend, spec_text
 from pixood_ros.comparison.specs import BenchmarkError, Comparison, ModelSpec
-from pixood_ros.contract import UNKNOWN_SCORE_OUTPUT
 from pixood_ros.metrics.protocols import DEFAULT_PROTOCOL
 
 SYNTH_SPLIT_OPTIONS = {
@@ -98,30 +95,17 @@ def _has_synth(root: Path, counts: dict[str, int] | None = None) -> bool:
     return all(have.get(split) == count for split, count in counts.items())
 
 
-def _has_unknown_score(model: Path) -> bool:
-    graph = onnx.load(str(model), load_external_data=False).graph
-    return any(output.name == UNKNOWN_SCORE_OUTPUT for output in graph.output)
-
-
 def _export_steps(rows: list[Row]) -> list[Step]:
-    """Step 4, once per checkpoint; a model newer than its checkpoint is not exported again,
-    unless a row reads its `unknown_score` and the file (an older export) lacks it."""
+    """Step 4, once per checkpoint, always run: a file exported earlier may come from an older
+    exporter (another graph, no `unknown_score`), which no file date shows."""
     export = _script("pixood-export")
     steps, seen = [], set()
     for row in rows:
         if row.onnx in seen:
             continue
         seen.add(row.onnx)
-        weights = row.checkpoint / "model.safetensors"
-        done = (
-            row.onnx.is_file()
-            and weights.is_file()
-            and row.onnx.stat().st_mtime > weights.stat().st_mtime
-        )
-        if done and any(r.onnx == row.onnx and r.mode != EVAL_LABELS for r in rows):
-            done = _has_unknown_score(row.onnx)
         command = [export, str(row.checkpoint), "-o", str(row.onnx)]
-        steps.append(Step(f"export {row.onnx.stem}", command, done, row.optional))
+        steps.append(Step(f"export {row.onnx.stem}", command, False, row.optional))
     return steps
 
 
