@@ -22,6 +22,7 @@ TITLES = {"pixood": "PixOOD", "kmeans": "k-means", "msp": "MSP", "maxlogit": "Ma
           "energy": "Energy"}  # fmt: skip
 CLASSIC = ("msp", "maxlogit", "energy")
 PUBLISHED_PIXOOD = "pixood_published"
+INTERNIMAGE_ROW = "InternImage + UperNet, k-means"
 PUBLISHED_KMEANS = "kmeans"  # the InternImage-OOD config's decide stage writes checkpoints/kmeans
 INTERNIMAGE_ONNX = "internimage_ood"
 
@@ -74,7 +75,7 @@ def comparison_rows(
     if internimage_experiment is not None:
         rows.append(
             Row(
-                "InternImage-OOD (published rule)",
+                INTERNIMAGE_ROW,
                 internimage_experiment / "checkpoints" / PUBLISHED_KMEANS,
                 models / f"{INTERNIMAGE_ONNX}.onnx",
                 optional=True,
@@ -101,10 +102,12 @@ def legend(rows: list[Row], eval_labels: list[int]) -> list[str]:
             "- `PixOOD`: the monotone decision rule (default); `PixOOD (published rule)`: the "
             "paper's decision rule, same backbone, decoder and prototypes."
         )
-    if any(r.name.startswith("InternImage-OOD") for r in rows):
+    if any(r.name == INTERNIMAGE_ROW for r in rows):
         lines.append(
-            "- `InternImage-OOD (published rule)`: InternImage + UperNet with the published "
-            "per-image k-means rule; `k-means`: our per-class k-means on the PixOOD backbone."
+            f"- `{INTERNIMAGE_ROW}`: InternImage + UperNet (the InternImage-OOD architecture, "
+            "small, trained on the synthetic data) with the k-means rule its training config "
+            "sets (`decide.kmeans.rule`); `k-means`: our per-class k-means on the PixOOD "
+            "backbone."
         )
     return lines
 

@@ -23,7 +23,7 @@ RESTRICTED = ["PixOOD", "PixOOD (published rule)", f"MSP {ROAD}", f"MaxLogit {RO
 def test_rows_are_named_for_what_they_compute(tmp_path):
     rows = comparison_rows(SCORERS, [0, 1], tmp_path / "exp", tmp_path / "m", tmp_path / "ii")
     assert [r.name for r in rows] == [*RESTRICTED, "MSP", "MaxLogit", "Energy",
-                                      "InternImage-OOD (published rule)"]  # fmt: skip
+                                      "InternImage + UperNet, k-means"]  # fmt: skip
     by_name = {r.name: r for r in rows}
     assert by_name["MSP"].onnx == by_name["MSP (road+sidewalk)"].onnx  # no extra export
     assert by_name["MSP"].mode == "unknown" and by_name["MSP (road+sidewalk)"].mode == "eval_labels"
@@ -32,7 +32,7 @@ def test_rows_are_named_for_what_they_compute(tmp_path):
         == tmp_path / "exp/checkpoints/pixood_published"
     )
     assert (
-        by_name["InternImage-OOD (published rule)"].checkpoint == tmp_path / "ii/checkpoints/kmeans"
+        by_name["InternImage + UperNet, k-means"].checkpoint == tmp_path / "ii/checkpoints/kmeans"
     )
     every = comparison_rows(SCORERS, list(range(19)), tmp_path, tmp_path)
     assert [r.name for r in every][2:] == ["MSP", "MaxLogit", "Energy", "k-means"]
@@ -82,10 +82,10 @@ def test_optional_rows_follow_their_checkpoints(tmp_path, monkeypatch, capsys):
     comparison = reproduce.prepare(_args(tmp_path, config, internimage))
     names = [m.name for m in comparison.models]
     assert names == ["PixOOD", "PixOOD (published rule)", "MSP (road+sidewalk)", "MSP",
-                     "InternImage-OOD (published rule)"]  # fmt: skip
+                     "InternImage + UperNet, k-means"]  # fmt: skip
     exported = [cmd[1] for cmd in ran if Path(cmd[0]).name == "pixood-export"]
     assert str(Path("experiments/synth_internimage/checkpoints/kmeans")) in exported
-    assert "'InternImage-OOD (published rule)=" in comparison.chain[-1]
+    assert "'InternImage + UperNet, k-means=" in comparison.chain[-1]
 
 
 def test_generated_table_lists_the_rows_first_pixood_with_the_legend(tmp_path):
