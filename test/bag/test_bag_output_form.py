@@ -139,5 +139,5 @@ def test_recording_reader_reads_both_forms(runs):
         assert compact.answered and raw.answered
         assert compact.frame.stamp_ns == raw.frame.stamp_ns
         gap = raw.outputs["anomaly_score"] - compact.outputs["anomaly_score"]
-        assert np.all((gap >= 0) & (gap < SCORE_ERROR_BOUND))
+        assert np.all((gap >= 0) & (gap <= SCORE_ERROR_BOUND))
         assert np.array_equal(compact.outputs["semantic"], raw.outputs["semantic"])
