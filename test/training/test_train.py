@@ -312,7 +312,10 @@ def test_train_all_end_to_end_separates_anomalies(reference_run):
     metrics = json.loads((reference_run / "metrics.json").read_text())
     assert metrics["stage1"]["val_miou"] > 0.1
     scorers = metrics["decide"]["scorers"]
-    assert set(scorers) == {"pixood", "msp", "maxlogit", "energy", "kmeans"}
+    # Under the default monotone rule decide also scores the published rule on the same fit.
+    expected = {"pixood", "pixood_published", "msp", "maxlogit", "energy", "kmeans"}
+    assert set(scorers) == expected
+    assert (reference_run / "checkpoints" / "pixood_published").exists()
     pix = scorers["pixood"]
     assert 0 < pix["anomaly_fraction"] < 0.2
     assert pix["ap"] > 3 * pix["anomaly_fraction"], pix  # chance level AP = anomaly fraction
