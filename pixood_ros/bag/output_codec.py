@@ -22,16 +22,24 @@ import numpy as np
 
 from pixood_ros import image_conversion
 from pixood_ros.bag import bagio
+from pixood_ros.render.compressed import (
+    COMPRESSED_SUFFIX,
+    Compression,
+    compressed_format,
+    encode_picture,
+)
 from pixood_ros.render.outputs import ENCODINGS
 
 SCORE_SCALE = 65536  # = pixood_ros.metrics.pixel's default bins
 SCORE_ERROR_BOUND = 1.0 / SCORE_SCALE
-COMPRESSED_SUFFIX = "/compressed"
-OVERLAY_JPEG_QUALITY = 90
 _QUANTISED = ("anomaly_score", "confidence")
 _PNG16 = "mono16; png compressed mono16"
-_JPEG = "bgr8; jpeg compressed bgr8"
-_FORMATS = {"anomaly_score": _PNG16, "confidence": _PNG16, "overlay": _JPEG}
+# The overlay as the node's overlay/compressed: same format and encoder settings.
+_FORMATS = {
+    "anomaly_score": _PNG16,
+    "confidence": _PNG16,
+    "overlay": compressed_format("overlay", "bgr8"),
+}
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
@@ -63,11 +71,10 @@ def encode(name: str, pixels: np.ndarray, header: Any, raw: bool) -> bytes:
         )
     if name in _QUANTISED:
         ok, data = cv2.imencode(".png", quantise(pixels), _PNG_PARAMS)
+        if not ok:
+            raise ValueError(f"OpenCV could not encode the {name} output {pixels.shape}")
     else:
-        params = [cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY]
-        ok, data = cv2.imencode(".jpg", pixels, params)
-    if not ok:
-        raise ValueError(f"OpenCV could not encode the {name} output {pixels.shape}")
+        data = encode_picture(name, pixels, Compression())
     CompressedImage = bagio.TYPESTORE.types[bagio.COMPRESSED_TYPE]
     return bagio.serialize(
         CompressedImage(header=header, format=_FORMATS[name], data=data.reshape(-1))
