@@ -149,10 +149,15 @@ def exact_point(curve: BinaryCurve | None) -> BestF1Point | None:
     )
 
 
+def _float16_codes(stored: np.ndarray) -> np.ndarray:
+    """uint16 codes of non-negative float16 values, in the order of the values (their bit
+    patterns sort like the numbers; -0 becomes 0)."""
+    return stored.view(np.uint16) & np.uint16(0x7FFF)
+
+
 def smiyc_codes(scores: np.ndarray) -> np.ndarray:
-    """uint16 codes of SMIYC's stored float16 scores, in the order of their values (the bit
-    patterns of non-negative float16 numbers sort like the numbers; -0 becomes 0)."""
-    return to_float16(scores).view(np.uint16) & np.uint16(0x7FFF)
+    """uint16 codes of SMIYC's stored float16 scores, in the order of their values."""
+    return _float16_codes(to_float16(scores))
 
 
 def smiyc_point(acc: SmiycPixelAccumulator) -> BestF1Point | None:
@@ -164,7 +169,7 @@ def smiyc_point(acc: SmiycPixelAccumulator) -> BestF1Point | None:
         return None
     edge = values["best_f1_stored"]  # a percentile: may lie between two float16 values
     nearest = np.array([edge], dtype=np.float16)
-    code = int(nearest.view(np.uint16)[0] & 0x7FFF)
+    code = int(_float16_codes(nearest)[0])
     if float(nearest[0]) > edge:
         code -= 1  # the last code whose value is <= edge: stored > edge is code > it
     return BestF1Point(
