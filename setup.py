@@ -19,6 +19,8 @@ RUNTIME_REQUIRES = [
     "onnxruntime>=1.18; platform_machine != 'x86_64'",
     "onnx>=1.16",
     "rosbags>=0.10",
+    # ISA-L deflate for the bag's 16-bit score PNGs (pixood_ros/bag/png16.py; ~5x zlib's speed)
+    "isal>=1.6",
     "pyyaml>=6",
     "tqdm>=4.60",
     "matplotlib>=3.7",
