@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixood_ros.lookup import lookup_uint8
+
 ALL = "all"
 EVAL_LABELS = "eval-labels"
 AUTO = "auto"
@@ -63,8 +65,8 @@ def _restrict_uint8(ood: np.ndarray, semantic_gt: np.ndarray, classes: Sequence[
     float64-sized temporaries."""
     outside = np.full(256, VOID, np.uint8)
     outside[[c for c in classes if 0 <= c < 256]] = 0
-    labels = outside.take(semantic_gt)  # 0 inside the classes, 255 outside
-    labels |= _NOT_NORMAL.take(ood)  # void unless the pixel is labelled normal
+    labels = lookup_uint8(outside, semantic_gt)  # 0 inside the classes, 255 outside
+    labels |= lookup_uint8(_NOT_NORMAL, ood)  # void unless the pixel is labelled normal
     np.putmask(labels, ood == 1, np.uint8(1))
     return labels
 
