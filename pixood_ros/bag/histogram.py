@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from pixood_ros.bag.output_codec import SCORE_SCALE, quantise
+from pixood_ros.metrics.code_counts import count_codes
 
 FINE_BINS = SCORE_SCALE
 VOID = 255
@@ -40,7 +41,7 @@ def valid_labels(labels: np.ndarray) -> bool:
 
 def all_pixels(bins: np.ndarray) -> np.ndarray:
     """Fine histogram of every pixel."""
-    return np.bincount(bins.ravel().astype(np.intp), minlength=FINE_BINS)
+    return count_codes(bins, FINE_BINS)
 
 
 def labelled(

@@ -1,5 +1,5 @@
 """One frame of semantic ground truth into both semantic accumulators (confusion matrix and
-calibration) with three `bincount`s over integer codes (ground truth x prediction; calibration bin
+calibration) with three counts over integer codes (ground truth x prediction; calibration bin
 x correct; calibration bin weighted by confidence) instead of separate float64 passes. The
 accumulated numbers are bit-for-bit those of `ConfusionMatrixAccumulator.update` and
 `CalibrationAccumulator.update` on the non-void pixels: the same bins (a lookup on the exact
@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .code_counts import count_codes
 from .semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
 VOID = 255
@@ -43,7 +44,10 @@ def add_semantic_frame(
             calibration.update(confidence[valid], correct[valid])
         return
     g, p = gt.ravel(), pred.ravel()
-    pairs = np.bincount((g.astype(np.intp) << 8) | p, minlength=1 << 16).reshape(256, 256)
+    pair_codes = g.astype(np.uint16)
+    pair_codes <<= 8
+    pair_codes |= p
+    pairs = count_codes(pair_codes, 1 << 16).reshape(256, 256)
     _check_ids(pairs, confusion.num_classes)
     n = confusion.num_classes
     confusion.matrix += pairs[:n, :n]
@@ -117,9 +121,10 @@ def _add_calibration(
     np.putmask(bins, g == VOID, np.uint8(n))  # void pixels: a bin of their own
     index = bins.astype(np.intp)  # bincount converts small integer types slowly
     sums = np.bincount(index, weights=confidence, minlength=n + 1)  # float64, pixel order
-    index <<= 1
-    index |= g == p
-    counts = np.bincount(index, minlength=2 * n + 2).reshape(n + 1, 2)
+    codes = bins.astype(np.uint16) if n > _MAX_BINS // 2 else bins  # 2n + 1 fits
+    codes <<= 1
+    codes |= g == p
+    counts = count_codes(codes, 2 * n + 2).reshape(n + 1, 2)
     acc.count += counts[:n].sum(1)
     acc.correct += counts[:n, 1]
     acc.conf_sum += sums[:n]

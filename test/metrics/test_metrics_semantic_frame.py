@@ -24,7 +24,7 @@ def _frame(rng, shape=(61, 83)):
     return pred, gt, confidence
 
 
-@pytest.mark.parametrize("bins", [15, 10, 20])
+@pytest.mark.parametrize("bins", [15, 10, 20, 200])  # 200: 16-bit (bin, correct) codes
 def test_frames_give_the_same_confusion_matrix_and_calibration_sums(bins):
     rng = np.random.default_rng(3)
     confusion, calibration = ConfusionMatrixAccumulator(5), CalibrationAccumulator(bins)
