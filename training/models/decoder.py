@@ -1,14 +1,18 @@
-"""The PixOOD decoder (docs/method.md §2.3): a per-patch 2-layer MLP written as 1x1 convolutions.
+"""The PixOOD decoder (docs/method.md §2.3): a per-patch 2-layer MLP held as 1x1 convolutions.
 
 It is an ``nn.Sequential`` so that, held as ``decoder`` by the end-to-end module, its parameters
 are named ``decoder.0.*`` / ``decoder.2.*`` exactly like the official stage-1 checkpoint: official
-weights load without renaming.
+weights load without renaming. It runs as two matrix products over channels-last patches, the
+same arithmetic: ONNX Runtime's CPU kernels do a 1x1 convolution ~1.75x slower than the matrix
+product (ViT-S/14 at 518x1036, 1536 -> 1536 channels, one thread: 479 ms vs 273 ms).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,6 +29,14 @@ class MLPDecoder(nn.Sequential):
         self.in_channels = int(in_channels)
         self.hidden_channels = hidden
         self.num_classes = int(num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, C, h, w] -> logits [B, classes, h, w]."""
+        first, activation, last = self
+        x = features.permute(0, 2, 3, 1)  # channels last: each 1x1 convolution is a matmul
+        x = F.linear(x, first.weight.flatten(1), first.bias)
+        x = F.linear(activation(x), last.weight.flatten(1), last.bias)
+        return x.permute(0, 3, 1, 2)
 
     def get_config(self) -> dict[str, Any]:
         return {
