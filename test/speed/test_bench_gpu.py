@@ -19,8 +19,9 @@ def test_analytic_flops_match_the_counted_matrix_products():
     counted = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
     flops = model_flops(model, 100, 150)
     assert flops["network_size"] == [70, 112] and flops["tokens"] == 5 * 8 + 1
-    assert counted["aten.convolution"] == flops["patch_embed"] + flops["decoder"]
-    assert counted["aten.addmm"] == flops["block_linear"]
+    assert counted["aten.convolution"] == flops["patch_embed"]
+    # the decoder's 1x1 convolutions run as matrix products (training/models/decoder.py)
+    assert counted["aten.addmm"] == flops["block_linear"] + flops["decoder"]
     # attention (CPU kernels are not counted by PyTorch): Q.K^T and A.V per block
     assert flops["attention"] == 4 * 4 * 41 * 41 * 32
 
