@@ -250,6 +250,21 @@ def test_compressed_jpeg_is_close():
     assert np.abs(decoded.astype(int) - rgb[:, :, ::-1].astype(int)).mean() > 20
 
 
+@pytest.mark.parametrize("channels", [3, 1], ids=["colour", "grey"])
+def test_jpeg_decoded_straight_to_rgb_equals_the_general_path(
+    monkeypatch: pytest.MonkeyPatch, channels: int
+) -> None:
+    """OpenCV's direct RGB decode gives the bytes of BGR decode + cvtColor (and grey as RGB)."""
+    scene = _scene(48, 64, seed=3, block=4)  # detailed: JPEG's colour conversion matters
+    pixels = scene if channels == 3 else scene[:, :, 1]
+    msg = FakeCompressed("jpeg", _encode(".jpg", pixels))
+    fast = ic.compressed_to_rgb(msg)
+    monkeypatch.setattr(ic, "_JPEG_TO_RGB", None)  # what an OpenCV older than 4.10 does
+    general = ic.compressed_to_rgb(msg)
+    assert fast.shape == (48, 64, 3) and fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, general)
+
+
 def test_compressed_gray_bgra_and_16bit_png():
     np.testing.assert_array_equal(
         ic.compressed_to_rgb(FakeCompressed("png", _encode(".png", GRAY))), gray_rgb(GRAY)
