@@ -641,3 +641,21 @@ def test_live_replay_into_the_node(tmp_path, capsys, model):
     assert report["metrics"]["region"]["name"] == "eval-labels"
     assert report["metrics"]["pixel"] == offline["metrics"]["pixel"]
     assert report["metrics"]["components"] == offline["metrics"]["components"]
+
+
+def test_unusable_ground_truth_fails_its_frame_in_bag_order(tmp_path, capsys, model):
+    """A frame whose semantic labels hold a class the model does not have and one whose anomaly
+    labels are not 0/1/255 are each listed as failed, with the reason, in bag order; the other
+    frames are evaluated."""
+    frames = make_frames(4)
+    frames[1].semantic[10, 10] = 40  # not one of the 19 classes, not void
+    frames[2].ood[5, 5] = 7  # not 0, 1 or 255
+    bag = bag_from(frames, tmp_path / "bag")
+    rc, _, err = run(capsys, model, bag, "-o", tmp_path / "out", *COMMON)
+    assert rc == 0, err
+    report = load_report(tmp_path / "out")
+    assert report["frames"]["read"] == 4 and report["frames"]["evaluated"] == 2
+    failed = report["failed_frames"]
+    assert [f["index"] for f in failed] == [1, 2]
+    assert all(f["reason"].startswith("ground truth unusable") for f in failed)
+    assert "[40]" in failed[0]["reason"]
