@@ -234,8 +234,8 @@ def _to_rgb8(pixels: np.ndarray, how: str) -> np.ndarray:
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8"
-# OpenCV >= 4.10 decodes a JPEG straight to RGB (the same bytes as BGR + cvtColor, ~2 ms less per
-# 1080p frame); older ones take the general path.
+# OpenCV >= 4.10 decodes a JPEG straight to RGB (the same bytes as BGR + cvtColor; measured 7.6
+# against 8.0 ms median per 1080p frame); older ones take the general path.
 _JPEG_TO_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 # compressed_depth_image_transport prepends a 12-byte ConfigHeader (int32 + 2 float32) to a PNG.
 _COMPRESSED_DEPTH_HEADER = 12

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pixood_ros import interruption
 from pixood_ros.anomaly_modes import check_mode
 from pixood_ros.bag import report
@@ -33,7 +31,7 @@ from pixood_ros.bag.paths import check_bag, check_model, prepare_out_dir
 from pixood_ros.bag.results import EvalResult
 from pixood_ros.bag.scoring import EvalMetrics, make_metrics, scored_region
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError, one_line
-from pixood_ros.render.overlay import OverlayScratch, overlay_scratch, render_overlay
+from pixood_ros.render.overlay import OverlayRenderer
 from pixood_ros.render.pictures import side_by_side
 from pixood_ros.render.video import VideoWriter
 
@@ -91,10 +89,8 @@ class _Outputs:
         self.info = info  # palette and class names for the video's legend
         self.bag = self.video = None
         self.bag_problem: str | None = None
-        # the overlay's picture and work planes, reused while the frame size stays (a fresh
-        # 1080p set costs ~10 ms of page faults per frame); everything that reads the overlay
-        # is done with it when `write` returns
-        self._overlay: tuple[np.ndarray, OverlayScratch] | None = None
+        # everything that reads the overlay is done with it when `write` returns
+        self._render_overlay = OverlayRenderer()
         if options.output_bag:
             self.bag = OutputBag(
                 out_dir / OUTPUT_BAG_NAME,
@@ -110,13 +106,7 @@ class _Outputs:
     def write(self, frame: BagMessage, rgb: Any, result: Any, threshold: float) -> None:
         if self.bag is None and self.video is None:
             return
-        shape = result.anomaly_score.shape
-        if self._overlay is None or self._overlay[0].shape[:2] != shape:
-            self._overlay = (np.empty((*shape, 3), np.uint8), overlay_scratch(*shape))
-        picture, scratch = self._overlay
-        overlay = render_overlay(
-            rgb, result.anomaly_score, self.alpha, threshold, out=picture, scratch=scratch
-        )
+        overlay = self._render_overlay(rgb, result.anomaly_score, self.alpha, threshold)
         if self.bag is not None:
             self.bag.write(frame, result, threshold, overlay)
         if self.video is not None:

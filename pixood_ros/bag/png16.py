@@ -18,11 +18,8 @@ import numpy as np
 
 try:
     from isal import isal_zlib as _deflate
-
-    DEFLATE = "isal"
 except ImportError:  # pragma: no cover - isal is a runtime dependency; zlib keeps PNG working
     _deflate = zlib
-    DEFLATE = "zlib"
 
 LEVEL = 1  # ISA-L's level 1: its best speed / size trade for smooth score maps
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"

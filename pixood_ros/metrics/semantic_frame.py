@@ -121,7 +121,8 @@ def _add_calibration(
     np.putmask(bins, g == VOID, np.uint8(n))  # void pixels: a bin of their own
     index = bins.astype(np.intp)  # bincount converts small integer types slowly
     sums = np.bincount(index, weights=confidence, minlength=n + 1)  # float64, pixel order
-    codes = bins.astype(np.uint16) if n > _MAX_BINS // 2 else bins  # 2n + 1 fits
+    # (bin, correct) codes, in place in `bins` while 2n + 1 fits a byte (bins is not used again)
+    codes = bins.astype(np.uint16) if n > _MAX_BINS // 2 else bins
     codes <<= 1
     codes |= g == p
     counts = count_codes(codes, 2 * n + 2).reshape(n + 1, 2)

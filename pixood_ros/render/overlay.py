@@ -135,6 +135,24 @@ def render_overlay(
     return out
 
 
+class OverlayRenderer:
+    """`render_overlay` into a picture and work planes kept while the frame size stays, for a
+    stream of frames (a fresh 1080p set costs ~10 ms of page faults a frame). The picture it
+    returns is overwritten by the next call."""
+
+    def __init__(self) -> None:
+        self._buffers: tuple[np.ndarray, OverlayScratch] | None = None
+
+    def __call__(
+        self, rgb: np.ndarray, anomaly_score: np.ndarray, alpha: float, threshold: float
+    ) -> np.ndarray:
+        shape = anomaly_score.shape
+        if self._buffers is None or self._buffers[0].shape[:2] != shape:
+            self._buffers = (np.empty((*shape, 3), np.uint8), overlay_scratch(*shape))
+        picture, scratch = self._buffers
+        return render_overlay(rgb, anomaly_score, alpha, threshold, out=picture, scratch=scratch)
+
+
 def _copy_bgr(rgb: np.ndarray, out: np.ndarray) -> None:
     """out = rgb with the channels reversed (OpenCV's copy is several times numpy's)."""
     if rgb.flags.c_contiguous and out.flags.c_contiguous:

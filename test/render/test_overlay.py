@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pixood_ros.render.outputs import OutputImages, render_overlay
-from pixood_ros.render.overlay import SCALE_RGB, overlay_scratch, score_colours
+from pixood_ros.render.overlay import SCALE_RGB, OverlayRenderer, overlay_scratch, score_colours
 from pixood_ros.render.pictures import anomaly_mask
 
 
@@ -102,3 +102,18 @@ def test_mask_equals_the_plain_formula_at_the_threshold_edges():
             score = _scores_with_edges(rng, height, width, threshold)
             expected = np.where(score >= np.float32(threshold), 255, 0).astype(np.uint8)
             np.testing.assert_array_equal(anomaly_mask(score, threshold), expected)
+
+
+def test_overlay_renderer_reuses_its_buffers_and_follows_the_frame_size():
+    """A stream of frames (bag-eval's): each equals the plain formula, also after a size change."""
+    rng = np.random.default_rng(7)
+    renderer = OverlayRenderer()
+    pictures = []
+    for height, width in [(24, 40), (24, 40), (16, 30)]:
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        score = rng.random((height, width), dtype=np.float32)
+        picture = renderer(rgb, score, 0.6, 0.5)
+        np.testing.assert_array_equal(picture, _plain_overlay(rgb, score, 0.6, 0.5))
+        pictures.append(picture)
+    assert pictures[1] is pictures[0]  # same size: the same buffer, overwritten
+    assert pictures[2].shape == (16, 30, 3)
