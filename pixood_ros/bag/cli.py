@@ -17,7 +17,7 @@ from pathlib import Path
 from pixood_ros.anomaly_modes import anomaly_mode_parent
 from pixood_ros.bag import bagio, ros_names
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
-from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
+from pixood_ros.bag.offline import OUTPUT_BAG_NAME, PIPELINE_STAGES, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
 from pixood_ros.bag.results import EvalResult
@@ -25,6 +25,7 @@ from pixood_ros.bag.scoring import NO_SEMANTIC_LABELS
 from pixood_ros.bag.scoring_options import add_scoring_arguments
 from pixood_ros.cli import (
     OneLineParser,
+    count,
     fail,
     non_negative_float,
     positive_float,
@@ -67,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="ONNX Runtime execution providers in order (tensorrt cuda cpu); "
         "default: best available",
+    )
+    parser.add_argument(
+        "--threads",
+        type=count,
+        default=0,
+        metavar="N",
+        help="ONNX Runtime CPU threads; 0 = the cores this process may run on less "
+        f"{PIPELINE_STAGES}, which the decoding, writing and scoring stages keep busy, at "
+        "least 1 (default: 0)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace results already in OUT_DIR"

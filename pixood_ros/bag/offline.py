@@ -37,6 +37,7 @@ from pixood_ros.render.video import VideoWriter
 
 OUTPUT_BAG_NAME = "output_bag"
 VIDEO_NAME = "overlay.mp4"
+PIPELINE_STAGES = 3  # threads beside the engine: decoding, writing, scoring (frame_loop)
 
 
 @dataclass
@@ -160,10 +161,15 @@ class _Session:
 
 def _load_engine(options: EvalOptions) -> Any:
     from pixood_ros.engine import ModelError, Segmenter
+    from pixood_ros.engine.threads import intra_op_threads
 
+    # The frame loop's other stages keep PIPELINE_STAGES threads busy: the model gets the cores
+    # left (on 2 cores its second thread only waited for them), and no busy-waiting between calls.
+    threads = intra_op_threads(options.threads, reserved=PIPELINE_STAGES)
     try:
-        # the other stages of the frame loop need the cores between model calls
-        engine = Segmenter(options.model, providers=options.providers, spin_wait=False)
+        engine = Segmenter(
+            options.model, providers=options.providers, intra_op_threads=threads, spin_wait=False
+        )
     except ModelError as exc:
         raise UserError(f"cannot use model: {exc}") from exc
     check_mode(options.anomaly_mode, engine.info.anomaly_modes, options.model.name)
@@ -272,6 +278,7 @@ def _build_report(s: _Session, run: Run) -> dict[str, Any]:
             "config_hash": info.config_hash,
             "classes": len(info.class_names),
             "provider": engine.active_provider,
+            "intra_op_threads": engine.intra_op_threads,
             "anomaly_mode": options.anomaly_mode,
         },
         "input": {

@@ -63,6 +63,7 @@ class EvalOptions:
     anomaly_mode: str = DEFAULT_ANOMALY_MODE
     max_frames: int | None = None
     providers: list[str] | None = None
+    threads: int = 0  # ONNX Runtime CPU threads, 0 = sized for the machine (offline)
     overwrite: bool = False
     progress: bool = True
     gt: GroundTruthOptions = field(default_factory=GroundTruthOptions)

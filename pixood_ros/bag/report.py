@@ -211,9 +211,12 @@ def write_markdown(report: dict[str, Any], out_dir: Path) -> Path:
         lines += [f"> **Partial report**: {report['error']}", ""]
     inp = report["input"]
     frames = report["frames"]
+    model = report["model"]
+    threads = model.get("intra_op_threads")  # offline only: the live node reports its own
+    threads_text = f", {threads} CPU thread(s)" if threads else ""
     lines += [
-        f"- model: `{report['model']['path']}` (scorer {report['model']['scorer']}, "
-        f"provider {report['model']['provider']})",
+        f"- model: `{model['path']}` (scorer {model['scorer']}, "
+        f"provider {model['provider']}{threads_text})",
         f"- bag: `{inp['bag']}` ({inp['storage']}), topic `{inp['topic']}` ({inp['msgtype']})",
         f"- ground truth: {inp['ground_truth'] or 'none'}",
         f"- frames: {frames['evaluated']} evaluated, {frames['failed']} failed, "

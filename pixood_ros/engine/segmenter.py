@@ -156,6 +156,7 @@ class Segmenter:
         if TENSORRT in chosen:
             self.trt_cache_dir = self._trt_cache_dir(trt_cache_dir, trt_fp16)
         self._session = self._open_session(chosen, trt_fp16, intra_op_threads, spin_wait, where)
+        self.intra_op_threads = intra_op_threads  # as asked: 0 = ONNX Runtime's default
         self._outputs = _validate_io(self._session, where)
         self.info: ModelInfo = parse_model_info(
             self._session.get_modelmeta().custom_metadata_map,

@@ -19,9 +19,9 @@ from rclpy.parameter import Parameter
 from pixood_ros.anomaly_modes import ANOMALY_MODES, DEFAULT_ANOMALY_MODE
 from pixood_ros.cli import UserError
 from pixood_ros.contract import NODE_OUTPUTS
+from pixood_ros.engine.threads import intra_op_threads
 from pixood_ros.image_conversion import DEFAULT_MAX_PIXELS
 from pixood_ros.node.param_spec import ParamSpec
-from pixood_ros.node.threads import intra_op_threads
 from pixood_ros.render.compressed import (
     CODECS,
     DEFAULT_JPEG_QUALITY,

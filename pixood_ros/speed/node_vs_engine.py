@@ -44,7 +44,7 @@ from pixood_ros.cli import (
     split_names,
 )
 from pixood_ros.contract import NODE_OUTPUTS
-from pixood_ros.node.threads import intra_op_threads
+from pixood_ros.engine.threads import intra_op_threads
 from pixood_ros.render.compressed import CODECS, COMPRESSED_SUFFIX
 from pixood_ros.speed.node_rig import WARMUP_FRAMES, NodeRig
 

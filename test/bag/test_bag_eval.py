@@ -488,12 +488,16 @@ def test_gt_folder_is_paired_by_order(tmp_path, capsys, model, engine):
     assert "no semantic ground truth" in report["metrics"]["region"]["reason"]
 
 
-def test_without_ground_truth_reports_speed_and_histogram(tmp_path, capsys, model):
+def test_without_ground_truth_reports_speed_and_histogram(tmp_path, capsys, model, monkeypatch):
     frames = [Frame(f.name, f.rgb) for f in make_frames(2)]
     bag = bag_from(frames, tmp_path / "bag")
+    # on 8 cores the model gets the 5 its three busy stages leave
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     rc, _, err = run(capsys, model, bag, "-o", tmp_path / "out", *COMMON, "--max-frames", "1")
     assert rc == 0, err
     report = load_report(tmp_path / "out")
+    assert report["model"]["intra_op_threads"] == 5
+    assert "5 CPU thread(s)" in (tmp_path / "out" / "report.md").read_text()
     assert report["frames"]["read"] == 1
     assert "pixel" not in report["metrics"]
     assert (tmp_path / "out" / "score_histogram.png").is_file()
@@ -509,6 +513,7 @@ def test_user_errors_are_one_line_exit_2(tmp_path, capsys, model):
         ([model, bag, "-o", out, "--topic", "/nope"], "topic /nope is not in the bag (topics:"),
         ([model, bag, "-o", out, "--gt-topic", "/nope"], "--gt-topic /nope is not in the bag"),
         ([model, bag, "-o", out, "--threshold", "2"], "--threshold: must be in [0, 1]"),
+        ([model, bag, "-o", out, "--threads", "-1"], "--threads: must be >= 0"),
     ]
     for args, expected in cases:
         rc, _, err = run(capsys, *args, *COMMON)

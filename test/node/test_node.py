@@ -33,8 +33,8 @@ from test_node_graph import (
 
 from pixood_ros import image_conversion as ic
 from pixood_ros.engine import Segmenter
+from pixood_ros.engine.threads import intra_op_threads
 from pixood_ros.node.pixood_node import PixoodNode
-from pixood_ros.node.threads import intra_op_threads
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 pytestmark = pytest.mark.ros

@@ -3,7 +3,6 @@ parameter validation."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,6 @@ from pixood_ros.image_conversion import array_to_image
 from pixood_ros.node.mailbox import LatestFrameMailbox
 from pixood_ros.node.parameters import SettingsError, model_search_paths, resolve_model_path
 from pixood_ros.node.stats import PipelineStats
-from pixood_ros.node.threads import intra_op_threads
 from pixood_ros.render.outputs import ENCODINGS, OutputImages, anomaly_mask, render_overlay
 
 
@@ -164,10 +162,3 @@ def test_model_path_resolution(tmp_path, monkeypatch):
         str(p).endswith("checkpoints/pixood_demo.onnx")
         for p in model_search_paths("checkpoints/pixood_demo.onnx")
     )
-
-
-def test_onnx_runtime_threads_leave_one_available_core_to_the_publisher(monkeypatch):
-    assert intra_op_threads(3) == 3  # asked for: taken as given
-    for cores, threads in (({0}, 1), ({0, 1}, 1), (set(range(8)), 7), ({2, 5, 6}, 2)):
-        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, c=cores: c, raising=False)
-        assert intra_op_threads(0) == threads
