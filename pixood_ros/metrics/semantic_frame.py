@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from pixood_ros.lookup import lookup_uint16
+
 from .code_counts import count_codes
 from .semantic import CalibrationAccumulator, ConfusionMatrixAccumulator
 
@@ -107,7 +109,7 @@ def _bin_lookup(n_bins: int) -> np.ndarray:
 def _calibration_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     fine = np.multiply(confidence, np.float32(_FINE), dtype=np.float32)
     np.minimum(fine, np.float32(_FINE - 1), out=fine)
-    bins = _bin_lookup(n_bins).take(fine.astype(np.uint16))
+    bins = lookup_uint16(_bin_lookup(n_bins), fine.astype(np.uint16))
     straddling = np.flatnonzero(bins == _STRADDLES)
     bins[straddling] = _old_bins(confidence[straddling], n_bins)
     return bins

@@ -11,10 +11,11 @@ alpha 1 nothing but the flagged pixels changes, and moving the threshold changes
 `render_overlay` runs once per frame in the node's worker thread (see `outputs.OutputImages`), so
 it is written for speed: the camera image is copied by OpenCV, only the rows that hold a flagged
 pixel are touched, and each colour plane of those is one table look-up (`_blend_tables`: the plain
-formula's value for every level and camera byte, computed once per alpha), working in reusable
-scratch planes (`overlay_scratch`) because on a VM every fresh multi-megabyte array costs
-thousands of page faults (1280x720 on a 2-core VM: 0.2 ms when nothing is flagged, about 7 ms
-when every row holds a flagged pixel). The pixels are exactly those of the plain formula
+formula's value for every level and camera byte, computed once per alpha; read through
+`pixood_ros.lookup.lookup_uint16`, OpenCV's where it can), working in reusable scratch planes
+(`overlay_scratch`) because on a VM every fresh multi-megabyte array costs thousands of page
+faults (1280x720 on a 2-core VM: 0.2 ms when nothing is flagged, about 7 ms when every row holds
+a flagged pixel, before the OpenCV look-up). The pixels are exactly those of the plain formula
 (`rint((1 - a) * camera + a * colour)` in float32, colour = `SCALE_RGB[flagged_levels(score)]`);
 a unit test checks this.
 """
@@ -26,6 +27,7 @@ import functools
 import cv2
 import numpy as np
 
+from pixood_ros.lookup import lookup_uint16
 from pixood_ros.thresholds import DEFAULT_ANOMALY_THRESHOLD
 
 OVERLAY_ALPHA = 0.6  # the node's default overlay_alpha; videos and figures use it too
@@ -131,7 +133,7 @@ def render_overlay(
     tables = _blend_tables(float(alpha))
     for plane in range(3):
         channel = camera_rows[:, :, plane]
-        np.copyto(channel, tables[plane].take(np.add(index, channel, dtype=np.uint16)))
+        np.copyto(channel, lookup_uint16(tables[plane], np.add(index, channel, dtype=np.uint16)))
     return out
 
 
