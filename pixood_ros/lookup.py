@@ -20,9 +20,9 @@ def lookup_uint8(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     """`table[values]` for a uint8 `values` array and a 256-entry uint8 or bool `table` (a new
     array of `values`' shape and `table`'s dtype)."""
     _check(table, values, np.uint8)
-    if values.size == 0 or values.ndim != 2:  # OpenCV maps 2-D arrays one to one
+    if values.size == 0 or values.ndim > 2:
         return table.take(values)
-    return cv2.LUT(values, table.view(np.uint8)).view(table.dtype)
+    return _opencv_lookup(table, values)
 
 
 def lookup_uint16(table: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -32,6 +32,11 @@ def lookup_uint16(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     _check(table, values, np.uint16)
     if values.size == 0 or values.ndim > 2 or not _opencv_reads_uint16():
         return table.take(values)
+    return _opencv_lookup(table, values)
+
+
+def _opencv_lookup(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """cv2.LUT of a 1-D or 2-D map (OpenCV maps 2-D arrays one to one: a 1-D one goes as a row)."""
     rows = values if values.ndim == 2 else values.reshape(1, -1)
     return cv2.LUT(rows, table.view(np.uint8)).view(table.dtype).reshape(values.shape)
 
@@ -42,9 +47,9 @@ def _check(table: np.ndarray, values: np.ndarray, dtype: type) -> None:
         raise ValueError(
             f"a lookup table has {entries} uint8 or bool entries, got {table.dtype} {table.shape}"
         )
+    name = np.dtype(dtype).name
     if values.dtype != dtype:
-        raise ValueError(f"lookup_{np.dtype(dtype).name} needs {np.dtype(dtype).name} values, "
-                         f"got {values.dtype}")  # fmt: skip
+        raise ValueError(f"lookup_{name} needs {name} values, got {values.dtype}")
 
 
 @functools.cache

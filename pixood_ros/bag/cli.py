@@ -16,8 +16,9 @@ from pathlib import Path
 
 from pixood_ros.anomaly_modes import anomaly_mode_parent
 from pixood_ros.bag import bagio, ros_names
+from pixood_ros.bag.frame_loop import STAGES_BESIDE_ENGINE
 from pixood_ros.bag.make_bag import DEFAULT_GT_TOPIC, DEFAULT_SEMANTIC_TOPIC
-from pixood_ros.bag.offline import OUTPUT_BAG_NAME, PIPELINE_STAGES, VIDEO_NAME, evaluate
+from pixood_ros.bag.offline import OUTPUT_BAG_NAME, VIDEO_NAME, evaluate
 from pixood_ros.bag.options import eval_options, live_options
 from pixood_ros.bag.output_bag import DEFAULT_NAMESPACE, DEFAULT_OVERLAY_ALPHA
 from pixood_ros.bag.results import EvalResult
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="ONNX Runtime CPU threads; 0 = the cores this process may run on less "
-        f"{PIPELINE_STAGES}, which the decoding, writing and scoring stages keep busy, at "
+        f"{STAGES_BESIDE_ENGINE}, which the decoding, writing and scoring stages keep busy, at "
         "least 1 (default: 0)",
     )
     parser.add_argument(

@@ -28,6 +28,9 @@ from pixood_ros.bag.pipeline import Pipeline, StageFailed
 from pixood_ros.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, one_line
 from pixood_ros.frames import SourceError
 
+# Threads the loop keeps busy beside the engine's: this one decoding, the writer, the scorer.
+STAGES_BESIDE_ENGINE = 3
+
 
 @dataclass
 class Run:

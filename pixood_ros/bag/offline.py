@@ -23,7 +23,7 @@ from pixood_ros.anomaly_modes import check_mode
 from pixood_ros.bag import report
 from pixood_ros.bag.bag_input import BagInput
 from pixood_ros.bag.bagio import BagMessage
-from pixood_ros.bag.frame_loop import Run, replay
+from pixood_ros.bag.frame_loop import STAGES_BESIDE_ENGINE, Run, replay
 from pixood_ros.bag.ground_truth import GtFolder, camera_topic, decode_labels, resolve_gt_topics
 from pixood_ros.bag.options import EvalOptions, OutputOptions
 from pixood_ros.bag.output_bag import OutputBag
@@ -37,7 +37,6 @@ from pixood_ros.render.video import VideoWriter
 
 OUTPUT_BAG_NAME = "output_bag"
 VIDEO_NAME = "overlay.mp4"
-PIPELINE_STAGES = 3  # threads beside the engine: decoding, writing, scoring (frame_loop)
 
 
 @dataclass
@@ -163,9 +162,9 @@ def _load_engine(options: EvalOptions) -> Any:
     from pixood_ros.engine import ModelError, Segmenter
     from pixood_ros.engine.threads import intra_op_threads
 
-    # The frame loop's other stages keep PIPELINE_STAGES threads busy: the model gets the cores
-    # left (on 2 cores its second thread only waited for them), and no busy-waiting between calls.
-    threads = intra_op_threads(options.threads, reserved=PIPELINE_STAGES)
+    # The frame loop's other stages keep their threads busy: the model gets the cores left (on
+    # 2 cores its second thread only waited for them), and no busy-waiting between calls.
+    threads = intra_op_threads(options.threads, reserved=STAGES_BESIDE_ENGINE)
     try:
         engine = Segmenter(
             options.model, providers=options.providers, intra_op_threads=threads, spin_wait=False
